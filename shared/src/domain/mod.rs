@@ -1,0 +1,15 @@
+//! The pure core: no I/O, no async, no AWS or HTTP types.
+
+pub mod connection;
+pub mod event;
+pub mod ids;
+pub mod platform;
+pub mod post;
+pub mod text;
+pub mod time;
+
+pub use connection::{Connection, ConnectionStatus};
+pub use ids::{EventId, InvalidId, PostId, ProfileId, ProjectId, ServicePostId};
+pub use platform::{Platform, UnknownPlatform};
+pub use post::{EntryStatus, Generation, PlatformEntry, PostReport, PostState, PostStatus};
+pub use time::Timestamp;

@@ -1,0 +1,71 @@
+//! Points in time: RFC 3339 UTC on every wire and in every item.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// A UTC instant, ordered, printed as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(OffsetDateTime::now_utc())
+    }
+
+    pub fn from_unix(seconds: i64) -> Self {
+        Self(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+
+    /// Parses RFC 3339 with any offset (normalised to UTC); `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        OffsetDateTime::parse(raw, &Rfc3339).ok().map(|t| Self(t.to_offset(UtcOffset::UTC)))
+    }
+
+    pub fn unix(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    pub fn plus_seconds(self, seconds: i64) -> Self {
+        Self(self.0.saturating_add(time::Duration::seconds(seconds)))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        self.0.format(&Rfc3339).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Timestamp::parse(&raw).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {raw:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_service_times_with_and_without_fractions_and_offsets() {
+        let a = Timestamp::parse("2026-03-01T10:00:00Z").unwrap();
+        let b = Timestamp::parse("2026-03-01T11:00:00.000+01:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_rfc3339(), "2026-03-01T10:00:00Z");
+        assert!(Timestamp::parse("yesterday").is_none());
+    }
+}
