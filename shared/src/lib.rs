@@ -3,3 +3,8 @@
 
 pub mod domain;
 pub mod wire;
+pub mod adapters;
+pub mod ports;
+pub mod config;
+pub mod handlers;
+pub mod signature;

@@ -1,0 +1,445 @@
+//! DynamoDB: one table, `pk`/`sk`, TTL attribute `expires_at`. Every write is read → pure join →
+//! conditional write on the item's `version`, so concurrent writers can only ever add evidence.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | post | `PROJECT#{project}` | `POST#{post}` |
+//! | project's profile | `PROJECT#{project}` | `PROFILE` |
+//! | profile → project routing | `PROFILE#{profile}` | `ROUTE` |
+//! | connection | `PROFILE#{profile}` | `CONN#{platform}` |
+//! | event taken | `EVENT#{event id}` | `EVENT` |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::connection::join_connection;
+use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
+use crate::ports::{EventStore, Outcome, StoreError};
+
+/// How long an event id stays taken: the service redelivers for about 51 hours.
+pub const EVENT_RETENTION_SECONDS: i64 = 8 * 24 * 3600;
+/// Optimistic-concurrency rounds before giving up (the event then goes to the retry queue).
+const MAX_ROUNDS: usize = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub mod keys {
+    use super::*;
+
+    pub fn post(project: &ProjectId, post: &PostId) -> (String, String) {
+        (format!("PROJECT#{project}"), format!("POST#{post}"))
+    }
+    pub fn project_profile(project: &ProjectId) -> (String, String) {
+        (format!("PROJECT#{project}"), "PROFILE".to_owned())
+    }
+    pub fn route(profile: &ProfileId) -> (String, String) {
+        (format!("PROFILE#{profile}"), "ROUTE".to_owned())
+    }
+    pub fn connection(profile: &ProfileId, platform: Platform) -> (String, String) {
+        (format!("PROFILE#{profile}"), format!("CONN#{}", platform.api_name()))
+    }
+    pub fn event(id: &EventId) -> (String, String) {
+        (format!("EVENT#{id}"), "EVENT".to_owned())
+    }
+}
+
+fn key_map((pk, sk): (String, String)) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk))])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostItem {
+    pub pk: String,
+    pub sk: String,
+    pub project_id: ProjectId,
+    pub post_id: PostId,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(flatten)]
+    pub state: PostState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub pk: String,
+    pub sk: String,
+    pub project_id: ProjectId,
+    pub profile_id: ProfileId,
+    pub version: u64,
+    pub updated_at: Timestamp,
+    #[serde(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RouteItem {
+    pk: String,
+    sk: String,
+    project_id: ProjectId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ProjectProfileItem {
+    pk: String,
+    sk: String,
+    profile_id: ProfileId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EventItem {
+    pk: String,
+    sk: String,
+    taken_at: Timestamp,
+    expires_at: i64,
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+/// What to do with the items an event concerns, decided by the pure domain.
+enum Plan {
+    /// Nothing to change: only take the event id.
+    Nothing,
+    /// Write this item, on condition that the stored version is still `expected` (none: absent).
+    Write { item: Item, expected: Option<u64> },
+    Defer,
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn conditional_put(&self, mut item: Item, expected: Option<u64>) -> Result<Put, StoreError> {
+        let next = expected.map_or(1, |v| v + 1);
+        item.insert("version".into(), AttributeValue::N(next.to_string()));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        put.build().map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    fn event_put(&self, event: &EventId, now: Timestamp) -> Result<Put, StoreError> {
+        let (pk, sk) = keys::event(event);
+        let item = encode(&EventItem { pk, sk, taken_at: now, expires_at: now.plus_seconds(EVENT_RETENTION_SECONDS).unix() })?;
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.unix().to_string()))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Reads the event record (if any) and the given items in one consistent request.
+    async fn read(
+        &self,
+        event: Option<&EventId>,
+        keys: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<(bool, Vec<Option<Item>>), StoreError> {
+        let mut gets: Vec<TransactGetItem> = Vec::with_capacity(keys.len() + 1);
+        for key in event.map(keys::event).into_iter().chain(keys.iter().cloned()) {
+            let get = Get::builder().table_name(&self.table).set_key(Some(key_map(key))).build();
+            gets.push(TransactGetItem::builder().get(get.map_err(|e| StoreError::Corrupt(e.to_string()))?).build());
+        }
+        let out = self.client.transact_get_items().set_transact_items(Some(gets)).send().await.map_err(unavailable)?;
+        let mut items: Vec<Option<Item>> =
+            out.responses.unwrap_or_default().into_iter().map(|r| r.item.filter(|i| !i.is_empty())).collect();
+        items.resize(keys.len() + usize::from(event.is_some()), None);
+        let taken = match event {
+            // Emulators (and DynamoDB for up to 48 h) keep expired items: compare the expiry here.
+            Some(_) => match items.remove(0) {
+                Some(record) => decode::<EventItem>(record)?.expires_at >= now.unix(),
+                None => false,
+            },
+            None => false,
+        };
+        Ok((taken, items))
+    }
+
+    /// Read → plan → conditional write, until the write lands on what was read.
+    async fn apply(
+        &self,
+        event: Option<&EventId>,
+        keys: &[(String, String)],
+        now: Timestamp,
+        plan: impl Fn(Vec<Option<Item>>) -> Result<Plan, StoreError>,
+    ) -> Result<Outcome, StoreError> {
+        for _ in 0..MAX_ROUNDS {
+            let (taken, items) = self.read(event, keys, now).await?;
+            if taken {
+                return Ok(Outcome::Duplicate);
+            }
+            let write = match plan(items)? {
+                Plan::Ignore => return Ok(Outcome::Ignored),
+                Plan::Defer => return Ok(Outcome::Deferred),
+                Plan::Nothing => None,
+                Plan::Write { item, expected } => Some(self.conditional_put(item, expected)?),
+            };
+            match (event, write) {
+                (None, None) => return Ok(Outcome::Applied { changed: false }),
+                (Some(event), None) => {
+                    let put = self.event_put(event, now)?;
+                    let sent = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(put.item))
+                        .set_condition_expression(put.condition_expression)
+                        .set_expression_attribute_values(put.expression_attribute_values)
+                        .send()
+                        .await;
+                    return match sent {
+                        Ok(_) => Ok(Outcome::Applied { changed: false }),
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                            Ok(Outcome::Duplicate)
+                        }
+                        Err(e) => Err(unavailable(e)),
+                    };
+                }
+                (None, Some(put)) => {
+                    let sent = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(put.item))
+                        .set_condition_expression(put.condition_expression)
+                        .set_expression_attribute_values(put.expression_attribute_values)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(_) => return Ok(Outcome::Applied { changed: true }),
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                (Some(event), Some(put)) => {
+                    let items = vec![
+                        TransactWriteItem::builder().put(self.event_put(event, now)?).build(),
+                        TransactWriteItem::builder().put(put).build(),
+                    ];
+                    let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+                    match sent {
+                        Ok(_) => return Ok(Outcome::Applied { changed: true }),
+                        Err(e) => {
+                            let reasons: Vec<Option<String>> = match e.as_service_error() {
+                                Some(s) if s.is_transaction_canceled_exception() => match s {
+                                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                                        c.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
+                                    }
+                                    _ => Vec::new(),
+                                },
+                                _ => return Err(unavailable(e)),
+                            };
+                            if reasons.first().and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed") {
+                                return Ok(Outcome::Duplicate);
+                            }
+                            // The item moved under us (or a transaction conflicted): read again.
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The post as stored, if any.
+    pub async fn get_post(&self, project: &ProjectId, post: &PostId) -> Result<Option<PostItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::post(project, post))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.filter(|i| !i.is_empty()).map(decode).transpose()
+    }
+
+    /// One platform's connection under a profile, if any.
+    pub async fn get_connection(&self, profile: &ProfileId, platform: Platform) -> Result<Option<ConnectionItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::connection(profile, platform))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.filter(|i| !i.is_empty()).map(decode).transpose()
+    }
+
+    /// Records the project's profile and the routing that lets account webhooks find the
+    /// project, together.
+    pub async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
+        let (pk, sk) = keys::project_profile(project);
+        let pointer = encode(&ProjectProfileItem { pk, sk, profile_id: profile.clone() })?;
+        let (pk, sk) = keys::route(profile);
+        let route = encode(&RouteItem { pk, sk, project_id: project.clone() })?;
+        let puts = [pointer, route].into_iter().map(|item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        });
+        let items = puts.collect::<Result<Vec<_>, _>>()?;
+        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Joins evidence that carries no event id (a publish answer, a Sync, a manual delete) into
+    /// the post, creating it if needed.
+    pub async fn merge_post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        evidence: &PostState,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        self.apply(None, &[keys::post(project, post)], now, |items| {
+            plan_post(project, post, items, now, |_| Ok(evidence.clone()))
+        })
+        .await
+    }
+
+    /// Several items at once (at most 100 keys), in one request when nothing is throttled.
+    pub async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for key in keys {
+            request = request.keys(key_map(key.clone()));
+        }
+        let request = request.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
+        let mut found = Vec::new();
+        while let Some(unprocessed) = pending.filter(|p| !p.is_empty()) {
+            let out = self.client.batch_get_item().set_request_items(Some(unprocessed)).send().await.map_err(unavailable)?;
+            found.extend(out.responses.unwrap_or_default().into_values().flatten());
+            pending = out.unprocessed_keys;
+        }
+        Ok(found)
+    }
+}
+
+/// The post plan shared by every writer: join the evidence into what is stored.
+fn plan_post(
+    project: &ProjectId,
+    post: &PostId,
+    mut items: Vec<Option<Item>>,
+    now: Timestamp,
+    evidence: impl FnOnce(Option<&PostState>) -> Result<PostState, crate::domain::post::Unapplied>,
+) -> Result<Plan, StoreError> {
+    let stored: Option<PostItem> = items.pop().flatten().map(decode).transpose()?;
+    let Ok(evidence) = evidence(stored.as_ref().map(|s| &s.state)) else {
+        return Ok(Plan::Defer);
+    };
+    let (pk, sk) = keys::post(project, post);
+    let (joined, expected, created_at) = match &stored {
+        Some(s) => (s.state.join(&evidence), Some(s.version), s.created_at),
+        None => (PostState::default().join(&evidence), None, now),
+    };
+    if stored.as_ref().is_some_and(|s| s.state == joined) {
+        return Ok(Plan::Nothing);
+    }
+    let item = PostItem {
+        pk,
+        sk,
+        project_id: project.clone(),
+        post_id: post.clone(),
+        version: 0,
+        created_at,
+        updated_at: now,
+        state: joined,
+    };
+    Ok(Plan::Write { item: encode(&item)?, expected })
+}
+
+impl EventStore for DynamoStore {
+    async fn apply_post_report(
+        &self,
+        event: &EventId,
+        project: &ProjectId,
+        post: &PostId,
+        report: &PostReport,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        self.apply(Some(event), &[keys::post(project, post)], now, |items| {
+            plan_post(project, post, items, now, |stored| report.to_state(stored))
+        })
+        .await
+    }
+
+    async fn apply_connection_evidence(
+        &self,
+        event: &EventId,
+        profile: &ProfileId,
+        evidence: &Connection,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let keys = [keys::route(profile), keys::connection(profile, evidence.platform)];
+        self.apply(Some(event), &keys, now, |mut items| {
+            let stored: Option<ConnectionItem> = items.pop().flatten().map(decode).transpose()?;
+            let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
+                return Ok(Plan::Ignore);
+            };
+            let joined = join_connection(stored.as_ref().map(|s| &s.connection), evidence);
+            let (pk, sk) = keys::connection(profile, evidence.platform);
+            let (expected, updated_at) = match &stored {
+                Some(s) if s.connection == joined => return Ok(Plan::Nothing),
+                // `updated_at` moves only when what the API shows moves.
+                Some(s) if s.connection.view() == joined.view() => (Some(s.version), s.updated_at),
+                Some(s) => (Some(s.version), now),
+                None => (None, now),
+            };
+            let item = ConnectionItem {
+                pk,
+                sk,
+                project_id: route.project_id,
+                profile_id: profile.clone(),
+                version: 0,
+                updated_at,
+                connection: joined,
+            };
+            Ok(Plan::Write { item: encode(&item)?, expected })
+        })
+        .await
+    }
+}

@@ -1,0 +1,5 @@
+//! The only places AWS SDK and HTTP client types appear; SDK errors become domain outcomes here.
+
+pub mod aws;
+pub mod dynamo;
+pub mod sqs;

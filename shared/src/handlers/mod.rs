@@ -1,0 +1,7 @@
+//! One module per job. Each takes its ports and a request and returns a response; the Lambda
+//! binaries and the dev gateway call exactly these.
+
+pub mod events;
+pub mod http;
+pub mod retry;
+pub mod webhook;

@@ -1,0 +1,84 @@
+//! Webhook receipt: verify the raw bytes, parse, apply with the event id taken in the same
+//! write, and hand what cannot be applied now to the retry queue. Never calls the service.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use super::{events, http};
+use crate::domain::event::{parse_event, Action};
+use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
+use crate::signature::WebhookSecrets;
+
+/// Bodies above this are refused unread.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const SIGNATURE_HEADERS: [&str; 2] = ["x-zernio-signature", "x-late-signature"];
+pub const EVENT_ID_HEADER: &str = "x-zernio-event-id";
+
+/// Everything the webhook needs, built once per process.
+pub struct Webhook<S, Q, C> {
+    pub store: S,
+    pub queue: Q,
+    pub clock: C,
+    pub secrets: WebhookSecrets,
+}
+
+fn status(word: &str) -> Response<Body> {
+    http::json(200, &json!({ "status": word }))
+}
+
+impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let body: &[u8] = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return http::error(413, "payload_too_large", "The body is over 1 MiB; nothing was stored.");
+        }
+        let signature = SIGNATURE_HEADERS.iter().find_map(|h| request.headers().get(*h)).and_then(|v| v.to_str().ok());
+        if !signature.is_some_and(|sig| self.secrets.verify(body, sig)) {
+            tracing::warn!(has_signature = signature.is_some(), "webhook refused: signature missing or wrong");
+            return http::error(401, "invalid_signature", "The signature is missing or does not match; nothing was stored.");
+        }
+        let received_at = self.clock.now();
+        let header_id = request.headers().get(EVENT_ID_HEADER).and_then(|v| v.to_str().ok());
+        let event = match parse_event(body, header_id, received_at) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook refused: not an event");
+                return http::error(400, "invalid_event", &format!("The body is not a webhook event ({e}); nothing was stored."));
+            }
+        };
+        let span = tracing::info_span!("webhook", event_id = %event.id, event = %event.name);
+        let _guard = span.enter();
+        if let Action::Ignore(reason) = event.action {
+            tracing::info!(reason = reason.as_str(), "event ignored");
+            return status("ignored");
+        }
+        match events::apply(&self.store, &event, received_at).await {
+            Ok(Outcome::Applied { changed }) => {
+                tracing::info!(changed, "event processed");
+                status("processed")
+            }
+            Ok(Outcome::Duplicate) => status("duplicate"),
+            Ok(Outcome::Ignored) => {
+                tracing::info!("event ignored: no project for its profile");
+                status("ignored")
+            }
+            Ok(Outcome::Deferred) => self.queue(event.id, received_at, body, "not applicable yet").await,
+            Err(e) => self.queue(event.id, received_at, body, &e.to_string()).await,
+        }
+    }
+
+    async fn queue(&self, event_id: crate::domain::EventId, received_at: crate::domain::Timestamp, body: &[u8], why: &str) -> Response<Body> {
+        // The body verified and parsed as JSON, so it is UTF-8.
+        let message = RetryMessage { event_id, received_at, body: String::from_utf8_lossy(body).into_owned() };
+        match self.queue.enqueue(&message).await {
+            Ok(()) => {
+                tracing::warn!(why, "event queued for retry");
+                status("queued")
+            }
+            Err(e) => {
+                tracing::error!(why, error = %e, "event neither applied nor queued; the service will deliver it again");
+                http::error(500, "internal", "The event could not be stored now; deliver it again.")
+            }
+        }
+    }
+}
