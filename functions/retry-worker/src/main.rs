@@ -11,7 +11,7 @@ use shared::handlers::retry::RetryWorker;
 async fn main() -> Result<(), Error> {
     config::init_logging();
     let sdk = aws::sdk_config().await;
-    let worker = RetryWorker { store: DynamoStore::new(aws::dynamodb_client(&sdk, None), config::table_name()?) };
+    let worker = RetryWorker { store: DynamoStore::new(aws::dynamodb_client(&sdk, &Default::default()), config::table_name()?) };
     let worker = &worker;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(worker.handle(event.payload).await) })).await
 }

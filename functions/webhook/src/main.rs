@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     config::init_logging();
     let sdk = aws::sdk_config().await;
     let webhook = Webhook {
-        store: DynamoStore::new(aws::dynamodb_client(&sdk, None), config::table_name()?),
-        queue: SqsRetryQueue::new(aws::sqs_client(&sdk, None), config::retry_queue_url()?),
+        store: DynamoStore::new(aws::dynamodb_client(&sdk, &Default::default()), config::table_name()?),
+        queue: SqsRetryQueue::new(aws::sqs_client(&sdk, &Default::default()), config::retry_queue_url()?),
         clock: SystemClock,
         secrets: config::webhook_secrets()?,
     };

@@ -14,6 +14,11 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 /// The shared SDK configuration: region, credentials and endpoints from the standard
 /// environment (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` point at local stand-ins).
 pub async fn sdk_config() -> SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The loader behind [`sdk_config`], for callers that add credentials or a region of their own.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -23,21 +28,40 @@ pub async fn sdk_config() -> SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }
 
-pub fn dynamodb_client(config: &SdkConfig, tap: Option<&RequestTap>) -> aws_sdk_dynamodb::Client {
+/// What a caller may add to a client: another endpoint, a request tap.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    pub endpoint: Option<String>,
+    pub tap: Option<RequestTap>,
+    /// Replaces the request-path timeouts (a long-polling receive needs longer ones).
+    pub timeouts: Option<TimeoutConfig>,
+}
+
+pub fn dynamodb_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_dynamodb::Client {
     let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
-    if let Some(tap) = tap {
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    if let Some(timeouts) = &options.timeouts {
+        builder = builder.timeout_config(timeouts.clone());
+    }
+    if let Some(tap) = &options.tap {
         builder = builder.interceptor(tap.clone());
     }
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
 
-pub fn sqs_client(config: &SdkConfig, tap: Option<&RequestTap>) -> aws_sdk_sqs::Client {
+pub fn sqs_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_sqs::Client {
     let mut builder = aws_sdk_sqs::config::Builder::from(config);
-    if let Some(tap) = tap {
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    if let Some(timeouts) = &options.timeouts {
+        builder = builder.timeout_config(timeouts.clone());
+    }
+    if let Some(tap) = &options.tap {
         builder = builder.interceptor(tap.clone());
     }
     aws_sdk_sqs::Client::from_conf(builder.build())

@@ -142,16 +142,22 @@ pub fn parse_event(body: &[u8], header_id: Option<&str>, received_at: Timestamp)
                 .post
                 .and_then(|v| serde_json::from_value(v).ok())
                 .ok_or(InvalidEvent::Missing("post", "a \"post\" object"))?;
-            post_action(kind, &post)?
+            post_action(kind, &post, evidence_at)?
         }
     };
     Ok(WebhookEvent { id, name, action })
 }
 
-fn post_action(kind: EventKind, post: &WirePost) -> Result<Action, InvalidEvent> {
-    let report = post
+fn post_action(kind: EventKind, post: &WirePost, evidence_at: Timestamp) -> Result<Action, InvalidEvent> {
+    let mut report = post
         .report(kind.default_entry_status(), kind == EventKind::PostCancelled)
         .ok_or(InvalidEvent::Missing("post", "a post id"))?;
+    // A copy reported live without its own time went live no later than the event.
+    for platform in &mut report.platforms {
+        if platform.status.unwrap_or(report.default_status) == EntryStatus::Published && platform.published_at.is_none() {
+            platform.published_at = report.published_at.or(Some(evidence_at));
+        }
+    }
     let metadata = post.metadata.clone().unwrap_or_default();
     let project = metadata.stacc_project_id.and_then(|p| ProjectId::parse(p).ok());
     let post_id = metadata.stacc_post_id.and_then(|p| PostId::parse(p).ok());

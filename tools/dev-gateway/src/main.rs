@@ -1,1 +1,98 @@
-fn main(){}
+//! `make run`'s gateway: embedded DynamoDB (SQLite file), the table and queues, the routes, and
+//! the retry-queue poller, until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use dev_gateway::local_dynamo::LocalDynamo;
+use dev_gateway::{infra, local_sdk_config, Gateway, GatewayConfig, PollSettings};
+use shared::adapters::aws::{self, ClientOptions};
+use shared::signature::WebhookSecrets;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+fn port(name: &str, default: u16) -> Result<u16, BoxError> {
+    setting(name, &default.to_string()).parse().map_err(|_| format!("{name} must be a port number").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    shared::config::init_logging();
+    let app_port = port("APP_PORT", 3000)?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], app_port));
+    if std::net::TcpListener::bind(listen).is_err() {
+        return Err(format!("port {app_port} is taken: is another `make run` running? (set APP_PORT to use another)").into());
+    }
+    let table = setting("TABLE_NAME", "stacc-social");
+
+    // DynamoDB: the embedded emulator, unless AWS_ENDPOINT_URL_DYNAMODB names another one.
+    let mut embedded = None;
+    let dynamodb = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|v| !v.is_empty()) {
+        Some(_) => ClientOptions::default(),
+        None => {
+            let dir = setting("LOCAL_DATA_DIR", ".local");
+            std::fs::create_dir_all(&dir)?;
+            let path = format!("{dir}/dynamodb.sqlite");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port("DYNAMODB_PORT", 8000)?));
+            let local = LocalDynamo::file(&path, addr)
+                .await
+                .map_err(|e| format!("embedded DynamoDB on {addr}: {e} (set DYNAMODB_PORT to use another port)"))?;
+            let options = ClientOptions { endpoint: Some(local.endpoint()), tap: None };
+            println!("DynamoDB (embedded, data in {path}): {}", local.endpoint());
+            embedded = Some(local);
+            options
+        }
+    };
+    let sdk = local_sdk_config().await;
+    infra::ensure_table(&aws::dynamodb_client(&sdk, &dynamodb), &table).await?;
+    let queues = infra::ensure_queues(
+        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &setting("RETRY_QUEUE_NAME", "stacc-social-retry"),
+        &setting("DEAD_LETTER_QUEUE_NAME", "stacc-social-retry-dlq"),
+    )
+    .await
+    .map_err(|e| format!("SQS at {}: {e}", setting("AWS_ENDPOINT_URL_SQS", "(AWS_ENDPOINT_URL_SQS not set)")))?;
+
+    let gateway = Gateway::start(GatewayConfig {
+        listen,
+        dynamodb,
+        sqs: ClientOptions::default(),
+        table: table.clone(),
+        retry_queue_url: queues.retry_url.clone(),
+        secrets: WebhookSecrets::from_list(&setting("WEBHOOK_SECRETS", "local-webhook-secret")),
+        poll: Some(PollSettings::default()),
+    })
+    .await?;
+    println!("table: {table}");
+    println!("retry queue: {}", queues.retry_url);
+    println!("dead-letter queue: {}", queues.dead_letter_url);
+    println!("gateway: {} (GET /healthz, POST /webhooks/zernio)", gateway.url());
+
+    shutdown_signal().await;
+    println!("stopping");
+    gateway.shutdown().await;
+    if let Some(mut local) = embedded {
+        local.stop().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::mem::drop(ctrl_c.await),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

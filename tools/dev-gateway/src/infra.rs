@@ -1,0 +1,109 @@
+//! The table and queues, defined once here for the local stack and checked against
+//! `template.yaml` by a test, so what runs locally is what deploys.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+pub struct TableDefinition {
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub ttl_attribute: &'static str,
+}
+
+/// The one table: string `pk`/`sk`, on-demand, TTL on `expires_at`.
+pub const TABLE: TableDefinition = TableDefinition { hash_key: "pk", range_key: "sk", ttl_attribute: "expires_at" };
+
+pub struct QueueDefinition {
+    pub visibility_timeout_seconds: u32,
+    pub message_retention_seconds: u32,
+}
+
+/// The retry queue: visibility 6x the retry worker's 30-second timeout, 14 days of retention.
+pub const RETRY_QUEUE: QueueDefinition = QueueDefinition { visibility_timeout_seconds: 180, message_retention_seconds: 1_209_600 };
+/// Where a message lands after `MAX_RECEIVE_COUNT` failed receives, kept 14 days.
+pub const DEAD_LETTER_QUEUE: QueueDefinition = QueueDefinition { visibility_timeout_seconds: 30, message_retention_seconds: 1_209_600 };
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub retry_url: String,
+    pub dead_letter_url: String,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates the table unless it exists (a restart of `make run` keeps its data).
+pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
+    if client.describe_table().table_name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let attribute = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(TABLE.hash_key)?)
+        .attribute_definitions(attribute(TABLE.range_key)?)
+        .key_schema(key(TABLE.hash_key, KeyType::Hash)?)
+        .key_schema(key(TABLE.range_key, KeyType::Range)?)
+        .send()
+        .await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name(TABLE.ttl_attribute).enabled(true).build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates the retry queue and its dead-letter queue (idempotent: SQS returns existing ones).
+pub async fn ensure_queues(client: &aws_sdk_sqs::Client, retry_name: &str, dead_letter_name: &str) -> Result<Queues, BoxError> {
+    let dead_letter_url = client
+        .create_queue()
+        .queue_name(dead_letter_name)
+        .set_attributes(Some(attributes(&DEAD_LETTER_QUEUE, None)))
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no dead-letter queue url")?;
+    let dead_letter_arn = client
+        .get_queue_attributes()
+        .queue_url(&dead_letter_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or("no dead-letter queue arn")?;
+    let retry_url = client
+        .create_queue()
+        .queue_name(retry_name)
+        .set_attributes(Some(attributes(&RETRY_QUEUE, Some(&dead_letter_arn))))
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no retry queue url")?;
+    Ok(Queues { retry_url, dead_letter_url })
+}
+
+fn attributes(queue: &QueueDefinition, dead_letter_arn: Option<&str>) -> HashMap<QueueAttributeName, String> {
+    let mut attributes = HashMap::from([
+        (QueueAttributeName::VisibilityTimeout, queue.visibility_timeout_seconds.to_string()),
+        (QueueAttributeName::MessageRetentionPeriod, queue.message_retention_seconds.to_string()),
+    ]);
+    if let Some(arn) = dead_letter_arn {
+        attributes.insert(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string(),
+        );
+    }
+    attributes
+}
