@@ -40,7 +40,7 @@ async fn main() -> Result<(), BoxError> {
             let local = LocalDynamo::file(&path, addr)
                 .await
                 .map_err(|e| format!("embedded DynamoDB on {addr}: {e} (set DYNAMODB_PORT to use another port)"))?;
-            let options = ClientOptions { endpoint: Some(local.endpoint()), tap: None };
+            let options = ClientOptions { endpoint: Some(local.endpoint()), ..Default::default() };
             println!("DynamoDB (embedded, data in {path}): {}", local.endpoint());
             embedded = Some(local);
             options
