@@ -1,0 +1,251 @@
+//! The simulator's in-memory world: profiles, accounts and their health, posts, webhook settings,
+//! faults, and a count of every API call.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const PLATFORMS: [&str; 4] = ["instagram", "facebook", "linkedin", "twitter"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "createdAt", default)]
+    pub created_at: String,
+}
+
+/// An account as `GET /v1/accounts` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub platform: String,
+    pub profile_id: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub profile_picture: Option<String>,
+    #[serde(default)]
+    pub profile_url: Option<String>,
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_reconnection: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Account {
+    pub fn usable(&self) -> bool {
+        self.is_active && !self.needs_reconnection.unwrap_or(false)
+    }
+}
+
+/// A health override for one account; without one, health follows the account's usability.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub status: String,
+    #[serde(default)]
+    pub needs_reconnect: bool,
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+/// One platform of a post, as `GET /v1/posts/{id}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostPlatform {
+    pub platform: String,
+    pub account_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub platform_post_id: Option<String>,
+    #[serde(default)]
+    pub platform_post_url: Option<String>,
+    #[serde(default)]
+    pub published_at: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub error_category: Option<String>,
+    #[serde(default)]
+    pub removed_from_platform_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Post {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub content: String,
+    pub status: String,
+    #[serde(default)]
+    pub scheduled_for: Option<String>,
+    #[serde(default)]
+    pub published_at: Option<String>,
+    pub platforms: Vec<PostPlatform>,
+    #[serde(default)]
+    pub metadata: Value,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+impl Post {
+    /// The post status the service derives from its platforms.
+    pub fn derive_status(&mut self) {
+        if self.status == "cancelled" || self.status == "draft" {
+            return;
+        }
+        let count = |s: &str| self.platforms.iter().filter(|p| p.status == s).count();
+        let (published, failed, total) = (count("published"), count("failed"), self.platforms.len());
+        self.status = if total == 0 {
+            self.status.clone()
+        } else if published == total {
+            "published".into()
+        } else if failed == total {
+            "failed".into()
+        } else if published + failed == total {
+            "partial".into()
+        } else if self.scheduled_for.is_some() && published + failed == 0 {
+            "scheduled".into()
+        } else {
+            "publishing".into()
+        };
+    }
+
+    /// The post as webhooks carry it: `id`, and `publishedUrl` beside `platformPostUrl`.
+    pub fn webhook_shape(&self) -> Value {
+        let platforms: Vec<Value> = self
+            .platforms
+            .iter()
+            .map(|p| {
+                json!({
+                    "platform": p.platform, "status": p.status, "accountId": p.account_id,
+                    "platformPostId": p.platform_post_id, "publishedUrl": p.platform_post_url,
+                    "publishedAt": p.published_at, "error": p.error_message,
+                })
+            })
+            .collect();
+        json!({
+            "id": self.id, "status": self.status, "scheduledFor": self.scheduled_for,
+            "publishedAt": self.published_at, "platforms": platforms, "metadata": self.metadata,
+        })
+    }
+}
+
+/// A fault on the API (never on the control API).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum FaultMode {
+    #[default]
+    None,
+    /// Connections are closed unanswered.
+    Down,
+    /// Every answer waits this long first.
+    Slow { millis: u64 },
+    /// Every call answers this status.
+    Status { code: u16 },
+    /// Every call answers 429 with this `Retry-After`.
+    RateLimited { retry_after: u64 },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub mode: FaultMode,
+    /// Only calls whose path (after `/api`) starts with this; all when absent.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Only this many calls, then the fault clears itself.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default = "yes", rename = "isActive")]
+    pub is_active: bool,
+}
+
+/// What a publish-now does on each platform (default: published).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishOutcome {
+    Published,
+    Failed,
+    Pending,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub profiles: BTreeMap<String, Profile>,
+    pub accounts: Vec<Account>,
+    pub health: HashMap<String, Health>,
+    pub posts: BTreeMap<String, Post>,
+    pub deleted_posts: Vec<String>,
+    pub request_ids: HashMap<String, String>,
+    pub connect_states: HashMap<String, (String, String)>,
+    pub webhook: Option<WebhookSettings>,
+    pub fault: Fault,
+    pub outcomes: HashMap<String, PublishOutcome>,
+    pub calls: BTreeMap<String, u64>,
+    pub posts_created: u64,
+    pub(crate) counter: u64,
+}
+
+impl World {
+    /// A fresh 24-hex ObjectId: 4 bytes of time, 8 of counter.
+    pub fn object_id(&mut self) -> String {
+        self.counter += 1;
+        let secs = time::OffsetDateTime::now_utc().unix_timestamp() as u32;
+        format!("{secs:08x}{:016x}", self.counter)
+    }
+
+    pub fn record_call(&mut self, route: &str) {
+        *self.calls.entry(route.to_owned()).or_default() += 1;
+    }
+
+    pub fn profile_accounts(&self, profile_id: &str) -> Vec<Account> {
+        self.accounts.iter().filter(|a| a.profile_id == profile_id).cloned().collect()
+    }
+
+    pub fn health_of(&self, account: &Account) -> Value {
+        let health = self.health.get(&account.id).cloned().unwrap_or_else(|| Health {
+            status: if account.usable() { "healthy".into() } else { "error".into() },
+            needs_reconnect: !account.usable(),
+            issues: if account.usable() { vec![] } else { vec!["Token expired".into()] },
+        });
+        json!({
+            "accountId": account.id, "platform": account.platform, "username": account.username,
+            "status": health.status, "canPost": health.status != "error" && !health.needs_reconnect,
+            "tokenValid": !health.needs_reconnect, "needsReconnect": health.needs_reconnect,
+            "issues": health.issues,
+        })
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
