@@ -1,1 +1,282 @@
+//! The local stack for whole-flow tests: a fresh in-memory DynamoDB emulator per test, moto's SQS
+//! (and DynamoDB) server once per test process, the dev gateway and the simulator, all on loopback.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dev_gateway::infra::{self, Queues};
+use dev_gateway::local_dynamo::LocalDynamo;
+use dev_gateway::{local_sdk_config, Gateway, GatewayConfig, PollSettings};
+use shared::adapters::aws::{self, ClientOptions, RequestTap};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsRetryQueue;
+use shared::handlers::retry::RetryWorker;
+use shared::signature::WebhookSecrets;
+use zernio_sim::{SimConfig, Simulator};
+
+pub const SECRET: &str = "local-webhook-secret";
+
+/// The workspace root (where `events/`, `template.yaml` and `.venv` are).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+static MOTO: OnceLock<String> = OnceLock::new();
+/// Keeps the watchdog's stdin open while this process lives; when it exits, moto stops.
+static MOTO_WATCHDOG: Mutex<Option<ChildStdin>> = Mutex::new(None);
+
+/// moto's server: `MOTO_ENDPOINT` if given, else one started for this process from `.venv`.
+pub fn moto_endpoint() -> String {
+    MOTO.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+            return endpoint;
+        }
+        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| root().join(".venv/bin/moto_server").display().to_string());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; read _; kill $pid"#)
+            .arg(&bin)
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (run `make test`, which installs it): {e}"));
+        *MOTO_WATCHDOG.lock().expect("watchdog") = child.stdin.take();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return format!("http://{addr}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto_server did not start on {addr} within 30 s");
+    })
+    .clone()
+}
+
+/// Stops this process's moto early (never needed: it stops when the process exits).
+pub fn stop_moto() {
+    if let Some(mut stdin) = MOTO_WATCHDOG.lock().ok().and_then(|mut w| w.take()) {
+        let _ = stdin.write_all(b"\n");
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Which DynamoDB a test talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Dynoxide,
+    Moto,
+}
+
+pub struct Stack {
+    pub dynamo: Option<LocalDynamo>,
+    pub dynamodb_endpoint: String,
+    pub table: String,
+    pub queues: Queues,
+    pub tap: RequestTap,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub store: DynamoStore,
+    pub gateway: Gateway,
+    pub sim: Simulator,
+    pub http: reqwest::Client,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub backend: Backend,
+    pub secrets: String,
+    /// Runs the gateway's retry-queue poller (otherwise tests drive `poll` themselves).
+    pub poller: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { backend: Backend::Dynoxide, secrets: SECRET.to_owned(), poller: false }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::with(StackOptions::default()).await
+    }
+
+    pub async fn with(options: StackOptions) -> Stack {
+        let moto = moto_endpoint();
+        let (dynamo, dynamodb_endpoint) = match options.backend {
+            Backend::Dynoxide => {
+                let local = LocalDynamo::memory().await.expect("embedded DynamoDB");
+                let endpoint = local.endpoint();
+                (Some(local), endpoint)
+            }
+            Backend::Moto => (None, moto.clone()),
+        };
+        let sdk = local_sdk_config().await;
+        let tap = RequestTap::new();
+        let dynamo_options = ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), tap: Some(tap.clone()), timeouts: None };
+        let sqs_options = ClientOptions { endpoint: Some(moto.clone()), tap: Some(tap.clone()), timeouts: None };
+        let dynamodb = aws::dynamodb_client(&sdk, &dynamo_options);
+        let sqs = aws::sqs_client(&sdk, &sqs_options);
+        let table = unique("social");
+        infra::ensure_table(&dynamodb, &table).await.expect("table");
+        let queues = infra::ensure_queues(&sqs, &unique("retry"), &unique("retry-dlq")).await.expect("queues");
+        let gateway = Gateway::start(GatewayConfig {
+            listen: "127.0.0.1:0".parse().expect("loopback"),
+            dynamodb: dynamo_options,
+            sqs: sqs_options,
+            table: table.clone(),
+            retry_queue_url: queues.retry_url.clone(),
+            secrets: WebhookSecrets::from_list(&options.secrets),
+            poll: options.poller.then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
+        })
+        .await
+        .expect("gateway");
+        let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+        tap.reset();
+        Stack {
+            dynamo,
+            dynamodb_endpoint,
+            store: DynamoStore::new(dynamodb.clone(), &table),
+            table,
+            queues,
+            tap,
+            dynamodb,
+            sqs,
+            gateway,
+            sim,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/webhooks/zernio", self.gateway.url())
+    }
+
+    pub fn queue(&self) -> SqsRetryQueue {
+        SqsRetryQueue::new(self.sqs.clone(), &self.queues.retry_url)
+    }
+
+    pub fn worker(&self) -> RetryWorker<DynamoStore> {
+        RetryWorker { store: self.store.clone() }
+    }
+
+    /// Receives one batch from the retry queue and runs the retry worker on it, as the event
+    /// source mapping does; failures become visible again after `visibility` seconds.
+    pub async fn poll(&self, visibility: u64) -> usize {
+        let settings = PollSettings { visibility_timeout: Some(Duration::from_secs(visibility)), wait: Duration::from_secs(1), batch_size: 10 };
+        dev_gateway::poller::poll_once(&self.sqs, &self.queues.retry_url, &self.worker(), settings).await.expect("poll")
+    }
+
+    /// Every item in the table, sorted by key, for before/after comparisons.
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self.dynamodb.scan().table_name(&self.table).set_exclusive_start_key(start).send().await.expect("scan");
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let key = |i: &HashMap<String, AttributeValue>| {
+            let s = |k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            (s("pk"), s("sk"))
+        };
+        items.sort_by_key(key);
+        items
+    }
+
+    /// Messages waiting in a queue (visible or in flight), as SQS counts them.
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+    }
+
+    /// Sends a body signed with `secret` (none: unsigned) to the webhook; returns status and body.
+    pub async fn deliver(&self, body: &[u8], secret: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.http.post(self.webhook_url()).header("content-type", "application/json").body(body.to_vec());
+        if let Some(secret) = secret {
+            request = request.header("x-zernio-signature", shared::signature::sign(secret, body));
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// Sends an event body (a JSON value) signed with the local secret.
+    pub async fn send(&self, event: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.deliver(event.to_string().as_bytes(), Some(SECRET)).await
+    }
+}
+
+/// A sample function-URL event from `events/`.
+pub struct Sample {
+    pub name: String,
+    pub event: serde_json::Value,
+}
+
+impl Sample {
+    pub fn load(name: &str) -> Sample {
+        let path = root().join("events").join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Sample { name: name.to_owned(), event: serde_json::from_str(&text).expect("sample is JSON") }
+    }
+
+    /// The raw body bytes, decoded from base64 when the sample says so.
+    pub fn body(&self) -> Vec<u8> {
+        use base64::Engine;
+        let body = self.event["body"].as_str().unwrap_or_default();
+        if self.event["isBase64Encoded"].as_bool().unwrap_or(false) {
+            base64::engine::general_purpose::STANDARD.decode(body).expect("base64 body")
+        } else {
+            body.as_bytes().to_vec()
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.event["headers"][name].as_str().map(str::to_owned)
+    }
+
+    /// Sends the sample as it stands (body and headers) through the gateway.
+    pub async fn send(&self, stack: &Stack) -> (u16, serde_json::Value) {
+        let mut request = stack.http.post(stack.webhook_url()).body(self.body());
+        if let Some(headers) = self.event["headers"].as_object() {
+            for (name, value) in headers {
+                if let Some(v) = value.as_str() {
+                    request = request.header(name.as_str(), v);
+                }
+            }
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+}
+
+/// A string attribute of an item.
+pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Writes the signed sample webhook events in events/ (Lambda function URL payloads).
+
+Each body is signed with the local secret (WEBHOOK_SECRETS default), so `make run` and the tests
+accept them as they stand. Run `make events` after changing a body below.
+"""
+import base64, hashlib, hmac, json, os, sys
+
+SECRET = os.environ.get("SAMPLE_SECRET", "local-webhook-secret")
+PROJECT, PROFILE = "proj_demo", "65aa00000000000000000001"
+meta = lambda post, gen=1: {"stacc_project_id": PROJECT, "stacc_post_id": post, "stacc_generation": gen}
+
+BODIES = {
+    "webhook-post-scheduled": {
+        "id": "evt_0001", "event": "post.scheduled", "timestamp": "2026-11-30T09:00:00Z",
+        "post": {"id": "65f100000000000000000001", "status": "scheduled", "scheduledFor": "2030-01-01T10:00:00Z",
+                 "platforms": [{"platform": "twitter", "status": "pending", "accountId": "64e100000000000000000001"},
+                               {"platform": "linkedin", "status": "pending", "accountId": "64e100000000000000000002"}],
+                 "metadata": meta("post_demo")}},
+    "webhook-post-published": {
+        "id": "evt_0002", "event": "post.published", "timestamp": "2030-01-01T10:00:05Z",
+        "post": {"id": "65f100000000000000000001", "status": "published", "publishedAt": "2030-01-01T10:00:03Z",
+                 "platforms": [{"platform": "twitter", "status": "published", "accountId": "64e100000000000000000001",
+                                "platformPostId": "1850000000000000001", "publishedUrl": "https://x.com/acme/status/1850000000000000001"},
+                               {"platform": "linkedin", "status": "published", "accountId": "64e100000000000000000002",
+                                "platformPostId": "urn:li:share:7000000000000000001",
+                                "publishedUrl": "https://www.linkedin.com/feed/update/urn:li:share:7000000000000000001"}],
+                 "metadata": meta("post_demo")}},
+    "webhook-post-partial": {
+        "id": "evt_0003", "event": "post.partial", "timestamp": "2026-11-30T10:00:05Z",
+        "post": {"id": "65f100000000000000000002", "status": "partial", "publishedAt": "2026-11-30T10:00:02Z",
+                 "platforms": [{"platform": "twitter", "status": "published", "accountId": "64e100000000000000000001",
+                                "platformPostId": "1850000000000000002", "publishedUrl": "https://x.com/acme/status/1850000000000000002"},
+                               {"platform": "instagram", "status": "failed", "accountId": "64e100000000000000000003",
+                                "error": "Rate limit exceeded"}],
+                 "metadata": meta("post_partial")}},
+    "webhook-post-failed": {
+        "id": "evt_0004", "event": "post.failed", "timestamp": "2026-11-30T11:00:05Z",
+        "post": {"id": "65f100000000000000000003", "status": "failed",
+                 "platforms": [{"platform": "facebook", "status": "failed", "accountId": "64e100000000000000000004",
+                                "error": "The page access token has expired"}],
+                 "metadata": meta("post_failed")}},
+    "webhook-post-cancelled": {
+        "id": "evt_0005", "event": "post.cancelled", "timestamp": "2026-11-30T12:00:00Z",
+        "post": {"id": "65f100000000000000000004", "status": "cancelled", "scheduledFor": "2030-02-01T10:00:00Z",
+                 "platforms": [{"platform": "linkedin", "status": "pending", "accountId": "64e100000000000000000002"}],
+                 "metadata": meta("post_cancelled")}},
+    "webhook-account-connected": {
+        "id": "evt_0006", "event": "account.connected", "timestamp": "2026-11-30T08:00:00Z",
+        "account": {"accountId": "64e100000000000000000001", "profileId": PROFILE, "platform": "twitter",
+                    "username": "acme", "displayName": "Acme Inc."}},
+    "webhook-account-disconnected": {
+        "id": "evt_0007", "event": "account.disconnected", "timestamp": "2026-11-30T13:00:00Z",
+        "account": {"accountId": "64e100000000000000000001", "profileId": PROFILE, "platform": "twitter",
+                    "username": "acme", "displayName": "Acme Inc.", "disconnectionType": "unintentional",
+                    "reason": "Token expired"}},
+}
+# One sample arrives base64-encoded, as a function URL may deliver a body.
+BASE64 = {"webhook-post-failed"}
+
+def function_url_event(name, body):
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    encoded = name in BASE64
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "user-agent": "Zernio-Webhooks/1.0",
+                    "x-zernio-event-id": body["id"], "x-zernio-signature": signature},
+        "requestContext": {"accountId": "anonymous", "apiId": "abcdefghij",
+                           "domainName": "abcdefghij.lambda-url.us-east-1.on.aws", "domainPrefix": "abcdefghij",
+                           "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                                    "sourceIp": "203.0.113.10", "userAgent": "Zernio-Webhooks/1.0"},
+                           "requestId": "req-" + body["id"], "routeKey": "$default", "stage": "$default",
+                           "time": "30/Nov/2026:10:00:05 +0000", "timeEpoch": 1795946405000},
+        "body": base64.b64encode(raw).decode() if encoded else raw.decode(),
+        "isBase64Encoded": encoded,
+    }
+
+out = sys.argv[1] if len(sys.argv) > 1 else "events"
+for name, body in BODIES.items():
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(function_url_event(name, body), f, indent=2)
+        f.write("\n")
+print(f"wrote {len(BODIES)} signed samples to {out}/")
