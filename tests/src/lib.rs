@@ -173,7 +173,7 @@ impl Stack {
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event
     /// source mapping does; failures become visible again after `visibility` seconds.
     pub async fn poll(&self, visibility: u64) -> usize {
-        let settings = PollSettings { visibility_timeout: Some(Duration::from_secs(visibility)), wait: Duration::from_secs(1), batch_size: 10 };
+        let settings = PollSettings { visibility_timeout: Some(Duration::from_secs(visibility)), wait: Duration::ZERO, batch_size: 10 };
         dev_gateway::poller::poll_once(&self.sqs, &self.queues.retry_url, &self.worker(), settings).await.expect("poll")
     }
 

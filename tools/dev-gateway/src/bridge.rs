@@ -25,10 +25,28 @@ fn is_text(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| ct.starts_with("text/") || ct.contains("json") || ct.contains("xml"))
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the body is over the gateway's 6 MB limit")]
+    TooLarge,
+    #[error("unreadable request: {0}")]
+    Malformed(String),
+}
+
+impl BridgeError {
+    /// The answer API Gateway would give.
+    pub fn response(&self) -> Response<Body> {
+        match self {
+            BridgeError::TooLarge => shared::handlers::http::error(413, "payload_too_large", &self.to_string()),
+            BridgeError::Malformed(_) => shared::handlers::http::error(400, "invalid_request", &self.to_string()),
+        }
+    }
+}
+
 /// Builds the Lambda event JSON for `request`, then parses it with `lambda_http`.
-pub async fn to_lambda(request: HttpRequest<AxumBody>, route: RouteContext) -> Result<Request, String> {
+pub async fn to_lambda(request: HttpRequest<AxumBody>, route: RouteContext) -> Result<Request, BridgeError> {
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_GATEWAY_BODY).await.map_err(|e| format!("body: {e}"))?;
+    let bytes = to_bytes(body, MAX_GATEWAY_BODY).await.map_err(|_| BridgeError::TooLarge)?;
     let mut headers = serde_json::Map::new();
     for (name, value) in &parts.headers {
         if let Ok(v) = value.to_str() {
@@ -82,7 +100,7 @@ pub async fn to_lambda(request: HttpRequest<AxumBody>, route: RouteContext) -> R
         "body": body,
         "isBase64Encoded": base64,
     });
-    lambda_http::request::from_str(&event.to_string()).map_err(|e| format!("event: {e}"))
+    lambda_http::request::from_str(&event.to_string()).map_err(|e| BridgeError::Malformed(e.to_string()))
 }
 
 fn uuid_like(now: time::OffsetDateTime) -> String {

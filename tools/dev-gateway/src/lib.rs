@@ -138,6 +138,6 @@ async fn webhook(state: Arc<AppState>, request: HttpRequest<AxumBody>) -> axum::
     let route = bridge::RouteContext { route_key: "$default".into(), ..Default::default() };
     match bridge::to_lambda(request, route).await {
         Ok(request) => bridge::from_lambda(state.webhook.handle(request).await),
-        Err(e) => bridge::from_lambda(http::error(400, "invalid_request", &format!("Unreadable request: {e}"))),
+        Err(e) => bridge::from_lambda(e.response()),
     }
 }
