@@ -280,3 +280,30 @@ impl Sample {
 pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
+
+/// Just a store on a fresh table, on either emulator, with its request tap.
+pub struct StoreUnderTest {
+    pub store: DynamoStore,
+    pub tap: RequestTap,
+    pub dynamo: Option<LocalDynamo>,
+}
+
+impl StoreUnderTest {
+    pub async fn start(backend: Backend) -> StoreUnderTest {
+        let (dynamo, endpoint) = match backend {
+            Backend::Dynoxide => {
+                let local = LocalDynamo::memory().await.expect("embedded DynamoDB");
+                let endpoint = local.endpoint();
+                (Some(local), endpoint)
+            }
+            Backend::Moto => (None, moto_endpoint()),
+        };
+        let tap = RequestTap::new();
+        let sdk = local_sdk_config().await;
+        let client = aws::dynamodb_client(&sdk, &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None });
+        let table = unique("store");
+        infra::ensure_table(&client, &table).await.expect("table");
+        tap.reset();
+        StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo }
+    }
+}

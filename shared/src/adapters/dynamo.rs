@@ -23,7 +23,14 @@ use crate::ports::{EventStore, Outcome, StoreError};
 /// How long an event id stays taken: the service redelivers for about 51 hours.
 pub const EVENT_RETENTION_SECONDS: i64 = 8 * 24 * 3600;
 /// Optimistic-concurrency rounds before giving up (the event then goes to the retry queue).
-const MAX_ROUNDS: usize = 8;
+const MAX_ROUNDS: u32 = 12;
+
+/// A short random pause before another round, growing with the round, so racers spread out.
+async fn back_off(round: u32) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let ceiling_ms = 4u32 << round.min(4);
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(nanos % ceiling_ms))).await;
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -199,7 +206,10 @@ impl DynamoStore {
         now: Timestamp,
         plan: impl Fn(Vec<Option<Item>>) -> Result<Plan, StoreError>,
     ) -> Result<Outcome, StoreError> {
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
             let (taken, items) = self.read(event, keys, now).await?;
             if taken {
                 return Ok(Outcome::Duplicate);

@@ -1,0 +1,161 @@
+//! The store's conditional writes, against both emulators, so that no rule rests on one
+//! emulator's quirks: racing writers only ever add evidence, event ids are taken once, and
+//! stale evidence changes nothing.
+
+use integration_tests::{Backend, StoreUnderTest};
+use shared::domain::connection::Connection;
+use shared::domain::post::{PlatformReport, PostReport};
+use shared::domain::{ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp};
+use shared::ports::{EventStore, Outcome};
+
+const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];
+
+fn ids() -> (ProjectId, PostId, ProfileId) {
+    (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap(), ProfileId::parse("prof_1").unwrap())
+}
+
+fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostReport {
+    PostReport {
+        service_post_id: ServicePostId::parse(format!("svc{generation}")).unwrap(),
+        generation: Some(generation),
+        cancelled: false,
+        published_at: None,
+        scheduled_for: None,
+        default_status: EntryStatus::Queued,
+        platforms: vec![PlatformReport { platform, status: Some(status), account_id: None, url: None, platform_post_id: None, published_at: None, error: None }],
+    }
+}
+
+fn evidence(at: i64, status: ConnectionStatus) -> Connection {
+    Connection {
+        platform: Platform::Linkedin,
+        status,
+        evidence_at: Timestamp::from_unix(at),
+        account_id: Some("acc".into()),
+        username: Some("acme".into()),
+        display_name: None,
+        reason: None,
+        looks: None,
+    }
+}
+
+fn event(n: usize) -> EventId {
+    EventId::parse(format!("evt_{n}")).unwrap()
+}
+
+#[tokio::test]
+async fn sixteen_racing_event_writers_on_one_post_all_land() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, post, _) = ids();
+        let platforms = [Platform::X, Platform::Linkedin, Platform::Instagram, Platform::Facebook];
+        let statuses = [EntryStatus::Queued, EntryStatus::Failed, EntryStatus::Published, EntryStatus::Removed];
+        let reports: Vec<PostReport> =
+            (0..16).map(|i| report(1 + (i as u32 % 2), platforms[i % 4], statuses[(i / 4) % 4])).collect();
+        let now = Timestamp::now();
+        let outcomes = futures_join(reports.iter().enumerate().map(|(i, r)| {
+            let (store, project, post) = (t.store.clone(), project.clone(), post.clone());
+            let r = r.clone();
+            async move { store.apply_post_report(&event(i), &project, &post, &r, now).await }
+        }))
+        .await;
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{backend:?}: {outcomes:?}");
+        let expected = reports.iter().fold(PostState::default(), |s, r| s.join(&r.to_state(Some(&s)).unwrap()));
+        let stored = t.store.get_post(&project, &post).await.unwrap().unwrap();
+        assert_eq!(stored.state, expected, "{backend:?}: every racing writer's evidence is in the result");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_event_is_a_duplicate_and_writes_nothing() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, post, _) = ids();
+        let r = report(1, Platform::X, EntryStatus::Published);
+        let now = Timestamp::now();
+        assert_eq!(t.store.apply_post_report(&event(1), &project, &post, &r, now).await, Ok(Outcome::Applied { changed: true }));
+        let before = t.store.get_post(&project, &post).await.unwrap().unwrap();
+        t.tap.reset();
+        assert_eq!(t.store.apply_post_report(&event(1), &project, &post, &r, now).await, Ok(Outcome::Duplicate));
+        assert_eq!(t.tap.counts().keys().collect::<Vec<_>>(), vec!["TransactGetItems"], "{backend:?}: one read, no write");
+        assert_eq!(t.store.get_post(&project, &post).await.unwrap().unwrap(), before);
+    }
+}
+
+#[tokio::test]
+async fn an_event_record_past_its_expiry_no_longer_counts_as_taken() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, post, _) = ids();
+        let r = report(1, Platform::X, EntryStatus::Published);
+        let then = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        t.store.apply_post_report(&event(1), &project, &post, &r, then).await.unwrap();
+        let nine_days_later = then.plus_seconds(9 * 24 * 3600);
+        assert_eq!(
+            t.store.apply_post_report(&event(1), &project, &post, &r, nine_days_later).await,
+            Ok(Outcome::Applied { changed: false }),
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn older_connection_evidence_is_refused_and_updated_at_moves_only_with_the_visible_state() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, _, profile) = ids();
+        t.store.link_profile(&project, &profile).await.unwrap();
+        let apply = |n: usize, e: Connection, now: i64| {
+            let store = t.store.clone();
+            let profile = profile.clone();
+            async move { store.apply_connection_evidence(&event(n), &profile, &e, Timestamp::from_unix(now)).await }
+        };
+        assert_eq!(apply(1, evidence(200, ConnectionStatus::Expired), 1000).await, Ok(Outcome::Applied { changed: true }));
+        // Older evidence: its event is taken, the connection stays as it was.
+        assert_eq!(apply(2, evidence(100, ConnectionStatus::Connected), 1001).await, Ok(Outcome::Applied { changed: false }));
+        let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
+        assert_eq!((stored.connection.status, stored.updated_at), (ConnectionStatus::Expired, Timestamp::from_unix(1000)));
+        // Newer evidence of the same visible state: the evidence time advances, updated_at stays.
+        assert_eq!(apply(3, evidence(300, ConnectionStatus::Expired), 1002).await, Ok(Outcome::Applied { changed: true }));
+        let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
+        assert_eq!(stored.connection.evidence_at, Timestamp::from_unix(300));
+        assert_eq!(stored.updated_at, Timestamp::from_unix(1000), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn racing_connection_evidence_ends_with_the_newest_whatever_the_interleaving() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, _, profile) = ids();
+        t.store.link_profile(&project, &profile).await.unwrap();
+        let statuses = [ConnectionStatus::Connected, ConnectionStatus::Expired, ConnectionStatus::Error, ConnectionStatus::Revoked];
+        let outcomes = futures_join((0..16).map(|i| {
+            let (store, profile) = (t.store.clone(), profile.clone());
+            let e = evidence(100 + (i as i64 % 5), statuses[i % 4]);
+            async move { store.apply_connection_evidence(&event(i), &profile, &e, Timestamp::now()).await }
+        }))
+        .await;
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{backend:?}: {outcomes:?}");
+        let expected = (0..16)
+            .map(|i| evidence(100 + (i as i64 % 5), statuses[i % 4]))
+            .reduce(|a, b| a.join(&b))
+            .unwrap();
+        let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
+        assert_eq!(stored.connection, expected, "{backend:?}");
+    }
+}
+
+/// Runs futures concurrently on the runtime and collects their results in order.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
