@@ -147,12 +147,15 @@ impl WirePost {
             .filter_map(|p| {
                 let platform = Platform::from_wire(p.platform.as_deref()?).ok()?;
                 let removed = p.removed_from_platform_at.as_deref().is_some_and(|s| !s.trim().is_empty());
-                let status = if removed { Some(EntryStatus::Removed) } else { p.status.as_deref().and_then(entry_status) };
+                let status =
+                    if removed { Some(EntryStatus::Removed) } else { p.status.as_deref().and_then(entry_status) };
                 Some(PlatformReport {
                     platform,
                     status,
                     account_id: p.account_id.clone(),
-                    url: bounded_url(p.platform_post_url.as_deref().filter(|u| !u.is_empty()).or(p.published_url.as_deref())),
+                    url: bounded_url(
+                        p.platform_post_url.as_deref().filter(|u| !u.is_empty()).or(p.published_url.as_deref()),
+                    ),
                     platform_post_id: bounded_text(p.platform_post_id.as_deref()),
                     published_at: p.published_at.as_deref().and_then(Timestamp::parse),
                     error: bounded_text(p.error_message.as_deref().or(p.error.as_deref())),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dev_gateway::infra::{self, Queues};
 use dev_gateway::local_dynamo::LocalDynamo;
-use dev_gateway::{local_sdk_config, Gateway, GatewayConfig, PollSettings};
+use dev_gateway::{Gateway, GatewayConfig, PollSettings, local_sdk_config};
 use shared::adapters::aws::{self, ClientOptions, RequestTap};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
@@ -35,8 +35,11 @@ pub fn moto_endpoint() -> String {
         if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
             return endpoint;
         }
-        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| root().join(".venv/bin/moto_server").display().to_string());
+        let bin =
+            std::env::var("MOTO_SERVER").unwrap_or_else(|_| root().join(".venv/bin/moto_server").display().to_string());
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        // The watchdog lives as long as this process; init reaps it after we exit.
+        #[allow(clippy::zombie_processes)]
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; read _; kill $pid"#)
@@ -123,7 +126,8 @@ impl Stack {
         };
         let sdk = local_sdk_config().await;
         let tap = RequestTap::new();
-        let dynamo_options = ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), tap: Some(tap.clone()), timeouts: None };
+        let dynamo_options =
+            ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), tap: Some(tap.clone()), timeouts: None };
         let sqs_options = ClientOptions { endpoint: Some(moto.clone()), tap: Some(tap.clone()), timeouts: None };
         let dynamodb = aws::dynamodb_client(&sdk, &dynamo_options);
         let sqs = aws::sqs_client(&sdk, &sqs_options);
@@ -137,7 +141,9 @@ impl Stack {
             table: table.clone(),
             retry_queue_url: queues.retry_url.clone(),
             secrets: WebhookSecrets::from_list(&options.secrets),
-            poll: options.poller.then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
+            poll: options
+                .poller
+                .then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
         })
         .await
         .expect("gateway");
@@ -173,7 +179,11 @@ impl Stack {
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event
     /// source mapping does; failures become visible again after `visibility` seconds.
     pub async fn poll(&self, visibility: u64) -> usize {
-        let settings = PollSettings { visibility_timeout: Some(Duration::from_secs(visibility)), wait: Duration::ZERO, batch_size: 10 };
+        let settings = PollSettings {
+            visibility_timeout: Some(Duration::from_secs(visibility)),
+            wait: Duration::ZERO,
+            batch_size: 10,
+        };
         dev_gateway::poller::poll_once(&self.sqs, &self.queues.retry_url, &self.worker(), settings).await.expect("poll")
     }
 
@@ -182,7 +192,8 @@ impl Stack {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self.dynamodb.scan().table_name(&self.table).set_exclusive_start_key(start).send().await.expect("scan");
+            let out =
+                self.dynamodb.scan().table_name(&self.table).set_exclusive_start_key(start).send().await.expect("scan");
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -216,7 +227,8 @@ impl Stack {
 
     /// Sends a body signed with `secret` (none: unsigned) to the webhook; returns status and body.
     pub async fn deliver(&self, body: &[u8], secret: Option<&str>) -> (u16, serde_json::Value) {
-        let mut request = self.http.post(self.webhook_url()).header("content-type", "application/json").body(body.to_vec());
+        let mut request =
+            self.http.post(self.webhook_url()).header("content-type", "application/json").body(body.to_vec());
         if let Some(secret) = secret {
             request = request.header("x-zernio-signature", shared::signature::sign(secret, body));
         }
@@ -300,7 +312,10 @@ impl StoreUnderTest {
         };
         let tap = RequestTap::new();
         let sdk = local_sdk_config().await;
-        let client = aws::dynamodb_client(&sdk, &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None });
+        let client = aws::dynamodb_client(
+            &sdk,
+            &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None },
+        );
         let table = unique("store");
         infra::ensure_table(&client, &table).await.expect("table");
         tap.reset();

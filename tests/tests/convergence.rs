@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use integration_tests::{Backend, StoreUnderTest};
 use proptest::prelude::*;
-use serde_json::{json, Value};
-use shared::domain::event::{parse_event, Action};
+use serde_json::{Value, json};
+use shared::domain::event::{Action, parse_event};
 use shared::domain::{Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use shared::handlers::events;
 

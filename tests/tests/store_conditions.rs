@@ -5,7 +5,9 @@
 use integration_tests::{Backend, StoreUnderTest};
 use shared::domain::connection::Connection;
 use shared::domain::post::{PlatformReport, PostReport};
-use shared::domain::{ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp};
+use shared::domain::{
+    ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
+};
 use shared::ports::{EventStore, Outcome};
 
 const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];
@@ -22,7 +24,15 @@ fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostRepor
         published_at: None,
         scheduled_for: None,
         default_status: EntryStatus::Queued,
-        platforms: vec![PlatformReport { platform, status: Some(status), account_id: None, url: None, platform_post_id: None, published_at: None, error: None }],
+        platforms: vec![PlatformReport {
+            platform,
+            status: Some(status),
+            account_id: None,
+            url: None,
+            platform_post_id: None,
+            published_at: None,
+            error: None,
+        }],
     }
 }
 
@@ -73,11 +83,18 @@ async fn a_repeated_event_is_a_duplicate_and_writes_nothing() {
         let (project, post, _) = ids();
         let r = report(1, Platform::X, EntryStatus::Published);
         let now = Timestamp::now();
-        assert_eq!(t.store.apply_post_report(&event(1), &project, &post, &r, now).await, Ok(Outcome::Applied { changed: true }));
+        assert_eq!(
+            t.store.apply_post_report(&event(1), &project, &post, &r, now).await,
+            Ok(Outcome::Applied { changed: true })
+        );
         let before = t.store.get_post(&project, &post).await.unwrap().unwrap();
         t.tap.reset();
         assert_eq!(t.store.apply_post_report(&event(1), &project, &post, &r, now).await, Ok(Outcome::Duplicate));
-        assert_eq!(t.tap.counts().keys().collect::<Vec<_>>(), vec!["TransactGetItems"], "{backend:?}: one read, no write");
+        assert_eq!(
+            t.tap.counts().keys().collect::<Vec<_>>(),
+            vec!["TransactGetItems"],
+            "{backend:?}: one read, no write"
+        );
         assert_eq!(t.store.get_post(&project, &post).await.unwrap().unwrap(), before);
     }
 }
@@ -110,13 +127,25 @@ async fn older_connection_evidence_is_refused_and_updated_at_moves_only_with_the
             let profile = profile.clone();
             async move { store.apply_connection_evidence(&event(n), &profile, &e, Timestamp::from_unix(now)).await }
         };
-        assert_eq!(apply(1, evidence(200, ConnectionStatus::Expired), 1000).await, Ok(Outcome::Applied { changed: true }));
+        assert_eq!(
+            apply(1, evidence(200, ConnectionStatus::Expired), 1000).await,
+            Ok(Outcome::Applied { changed: true })
+        );
         // Older evidence: its event is taken, the connection stays as it was.
-        assert_eq!(apply(2, evidence(100, ConnectionStatus::Connected), 1001).await, Ok(Outcome::Applied { changed: false }));
+        assert_eq!(
+            apply(2, evidence(100, ConnectionStatus::Connected), 1001).await,
+            Ok(Outcome::Applied { changed: false })
+        );
         let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
-        assert_eq!((stored.connection.status, stored.updated_at), (ConnectionStatus::Expired, Timestamp::from_unix(1000)));
+        assert_eq!(
+            (stored.connection.status, stored.updated_at),
+            (ConnectionStatus::Expired, Timestamp::from_unix(1000))
+        );
         // Newer evidence of the same visible state: the evidence time advances, updated_at stays.
-        assert_eq!(apply(3, evidence(300, ConnectionStatus::Expired), 1002).await, Ok(Outcome::Applied { changed: true }));
+        assert_eq!(
+            apply(3, evidence(300, ConnectionStatus::Expired), 1002).await,
+            Ok(Outcome::Applied { changed: true })
+        );
         let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
         assert_eq!(stored.connection.evidence_at, Timestamp::from_unix(300));
         assert_eq!(stored.updated_at, Timestamp::from_unix(1000), "{backend:?}");
@@ -129,7 +158,12 @@ async fn racing_connection_evidence_ends_with_the_newest_whatever_the_interleavi
         let t = StoreUnderTest::start(backend).await;
         let (project, _, profile) = ids();
         t.store.link_profile(&project, &profile).await.unwrap();
-        let statuses = [ConnectionStatus::Connected, ConnectionStatus::Expired, ConnectionStatus::Error, ConnectionStatus::Revoked];
+        let statuses = [
+            ConnectionStatus::Connected,
+            ConnectionStatus::Expired,
+            ConnectionStatus::Error,
+            ConnectionStatus::Revoked,
+        ];
         let outcomes = futures_join((0..16).map(|i| {
             let (store, profile) = (t.store.clone(), profile.clone());
             let e = evidence(100 + (i as i64 % 5), statuses[i % 4]);
@@ -137,10 +171,8 @@ async fn racing_connection_evidence_ends_with_the_newest_whatever_the_interleavi
         }))
         .await;
         assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{backend:?}: {outcomes:?}");
-        let expected = (0..16)
-            .map(|i| evidence(100 + (i as i64 % 5), statuses[i % 4]))
-            .reduce(|a, b| a.join(&b))
-            .unwrap();
+        let expected =
+            (0..16).map(|i| evidence(100 + (i as i64 % 5), statuses[i % 4])).reduce(|a, b| a.join(&b)).unwrap();
         let stored = t.store.get_connection(&profile, Platform::Linkedin).await.unwrap().unwrap();
         assert_eq!(stored.connection, expected, "{backend:?}");
     }

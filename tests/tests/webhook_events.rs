@@ -1,7 +1,7 @@
 //! Webhook receipt end to end: signed samples from `events/` through the dev gateway into the
 //! embedded DynamoDB, and the answers table of `app-api.md`.
 
-use integration_tests::{s, Sample, Stack, SECRET};
+use integration_tests::{SECRET, Sample, Stack, s};
 use serde_json::json;
 use shared::adapters::dynamo::PostItem;
 use shared::domain::{ConnectionStatus, EntryStatus, Platform, PostId, PostStatus, ProfileId, ProjectId, Timestamp};
@@ -121,7 +121,11 @@ async fn every_sample_is_signed_with_the_local_secret_and_reaches_the_handler_as
     ] {
         let sample = Sample::load(name);
         let body = sample.body();
-        assert_eq!(sample.header("x-zernio-signature"), Some(shared::signature::sign(SECRET, &body)), "{name} is signed");
+        assert_eq!(
+            sample.header("x-zernio-signature"),
+            Some(shared::signature::sign(SECRET, &body)),
+            "{name} is signed"
+        );
         let request = lambda_http::request::from_str(&sample.event.to_string()).expect("a function URL event");
         let response = webhook.handle(request).await;
         assert_eq!(response.status(), 200, "{name}");

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use integration_tests::{Stack, StackOptions, SECRET};
-use serde_json::{json, Value};
+use integration_tests::{SECRET, Stack, StackOptions};
+use serde_json::{Value, json};
 use shared::domain::post::{PlatformEntry, Schedule};
 use shared::domain::{EntryStatus, Platform, PostId, PostState, PostStatus, ProjectId, ServicePostId, Timestamp};
 use shared::ports::RetryMessage;
@@ -23,7 +23,8 @@ fn published_x(url: &str) -> Value {
 }
 
 async fn stored(stack: &Stack) -> Option<PostState> {
-    let post = stack.store.get_post(&ProjectId::parse("proj_1").unwrap(), &PostId::parse("post_1").unwrap()).await.unwrap();
+    let post =
+        stack.store.get_post(&ProjectId::parse("proj_1").unwrap(), &PostId::parse("post_1").unwrap()).await.unwrap();
     post.map(|p| p.state)
 }
 
@@ -35,12 +36,21 @@ fn later() -> Timestamp {
 async fn wrong_missing_or_retired_signatures_get_401_and_write_nothing() {
     let stack = Stack::with(StackOptions { secrets: "new-secret,old-secret".into(), ..Default::default() }).await;
     let body = post_event("evt_1", "post.published", 1, published_x("https://x.com/1")).to_string();
-    for (secret, why) in [(Some("retired-secret"), "a stale secret"), (None, "no signature"), (Some(SECRET), "another secret")] {
+    for (secret, why) in
+        [(Some("retired-secret"), "a stale secret"), (None, "no signature"), (Some(SECRET), "another secret")]
+    {
         let (status, answer) = stack.deliver(body.as_bytes(), secret).await;
         assert_eq!(status, 401, "{why}");
         assert_eq!(answer["error"]["code"], "invalid_signature", "{why}");
     }
-    let garbage = stack.http.post(stack.webhook_url()).header("x-zernio-signature", "zz-not-hex").body(body.clone()).send().await.unwrap();
+    let garbage = stack
+        .http
+        .post(stack.webhook_url())
+        .header("x-zernio-signature", "zz-not-hex")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(garbage.status(), 401);
     assert_eq!(stack.tap.total(), 0, "a refused delivery makes no request at all");
     assert!(stack.items().await.is_empty());
@@ -79,7 +89,14 @@ async fn fifty_concurrent_deliveries_of_one_event_have_one_effect_and_one_proces
     let deliveries = stack
         .sim
         .shared
-        .emit(Emit { url: Some(stack.webhook_url()), secret: Some(SECRET.into()), events: vec![event], copies: 50, concurrent: true, ..Default::default() })
+        .emit(Emit {
+            url: Some(stack.webhook_url()),
+            secret: Some(SECRET.into()),
+            events: vec![event],
+            copies: 50,
+            concurrent: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(deliveries.len(), 50);
@@ -87,7 +104,12 @@ async fn fifty_concurrent_deliveries_of_one_event_have_one_effect_and_one_proces
     let processed = deliveries.iter().filter(|d| d.body.contains("processed")).count();
     let duplicates = deliveries.iter().filter(|d| d.body.contains("duplicate")).count();
     assert_eq!((processed, duplicates), (1, 49));
-    let post = stack.store.get_post(&ProjectId::parse("proj_1").unwrap(), &PostId::parse("post_1").unwrap()).await.unwrap().unwrap();
+    let post = stack
+        .store
+        .get_post(&ProjectId::parse("proj_1").unwrap(), &PostId::parse("post_1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(post.version, 1, "written once");
 }
 
@@ -97,7 +119,12 @@ async fn a_published_platform_never_goes_back_and_a_cancelled_post_stays_cancell
     let events = vec![
         post_event("evt_pub", "post.published", 1, published_x("https://x.com/1")),
         post_event("evt_late_pending", "post.scheduled", 1, json!([{"platform": "twitter", "status": "pending"}])),
-        post_event("evt_late_failed", "post.failed", 1, json!([{"platform": "twitter", "status": "failed", "error": "boom"}])),
+        post_event(
+            "evt_late_failed",
+            "post.failed",
+            1,
+            json!([{"platform": "twitter", "status": "failed", "error": "boom"}]),
+        ),
     ];
     let emit = Emit { url: Some(stack.webhook_url()), secret: Some(SECRET.into()), events, ..Default::default() };
     for d in stack.sim.shared.emit(emit).await.unwrap() {
@@ -105,7 +132,10 @@ async fn a_published_platform_never_goes_back_and_a_cancelled_post_stays_cancell
     }
     let state = stored(&stack).await.unwrap();
     let x = &state.entries[&Platform::X];
-    assert_eq!((x.status, x.url.as_deref(), x.error.as_deref()), (EntryStatus::Published, Some("https://x.com/1"), None));
+    assert_eq!(
+        (x.status, x.url.as_deref(), x.error.as_deref()),
+        (EntryStatus::Published, Some("https://x.com/1"), None)
+    );
     assert_eq!(state.overall(later()), PostStatus::Published);
     // WHEN the service cancels it, and a late published copy arrives THEN it stays cancelled
     let mut cancelled = post_event("evt_cancel", "post.cancelled", 1, json!([]));
@@ -125,7 +155,8 @@ async fn an_event_for_an_old_generation_does_not_touch_a_new_one_in_either_order
             post_event("evt_g2", "post.scheduled", 2, json!([{"platform": "twitter", "status": "pending"}])),
             post_event("evt_g1", "post.published", 1, published_x("https://x.com/old")),
         ];
-        let emit = Emit { url: Some(stack.webhook_url()), secret: Some(SECRET.into()), events, reverse, ..Default::default() };
+        let emit =
+            Emit { url: Some(stack.webhook_url()), secret: Some(SECRET.into()), events, reverse, ..Default::default() };
         assert!(stack.sim.shared.emit(emit).await.unwrap().iter().all(|d| d.status == 200));
         let x = stored(&stack).await.unwrap().entries[&Platform::X].clone();
         assert_eq!((x.generation, x.status, x.url), (2, EntryStatus::Queued, None), "reverse={reverse}");
@@ -153,10 +184,15 @@ fn publish_answer() -> PostState {
 
 #[tokio::test]
 async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after() {
-    let published = post_event("evt_early", "post.published", 1, json!([
-        {"platform": "twitter", "status": "published", "accountId": "a1", "publishedUrl": "https://x.com/1", "publishedAt": "2026-11-30T10:00:01Z"},
-        {"platform": "linkedin", "status": "published", "accountId": "a2", "publishedUrl": "https://li/1", "publishedAt": "2026-11-30T10:00:02Z"}
-    ]));
+    let published = post_event(
+        "evt_early",
+        "post.published",
+        1,
+        json!([
+            {"platform": "twitter", "status": "published", "accountId": "a1", "publishedUrl": "https://x.com/1", "publishedAt": "2026-11-30T10:00:01Z"},
+            {"platform": "linkedin", "status": "published", "accountId": "a2", "publishedUrl": "https://li/1", "publishedAt": "2026-11-30T10:00:02Z"}
+        ]),
+    );
     let (project, post) = (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap());
     let now = Timestamp::now();
 
@@ -165,7 +201,11 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     assert_eq!(after.send(&published).await, (200, json!({"status": "processed"})));
 
     let before = Stack::start().await;
-    assert_eq!(before.send(&published).await, (200, json!({"status": "processed"})), "applied to the post its metadata names");
+    assert_eq!(
+        before.send(&published).await,
+        (200, json!({"status": "processed"})),
+        "applied to the post its metadata names"
+    );
     before.store.merge_post(&project, &post, &publish_answer(), now).await.unwrap();
 
     let (a, b) = (stored(&after).await.unwrap(), stored(&before).await.unwrap());
@@ -193,7 +233,10 @@ async fn with_the_store_down_an_event_is_queued_and_the_retry_worker_applies_it_
 async fn the_gateway_poller_drains_the_retry_queue_like_the_event_source_mapping() {
     let mut stack = Stack::with(StackOptions { poller: true, ..Default::default() }).await;
     stack.dynamo.as_mut().unwrap().stop().await;
-    assert_eq!(stack.send(&post_event("evt_p", "post.published", 1, published_x("https://x.com/1"))).await.1["status"], "queued");
+    assert_eq!(
+        stack.send(&post_event("evt_p", "post.published", 1, published_x("https://x.com/1"))).await.1["status"],
+        "queued"
+    );
     stack.dynamo.as_mut().unwrap().start().await.unwrap();
     for _ in 0..100 {
         if stored(&stack).await.is_some() {

@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::{aws, dynamo::DynamoStore};
 use shared::config;
 use shared::handlers::retry::RetryWorker;
@@ -11,7 +11,11 @@ use shared::handlers::retry::RetryWorker;
 async fn main() -> Result<(), Error> {
     config::init_logging();
     let sdk = aws::sdk_config().await;
-    let worker = RetryWorker { store: DynamoStore::new(aws::dynamodb_client(&sdk, &Default::default()), config::table_name()?) };
+    let worker =
+        RetryWorker { store: DynamoStore::new(aws::dynamodb_client(&sdk, &Default::default()), config::table_name()?) };
     let worker = &worker;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(worker.handle(event.payload).await) })).await
+    run(service_fn(
+        move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(worker.handle(event.payload).await) },
+    ))
+    .await
 }

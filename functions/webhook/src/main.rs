@@ -1,7 +1,7 @@
 //! Webhook receipt behind a Lambda function URL.
 #![recursion_limit = "256"]
 
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{Error, Request, run, service_fn};
 use shared::adapters::{aws, dynamo::DynamoStore, sqs::SqsRetryQueue};
 use shared::handlers::webhook::Webhook;
 use shared::{config, ports::SystemClock};

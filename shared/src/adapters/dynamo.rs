@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, Put, TransactGetItem, TransactWriteItem};
-use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::join_connection;
@@ -126,7 +126,10 @@ enum Plan {
     /// Nothing to change: only take the event id.
     Nothing,
     /// Write this item, on condition that the stored version is still `expected` (none: absent).
-    Write { item: Item, expected: Option<u64> },
+    Write {
+        item: Item,
+        expected: Option<u64>,
+    },
     Defer,
     Ignore,
 }
@@ -161,7 +164,8 @@ impl DynamoStore {
 
     fn event_put(&self, event: &EventId, now: Timestamp) -> Result<Put, StoreError> {
         let (pk, sk) = keys::event(event);
-        let item = encode(&EventItem { pk, sk, taken_at: now, expires_at: now.plus_seconds(EVENT_RETENTION_SECONDS).unix() })?;
+        let item =
+            encode(&EventItem { pk, sk, taken_at: now, expires_at: now.plus_seconds(EVENT_RETENTION_SECONDS).unix() })?;
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -253,7 +257,9 @@ impl DynamoStore {
                         .await;
                     match sent {
                         Ok(_) => return Ok(Outcome::Applied { changed: true }),
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                            continue;
+                        }
                         Err(e) => return Err(unavailable(e)),
                     }
                 }
@@ -303,7 +309,11 @@ impl DynamoStore {
     }
 
     /// One platform's connection under a profile, if any.
-    pub async fn get_connection(&self, profile: &ProfileId, platform: Platform) -> Result<Option<ConnectionItem>, StoreError> {
+    pub async fn get_connection(
+        &self,
+        profile: &ProfileId,
+        platform: Platform,
+    ) -> Result<Option<ConnectionItem>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -361,7 +371,8 @@ impl DynamoStore {
         let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
         let mut found = Vec::new();
         while let Some(unprocessed) = pending.filter(|p| !p.is_empty()) {
-            let out = self.client.batch_get_item().set_request_items(Some(unprocessed)).send().await.map_err(unavailable)?;
+            let out =
+                self.client.batch_get_item().set_request_items(Some(unprocessed)).send().await.map_err(unavailable)?;
             found.extend(out.responses.unwrap_or_default().into_values().flatten());
             pending = out.unprocessed_keys;
         }

@@ -98,14 +98,7 @@ impl Connection {
     /// The order in which two pieces of evidence win: newer first, then the one needing
     /// attention, then (so that every arrival order agrees) the rest of what they say.
     fn precedence(&self) -> impl Ord + '_ {
-        (
-            self.evidence_at,
-            self.status.attention(),
-            &self.account_id,
-            &self.username,
-            &self.display_name,
-            &self.reason,
-        )
+        (self.evidence_at, self.status.attention(), &self.account_id, &self.username, &self.display_name, &self.reason)
     }
 
     pub fn join(&self, other: &Connection) -> Connection {

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::connection::{reason, Connection, ConnectionStatus};
+use super::connection::{Connection, ConnectionStatus, reason};
 use super::ids::{EventId, PostId, ProfileId, ProjectId};
 use super::platform::Platform;
 use super::post::{EntryStatus, PostReport};
@@ -154,7 +154,8 @@ fn post_action(kind: EventKind, post: &WirePost, evidence_at: Timestamp) -> Resu
         .ok_or(InvalidEvent::Missing("post", "a post id"))?;
     // A copy reported live without its own time went live no later than the event.
     for platform in &mut report.platforms {
-        if platform.status.unwrap_or(report.default_status) == EntryStatus::Published && platform.published_at.is_none() {
+        if platform.status.unwrap_or(report.default_status) == EntryStatus::Published && platform.published_at.is_none()
+        {
             platform.published_at = report.published_at.or(Some(evidence_at));
         }
     }

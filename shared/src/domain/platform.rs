@@ -51,10 +51,7 @@ impl Platform {
 
     /// Parses a platform from our API (`x`).
     pub fn from_api(name: &str) -> Result<Self, UnknownPlatform> {
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.api_name() == name)
-            .ok_or_else(|| UnknownPlatform(name.to_owned()))
+        Platform::ALL.into_iter().find(|p| p.api_name() == name).ok_or_else(|| UnknownPlatform(name.to_owned()))
     }
 
     /// Parses a platform from the publishing service (`twitter`, also `x`), case-insensitively.

@@ -158,31 +158,25 @@ impl PostState {
 
     /// The generation the service knows by this id, if any entry records it.
     pub fn generation_of(&self, service_post_id: &ServicePostId) -> Option<Generation> {
-        self.entries
-            .values()
-            .find(|e| e.service_post_id.as_ref() == Some(service_post_id))
-            .map(|e| e.generation)
+        self.entries.values().find(|e| e.service_post_id.as_ref() == Some(service_post_id)).map(|e| e.generation)
     }
 
     /// The overall status at `now`, first match wins, as `state-rules.md` lists.
     pub fn overall(&self, now: Timestamp) -> PostStatus {
-        if let Some(cancelled) = self.cancelled_generation {
-            if self.latest_generation().is_none_or(|latest| cancelled >= latest) {
-                return PostStatus::Cancelled;
-            }
+        if let Some(cancelled) = self.cancelled_generation
+            && self.latest_generation().is_none_or(|latest| cancelled >= latest)
+        {
+            return PostStatus::Cancelled;
         }
         if self.entries.is_empty() {
             return PostStatus::Draft;
         }
-        let live: Vec<&PlatformEntry> =
-            self.entries.values().filter(|e| e.status != EntryStatus::Removed).collect();
+        let live: Vec<&PlatformEntry> = self.entries.values().filter(|e| e.status != EntryStatus::Removed).collect();
         if live.is_empty() {
             return PostStatus::Removed;
         }
         if let Some(queued) = live.iter().filter(|e| e.status == EntryStatus::Queued).map(|e| e.generation).max() {
-            let before_its_time = self
-                .schedule
-                .is_some_and(|s| s.generation >= queued && now < s.at);
+            let before_its_time = self.schedule.is_some_and(|s| s.generation >= queued && now < s.at);
             return if before_its_time { PostStatus::Scheduled } else { PostStatus::Publishing };
         }
         let published = live.iter().filter(|e| e.status == EntryStatus::Published).count();

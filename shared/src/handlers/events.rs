@@ -1,7 +1,7 @@
 //! Applying a parsed webhook event: the same code for the webhook and the retry worker.
 
-use crate::domain::event::{Action, WebhookEvent};
 use crate::domain::Timestamp;
+use crate::domain::event::{Action, WebhookEvent};
 use crate::ports::{EventStore, Outcome, StoreError};
 
 /// Applies the event to the store. `Deferred` and errors mean "try again later".
@@ -9,6 +9,8 @@ pub async fn apply<S: EventStore>(store: &S, event: &WebhookEvent, now: Timestam
     match &event.action {
         Action::Ignore(_) => Ok(Outcome::Ignored),
         Action::Post { project, post, report } => store.apply_post_report(&event.id, project, post, report, now).await,
-        Action::Connection { profile, evidence } => store.apply_connection_evidence(&event.id, profile, evidence, now).await,
+        Action::Connection { profile, evidence } => {
+            store.apply_connection_evidence(&event.id, profile, evidence, now).await
+        }
     }
 }

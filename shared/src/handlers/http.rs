@@ -1,7 +1,7 @@
 //! One way to answer: JSON bodies, and `{"error":{"code","message"}}` for every refusal.
 
 use lambda_http::{Body, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub fn json(status: u16, body: &Value) -> Response<Body> {
     Response::builder()

@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use super::{events, http};
-use crate::domain::event::{parse_event, Action};
+use crate::domain::event::{Action, parse_event};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
 use crate::signature::WebhookSecrets;
 
@@ -35,7 +35,11 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         let signature = SIGNATURE_HEADERS.iter().find_map(|h| request.headers().get(*h)).and_then(|v| v.to_str().ok());
         if !signature.is_some_and(|sig| self.secrets.verify(body, sig)) {
             tracing::warn!(has_signature = signature.is_some(), "webhook refused: signature missing or wrong");
-            return http::error(401, "invalid_signature", "The signature is missing or does not match; nothing was stored.");
+            return http::error(
+                401,
+                "invalid_signature",
+                "The signature is missing or does not match; nothing was stored.",
+            );
         }
         let received_at = self.clock.now();
         let header_id = request.headers().get(EVENT_ID_HEADER).and_then(|v| v.to_str().ok());
@@ -43,7 +47,11 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
             Ok(event) => event,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook refused: not an event");
-                return http::error(400, "invalid_event", &format!("The body is not a webhook event ({e}); nothing was stored."));
+                return http::error(
+                    400,
+                    "invalid_event",
+                    &format!("The body is not a webhook event ({e}); nothing was stored."),
+                );
             }
         };
         let span = tracing::info_span!("webhook", event_id = %event.id, event = %event.name);
@@ -67,7 +75,13 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         }
     }
 
-    async fn queue(&self, event_id: crate::domain::EventId, received_at: crate::domain::Timestamp, body: &[u8], why: &str) -> Response<Body> {
+    async fn queue(
+        &self,
+        event_id: crate::domain::EventId,
+        received_at: crate::domain::Timestamp,
+        body: &[u8],
+        why: &str,
+    ) -> Response<Body> {
         // The body verified and parsed as JSON, so it is UTF-8.
         let message = RetryMessage { event_id, received_at, body: String::from_utf8_lossy(body).into_owned() };
         match self.queue.enqueue(&message).await {

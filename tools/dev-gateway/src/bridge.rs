@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use axum::body::{to_bytes, Body as AxumBody};
+use axum::body::{Body as AxumBody, to_bytes};
 use axum::http::{Request as HttpRequest, Response as HttpResponse};
 use base64::Engine;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Largest body the gateway reads (a function URL accepts 6 MB).
 const MAX_GATEWAY_BODY: usize = 6 * 1024 * 1024;

@@ -23,9 +23,11 @@ pub struct QueueDefinition {
 }
 
 /// The retry queue: visibility 6x the retry worker's 30-second timeout, 14 days of retention.
-pub const RETRY_QUEUE: QueueDefinition = QueueDefinition { visibility_timeout_seconds: 180, message_retention_seconds: 1_209_600 };
+pub const RETRY_QUEUE: QueueDefinition =
+    QueueDefinition { visibility_timeout_seconds: 180, message_retention_seconds: 1_209_600 };
 /// Where a message lands after `MAX_RECEIVE_COUNT` failed receives, kept 14 days.
-pub const DEAD_LETTER_QUEUE: QueueDefinition = QueueDefinition { visibility_timeout_seconds: 30, message_retention_seconds: 1_209_600 };
+pub const DEAD_LETTER_QUEUE: QueueDefinition =
+    QueueDefinition { visibility_timeout_seconds: 30, message_retention_seconds: 1_209_600 };
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 
 #[derive(Debug, Clone)]
@@ -41,7 +43,8 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
     if client.describe_table().table_name(name).send().await.is_ok() {
         return Ok(());
     }
-    let attribute = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let attribute =
+        |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
     let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
     client
         .create_table()
@@ -65,7 +68,11 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
 }
 
 /// Creates the retry queue and its dead-letter queue (idempotent: SQS returns existing ones).
-pub async fn ensure_queues(client: &aws_sdk_sqs::Client, retry_name: &str, dead_letter_name: &str) -> Result<Queues, BoxError> {
+pub async fn ensure_queues(
+    client: &aws_sdk_sqs::Client,
+    retry_name: &str,
+    dead_letter_name: &str,
+) -> Result<Queues, BoxError> {
     let dead_letter_url = client
         .create_queue()
         .queue_name(dead_letter_name)

@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::http::Request as HttpRequest;
 use axum::routing::{any, get};
-use axum::Router;
 use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
+use shared::handlers::http;
 use shared::handlers::retry::RetryWorker;
 use shared::handlers::webhook::Webhook;
-use shared::handlers::http;
 use shared::ports::SystemClock;
 use shared::signature::WebhookSecrets;
 use tokio::sync::watch;

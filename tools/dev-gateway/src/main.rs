@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use dev_gateway::local_dynamo::LocalDynamo;
-use dev_gateway::{infra, local_sdk_config, Gateway, GatewayConfig, PollSettings};
+use dev_gateway::{Gateway, GatewayConfig, PollSettings, infra, local_sdk_config};
 use shared::adapters::aws::{self, ClientOptions};
 use shared::signature::WebhookSecrets;
 
@@ -24,7 +24,9 @@ async fn main() -> Result<(), BoxError> {
     let app_port = port("APP_PORT", 3000)?;
     let listen = SocketAddr::from(([127, 0, 0, 1], app_port));
     if std::net::TcpListener::bind(listen).is_err() {
-        return Err(format!("port {app_port} is taken: is another `make run` running? (set APP_PORT to use another)").into());
+        return Err(
+            format!("port {app_port} is taken: is another `make run` running? (set APP_PORT to use another)").into()
+        );
     }
     let table = setting("TABLE_NAME", "stacc-social");
 

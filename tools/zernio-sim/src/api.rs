@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::model::{now_rfc3339, FaultMode, Post, PostPlatform, Profile, PublishOutcome, WebhookSettings, PLATFORMS};
 use crate::Shared;
+use crate::model::{FaultMode, PLATFORMS, Post, PostPlatform, Profile, PublishOutcome, WebhookSettings, now_rfc3339};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -171,7 +171,11 @@ struct ConnectQuery {
     redirect_url: Option<String>,
 }
 
-async fn connect(State(shared): State<Arc<Shared>>, Path(platform): Path<String>, Query(q): Query<ConnectQuery>) -> Response {
+async fn connect(
+    State(shared): State<Arc<Shared>>,
+    Path(platform): Path<String>,
+    Query(q): Query<ConnectQuery>,
+) -> Response {
     if !PLATFORMS.contains(&platform.as_str()) {
         return error(StatusCode::BAD_REQUEST, "Unsupported platform");
     }
@@ -213,8 +217,11 @@ struct NewPostPlatform {
 async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Option<Json<NewPost>>) -> Response {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut world = shared.world.lock().expect("simulator state");
-    if let Some(existing) = request_id.as_ref().and_then(|r| world.request_ids.get(r)).and_then(|id| world.posts.get(id)) {
-        return (StatusCode::OK, Json(json!({"message": "Post already created for this request", "post": existing}))).into_response();
+    if let Some(existing) =
+        request_id.as_ref().and_then(|r| world.request_ids.get(r)).and_then(|id| world.posts.get(id))
+    {
+        return (StatusCode::OK, Json(json!({"message": "Post already created for this request", "post": existing})))
+            .into_response();
     }
     let Some(Json(new)) = body else { return error(StatusCode::BAD_REQUEST, "Invalid JSON body") };
     let Some(content) = new.content.filter(|c| !c.trim().is_empty()) else {
@@ -243,7 +250,8 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
     let day_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(24);
     let duplicate = world.posts.values().find(|post| {
         post.content == content
-            && time::OffsetDateTime::parse(&post.created_at, &time::format_description::well_known::Rfc3339).is_ok_and(|t| t > day_ago)
+            && time::OffsetDateTime::parse(&post.created_at, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| t > day_ago)
             && post.platforms.iter().any(|pp| new.platforms.iter().any(|np| np.account_id == pp.account_id))
     });
     if let Some(existing) = duplicate {
@@ -259,7 +267,11 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         .platforms
         .iter()
         .map(|p| {
-            let outcome = if publish_now { *world.outcomes.get(&p.platform).unwrap_or(&PublishOutcome::Published) } else { PublishOutcome::Pending };
+            let outcome = if publish_now {
+                *world.outcomes.get(&p.platform).unwrap_or(&PublishOutcome::Published)
+            } else {
+                PublishOutcome::Pending
+            };
             let mut entry = PostPlatform {
                 platform: p.platform.clone(),
                 account_id: p.account_id.clone(),

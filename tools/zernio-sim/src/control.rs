@@ -9,15 +9,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::api::error;
-use crate::model::{now_rfc3339, Account, Fault, Health, PostPlatform, Profile, PublishOutcome};
 use crate::Shared;
+use crate::api::error;
+use crate::model::{Account, Fault, Health, PostPlatform, Profile, PublishOutcome, now_rfc3339};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/control/reset", post(|State(s): State<Arc<Shared>>| async move { s.reset(); ok() }))
+        .route(
+            "/control/reset",
+            post(|State(s): State<Arc<Shared>>| async move {
+                s.reset();
+                ok()
+            }),
+        )
         .route("/control/profiles/{id}", put(put_profile).delete(delete_profile))
         .route("/control/profiles/{id}/accounts", put(put_accounts))
         .route("/control/accounts/{id}/health", put(put_health).delete(delete_health))
@@ -28,7 +34,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/control/stats", get(|State(s): State<Arc<Shared>>| async move { Json(s.stats()) }))
         .route("/control/connect/complete", post(complete_connect))
         .route("/control/webhooks/emit", post(emit))
-        .route("/control/webhooks/settings", delete(|State(s): State<Arc<Shared>>| async move { s.world().webhook = None; ok() }))
+        .route(
+            "/control/webhooks/settings",
+            delete(|State(s): State<Arc<Shared>>| async move {
+                s.world().webhook = None;
+                ok()
+            }),
+        )
         .with_state(shared)
 }
 
@@ -42,7 +54,8 @@ pub fn settle(entry: &mut PostPlatform, outcome: PublishOutcome, post_id: &str, 
         PublishOutcome::Published => {
             let platform_id = format!("{}{}", &post_id[post_id.len().saturating_sub(6)..], entry.platform.len());
             entry.status = "published".into();
-            entry.platform_post_url = Some(format!("https://{}.example/{}/{platform_id}", entry.platform, entry.account_id));
+            entry.platform_post_url =
+                Some(format!("https://{}.example/{}/{platform_id}", entry.platform, entry.account_id));
             entry.platform_post_id = Some(platform_id);
             entry.published_at = Some(now.to_owned());
             entry.error_message = None;
@@ -62,7 +75,11 @@ struct ProfileBody {
     name: Option<String>,
 }
 
-async fn put_profile(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Option<Json<ProfileBody>>) -> Response {
+async fn put_profile(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Option<Json<ProfileBody>>,
+) -> Response {
     let name = body.and_then(|Json(b)| b.name).unwrap_or_else(|| format!("profile-{id}"));
     s.world().profiles.insert(id.clone(), Profile { id, name, description: String::new(), created_at: now_rfc3339() });
     ok()
@@ -73,7 +90,11 @@ async fn delete_profile(State(s): State<Arc<Shared>>, Path(id): Path<String>) ->
     ok()
 }
 
-async fn put_accounts(State(s): State<Arc<Shared>>, Path(id): Path<String>, Json(accounts): Json<Vec<Value>>) -> Response {
+async fn put_accounts(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(accounts): Json<Vec<Value>>,
+) -> Response {
     let mut parsed = Vec::new();
     for mut a in accounts {
         a["profileId"] = Value::String(id.clone());
@@ -140,7 +161,10 @@ async fn delete_fault(State(s): State<Arc<Shared>>) -> Response {
     ok()
 }
 
-async fn put_outcomes(State(s): State<Arc<Shared>>, Json(outcomes): Json<std::collections::HashMap<String, PublishOutcome>>) -> Response {
+async fn put_outcomes(
+    State(s): State<Arc<Shared>>,
+    Json(outcomes): Json<std::collections::HashMap<String, PublishOutcome>>,
+) -> Response {
     s.world().outcomes = outcomes;
     ok()
 }

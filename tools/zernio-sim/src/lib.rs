@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 pub use control::{Delivery, Emit, PostChange, SignatureHeader};
 pub use model::{Account, Fault, FaultMode, Health, Post, PublishOutcome};
 
-use crate::model::{now_rfc3339, World};
+use crate::model::{World, now_rfc3339};
 
 pub struct Shared {
     world: Mutex<World>,
@@ -188,7 +188,8 @@ impl Shared {
     /// Delivers events as asked: shorthands expanded, copies, order, concurrency.
     pub async fn emit(&self, request: Emit) -> Result<Vec<Delivery>, String> {
         let registered = self.world().webhook.clone();
-        let url = request.url.or(registered.as_ref().map(|w| w.url.clone())).ok_or("no url and no registered webhook")?;
+        let url =
+            request.url.or(registered.as_ref().map(|w| w.url.clone())).ok_or("no url and no registered webhook")?;
         let secret = request.secret.or(registered.and_then(|w| w.secret)).unwrap_or_default();
         let mut bodies = Vec::new();
         for event in &request.events {
@@ -255,7 +256,13 @@ fn envelope(world: &mut World, event: &str, payload: Value) -> Value {
 }
 
 /// One signed delivery.
-pub async fn deliver(http: &reqwest::Client, url: &str, secret: &str, body: &Value, header: SignatureHeader) -> Result<Delivery, String> {
+pub async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &Value,
+    header: SignatureHeader,
+) -> Result<Delivery, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
     let event_id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let name = match header {
@@ -361,7 +368,8 @@ impl Simulator {
                     let shutdown = async move {
                         let _ = stopped.changed().await;
                     };
-                    let _ = axum::serve(Gate { listener: api, down }, api_router).with_graceful_shutdown(shutdown).await;
+                    let _ =
+                        axum::serve(Gate { listener: api, down }, api_router).with_graceful_shutdown(shutdown).await;
                 }
             }),
             serve(control, control_router, stopped),
@@ -398,7 +406,8 @@ fn oauth_router(shared: Arc<Shared>) -> axum::Router {
         .route(
             "/oauth/{platform}",
             get(|State(s): State<Arc<Shared>>, Query(q): Query<OAuth>| async move {
-                let request = control::CompleteConnect { state: q.state, account_id: None, username: None, display_name: None };
+                let request =
+                    control::CompleteConnect { state: q.state, account_id: None, username: None, display_name: None };
                 match s.complete_connect(&request) {
                     Some(a) => format!("Connected {} account {} to profile {}.", a.platform, a.id, a.profile_id),
                     None => "This link has expired.".to_owned(),

@@ -20,7 +20,8 @@ fn report(generation: Generation, platform: Platform, status: EntryStatus, url: 
             account_id: Some("acc".into()),
             url: url.map(str::to_owned),
             platform_post_id: None,
-            published_at: (status == EntryStatus::Published).then(|| Timestamp::from_unix(1_000 + i64::from(generation))),
+            published_at: (status == EntryStatus::Published)
+                .then(|| Timestamp::from_unix(1_000 + i64::from(generation))),
             error: (status == EntryStatus::Failed).then(|| "rate limited".to_owned()),
         }],
     }
@@ -53,7 +54,8 @@ fn failed_moves_up_to_published_when_a_retry_succeeds() {
         report(1, Platform::Linkedin, EntryStatus::Failed, None),
     ]);
     assert_eq!(state.overall(Timestamp::from_unix(NOW)), PostStatus::PartiallyPublished);
-    let state = state.join(&report(1, Platform::Linkedin, EntryStatus::Published, None).to_state(Some(&state)).unwrap());
+    let state =
+        state.join(&report(1, Platform::Linkedin, EntryStatus::Published, None).to_state(Some(&state)).unwrap());
     assert_eq!(state.overall(Timestamp::from_unix(NOW)), PostStatus::Published);
 }
 
@@ -98,10 +100,16 @@ fn queued_is_scheduled_before_its_time_and_publishing_after() {
 fn overall_status_follows_the_first_matching_rule() {
     let now = Timestamp::from_unix(NOW);
     assert_eq!(PostState::default().overall(now), PostStatus::Draft);
-    let failed = fold(&[report(1, Platform::X, EntryStatus::Failed, None), report(1, Platform::Facebook, EntryStatus::Failed, None)]);
+    let failed = fold(&[
+        report(1, Platform::X, EntryStatus::Failed, None),
+        report(1, Platform::Facebook, EntryStatus::Failed, None),
+    ]);
     assert_eq!(failed.overall(now), PostStatus::Failed);
     let one_removed = manual_delete(
-        &fold(&[report(1, Platform::X, EntryStatus::Published, Some("u")), report(1, Platform::Facebook, EntryStatus::Published, None)]),
+        &fold(&[
+            report(1, Platform::X, EntryStatus::Published, Some("u")),
+            report(1, Platform::Facebook, EntryStatus::Published, None),
+        ]),
         Platform::X,
     )
     .unwrap();
@@ -116,9 +124,12 @@ fn overall_status_follows_the_first_matching_rule() {
 fn a_removed_copy_is_not_brought_back_by_a_late_published_report() {
     let live = fold(&[report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1"))]);
     let removed = manual_delete(&live, Platform::X).unwrap();
-    let late = removed.join(&report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1")).to_state(Some(&removed)).unwrap());
+    let late = removed.join(
+        &report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1")).to_state(Some(&removed)).unwrap(),
+    );
     assert_eq!(late, removed);
-    let again = late.join(&report(2, Platform::X, EntryStatus::Published, Some("https://x.com/2")).to_state(Some(&late)).unwrap());
+    let again = late
+        .join(&report(2, Platform::X, EntryStatus::Published, Some("https://x.com/2")).to_state(Some(&late)).unwrap());
     assert_eq!(again.entries[&Platform::X].url.as_deref(), Some("https://x.com/2"));
 }
 
@@ -139,11 +150,13 @@ pub(crate) fn any_report() -> impl Strategy<Value = PostReport> {
         Just(EntryStatus::Published),
         Just(EntryStatus::Removed)
     ];
-    (1u32..4, platform, status, any::<bool>(), any::<bool>()).prop_map(|(generation, platform, status, with_url, cancelled)| {
-        let mut r = report(generation, platform, status, with_url.then_some("https://p/1"));
-        r.cancelled = cancelled && status == EntryStatus::Queued;
-        r
-    })
+    (1u32..4, platform, status, any::<bool>(), any::<bool>()).prop_map(
+        |(generation, platform, status, with_url, cancelled)| {
+            let mut r = report(generation, platform, status, with_url.then_some("https://p/1"));
+            r.cancelled = cancelled && status == EntryStatus::Queued;
+            r
+        },
+    )
 }
 
 proptest! {

@@ -1,0 +1,125 @@
+//! `make bench`: what one webhook event costs. DynamoDB requests are counted on the wire (a
+//! request tap on the real SDK client, against the embedded emulator); CPU time of verify +
+//! parse + decide is measured over many iterations of the signed samples.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use integration_tests::{Backend, SECRET, Sample, StoreUnderTest, moto_endpoint};
+use shared::adapters::aws::{self, ClientOptions};
+use shared::adapters::sqs::SqsRetryQueue;
+use shared::domain::event::{Action, parse_event};
+use shared::domain::{Connection, PostState, ProfileId, ProjectId, Timestamp};
+use shared::handlers::webhook::Webhook;
+use shared::ports::SystemClock;
+use shared::signature::WebhookSecrets;
+
+const SAMPLES: [&str; 7] = [
+    "webhook-post-scheduled",
+    "webhook-post-published",
+    "webhook-post-partial",
+    "webhook-post-failed",
+    "webhook-post-cancelled",
+    "webhook-account-connected",
+    "webhook-account-disconnected",
+];
+
+fn cpu_per_event() {
+    let secrets = WebhookSecrets::from_list(SECRET);
+    let samples: Vec<(Vec<u8>, String)> = SAMPLES
+        .iter()
+        .map(|name| {
+            let s = Sample::load(name);
+            (s.body(), s.header("x-zernio-signature").unwrap_or_default())
+        })
+        .collect();
+    // A stored post and connection to decide against, as the webhook does after its one read.
+    let now = Timestamp::now();
+    let stored_post = {
+        let first = parse_event(&samples[0].0, None, now).unwrap();
+        let Action::Post { report, .. } = first.action else { unreachable!() };
+        report.to_state(None).unwrap()
+    };
+    let stored_connection: Option<Connection> = None;
+    let iterations = 20_000;
+    println!("\nCPU time of verify + parse + decide, per event ({iterations} iterations each, one core):");
+    println!("{:<32} {:>10}", "sample", "µs/event");
+    let mut total = 0.0;
+    for (name, (body, signature)) in SAMPLES.iter().zip(&samples) {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            assert!(secrets.verify(black_box(body), black_box(signature)));
+            let event = parse_event(black_box(body), None, now).unwrap();
+            match event.action {
+                Action::Post { report, .. } => {
+                    let fragment: PostState = report.to_state(Some(&stored_post)).unwrap();
+                    black_box(stored_post.join(&fragment) == stored_post);
+                }
+                Action::Connection { evidence, .. } => {
+                    black_box(shared::domain::connection::join_connection(stored_connection.as_ref(), &evidence));
+                }
+                Action::Ignore(_) => {}
+            }
+        }
+        let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
+        total += micros;
+        println!("{name:<32} {micros:>10.2}");
+    }
+    println!("{:<32} {:>10.2}   (target: under 50)", "mean", total / SAMPLES.len() as f64);
+}
+
+async fn requests_per_event() {
+    let t = StoreUnderTest::start(Backend::Dynoxide).await;
+    let project = ProjectId::parse("proj_demo").unwrap();
+    t.store.link_profile(&project, &ProfileId::parse("65aa00000000000000000001").unwrap()).await.unwrap();
+    let sdk = dev_gateway::local_sdk_config().await;
+    let sqs = aws::sqs_client(&sdk, &ClientOptions { endpoint: Some(moto_endpoint()), ..Default::default() });
+    let queue_url = sqs.create_queue().queue_name("bench-retry").send().await.unwrap().queue_url.unwrap();
+    let webhook = Webhook {
+        store: t.store.clone(),
+        queue: SqsRetryQueue::new(sqs, queue_url),
+        clock: SystemClock,
+        secrets: WebhookSecrets::from_list(SECRET),
+    };
+    println!("\nDynamoDB requests per webhook event (counted on the wire):");
+    println!("{:<44} {:>8} {:>8}  {}", "case", "requests", "writes", "answer");
+    let deliver = async |label: &str, name: &str, new_id: Option<&str>| {
+        let mut event = Sample::load(name).event;
+        if let Some(id) = new_id {
+            // The same content under another event id: a new, but older, piece of evidence.
+            let mut body: serde_json::Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+            body["id"] = id.into();
+            let raw = body.to_string();
+            event["headers"]["x-zernio-signature"] = shared::signature::sign(SECRET, raw.as_bytes()).into();
+            event["headers"]["x-zernio-event-id"] = id.into();
+            event["body"] = raw.into();
+        }
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        t.tap.reset();
+        let response = webhook.handle(request).await;
+        let counts = t.tap.counts();
+        let writes: u64 =
+            counts.iter().filter(|(op, _)| op.contains("Put") || op.contains("Write")).map(|(_, n)| n).sum();
+        let answer = match response.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        println!("{label:<44} {:>8} {writes:>8}  {answer}", t.tap.total());
+    };
+    deliver("new post event (post.scheduled)", "webhook-post-scheduled", None).await;
+    deliver("new post event (post.published)", "webhook-post-published", None).await;
+    deliver("duplicate post event", "webhook-post-published", None).await;
+    deliver("stale post event (older than stored)", "webhook-post-scheduled", Some("evt_stale")).await;
+    deliver("new account event (account.connected)", "webhook-account-connected", None).await;
+    deliver("duplicate account event", "webhook-account-connected", None).await;
+    println!("(targets: new <= 2, duplicate <= 1 with no write)");
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here
+    }
+    cpu_per_event();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(requests_per_event());
+}
