@@ -27,7 +27,7 @@ build:
 	cargo build --workspace --locked
 
 run: venv
-	cargo build --locked -p dev-gateway -p zernio-sim
+	cargo build --locked --workspace --bins
 	bash tools/local/run.sh
 
 lint:

@@ -40,7 +40,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Creates the table unless it exists (a restart of `make run` keeps its data).
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
-    if client.describe_table().table_name(name).send().await.is_ok() {
+    let tables = client.list_tables().send().await?;
+    if tables.table_names().iter().any(|t| t == name) {
         return Ok(());
     }
     let attribute =
