@@ -82,7 +82,7 @@ async fn requests_per_event() {
         secrets: WebhookSecrets::from_list(SECRET),
     };
     println!("\nDynamoDB requests per webhook event (counted on the wire):");
-    println!("{:<44} {:>8} {:>8}  {}", "case", "requests", "writes", "answer");
+    println!("{:<44} {:>8} {:>8}  answer", "case", "requests", "writes");
     let deliver = async |label: &str, name: &str, new_id: Option<&str>| {
         let mut event = Sample::load(name).event;
         if let Some(id) = new_id {
