@@ -38,7 +38,9 @@ unit:
 	cargo test --workspace --locked --lib
 
 test: venv lint
-	cargo test --workspace --locked
+	mkdir -p target
+	set -o pipefail; cargo test --workspace --locked 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
 bench: venv
 	cargo bench --locked -p integration-tests --bench costs
