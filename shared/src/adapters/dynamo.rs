@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Get, Put, TransactGetItem, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::join_connection;
@@ -175,6 +175,38 @@ impl DynamoStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
+    /// One conditional put; `false` when its condition failed.
+    async fn put(&self, put: Put) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// One item by key, read consistently.
+    async fn get<T: for<'de> Deserialize<'de>>(&self, key: (String, String)) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.filter(|i| !i.is_empty()).map(decode).transpose()
+    }
+
     /// Reads the event record (if any) and the given items in one consistent request.
     async fn read(
         &self,
@@ -227,40 +259,12 @@ impl DynamoStore {
             match (event, write) {
                 (None, None) => return Ok(Outcome::Applied { changed: false }),
                 (Some(event), None) => {
-                    let put = self.event_put(event, now)?;
-                    let sent = self
-                        .client
-                        .put_item()
-                        .table_name(&self.table)
-                        .set_item(Some(put.item))
-                        .set_condition_expression(put.condition_expression)
-                        .set_expression_attribute_values(put.expression_attribute_values)
-                        .send()
-                        .await;
-                    return match sent {
-                        Ok(_) => Ok(Outcome::Applied { changed: false }),
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                            Ok(Outcome::Duplicate)
-                        }
-                        Err(e) => Err(unavailable(e)),
-                    };
+                    let landed = self.put(self.event_put(event, now)?).await?;
+                    return Ok(if landed { Outcome::Applied { changed: false } } else { Outcome::Duplicate });
                 }
                 (None, Some(put)) => {
-                    let sent = self
-                        .client
-                        .put_item()
-                        .table_name(&self.table)
-                        .set_item(Some(put.item))
-                        .set_condition_expression(put.condition_expression)
-                        .set_expression_attribute_values(put.expression_attribute_values)
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(_) => return Ok(Outcome::Applied { changed: true }),
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                            continue;
-                        }
-                        Err(e) => return Err(unavailable(e)),
+                    if self.put(put).await? {
+                        return Ok(Outcome::Applied { changed: true });
                     }
                 }
                 (Some(event), Some(put)) => {
@@ -271,22 +275,13 @@ impl DynamoStore {
                     let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
                     match sent {
                         Ok(_) => return Ok(Outcome::Applied { changed: true }),
-                        Err(e) => {
-                            let reasons: Vec<Option<String>> = match e.as_service_error() {
-                                Some(s) if s.is_transaction_canceled_exception() => match s {
-                                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                                        c.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
-                                    }
-                                    _ => Vec::new(),
-                                },
-                                _ => return Err(unavailable(e)),
-                            };
-                            if reasons.first().and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed") {
-                                return Ok(Outcome::Duplicate);
-                            }
-                            // The item moved under us (or a transaction conflicted): read again.
+                        // A condition failed: a copy of this event landed first, or the item moved.
+                        // The next round's read tells which; cancellation reasons are not trusted
+                        // for it, so no emulator's way of reporting them can lose an event.
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
                             continue;
                         }
+                        Err(e) => return Err(unavailable(e)),
                     }
                 }
             }
@@ -296,16 +291,7 @@ impl DynamoStore {
 
     /// The post as stored, if any.
     pub async fn get_post(&self, project: &ProjectId, post: &PostId) -> Result<Option<PostItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::post(project, post))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.item.filter(|i| !i.is_empty()).map(decode).transpose()
+        self.get(keys::post(project, post)).await
     }
 
     /// One platform's connection under a profile, if any.
@@ -314,16 +300,7 @@ impl DynamoStore {
         profile: &ProfileId,
         platform: Platform,
     ) -> Result<Option<ConnectionItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::connection(profile, platform))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.item.filter(|i| !i.is_empty()).map(decode).transpose()
+        self.get(keys::connection(profile, platform)).await
     }
 
     /// Records the project's profile and the routing that lets account webhooks find the
@@ -359,24 +336,6 @@ impl DynamoStore {
             plan_post(project, post, items, now, |_| Ok(evidence.clone()))
         })
         .await
-    }
-
-    /// Several items at once (at most 100 keys), in one request when nothing is throttled.
-    pub async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for key in keys {
-            request = request.keys(key_map(key.clone()));
-        }
-        let request = request.build().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
-        let mut found = Vec::new();
-        while let Some(unprocessed) = pending.filter(|p| !p.is_empty()) {
-            let out =
-                self.client.batch_get_item().set_request_items(Some(unprocessed)).send().await.map_err(unavailable)?;
-            found.extend(out.responses.unwrap_or_default().into_values().flatten());
-            pending = out.unprocessed_keys;
-        }
-        Ok(found)
     }
 }
 
