@@ -39,7 +39,7 @@ unit:
 
 test: venv lint
 	mkdir -p target
-	set -o pipefail; cargo test --workspace --locked 2>&1 | tee target/test-output.log
+	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
 bench: venv

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{events, http};
 use crate::domain::event::{Action, parse_event};
+use crate::domain::{EventId, Timestamp};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
 use crate::signature::WebhookSecrets;
 
@@ -75,13 +76,7 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         }
     }
 
-    async fn queue(
-        &self,
-        event_id: crate::domain::EventId,
-        received_at: crate::domain::Timestamp,
-        body: &[u8],
-        why: &str,
-    ) -> Response<Body> {
+    async fn queue(&self, event_id: EventId, received_at: Timestamp, body: &[u8], why: &str) -> Response<Body> {
         // The body verified and parsed as JSON, so it is UTF-8.
         let message = RetryMessage { event_id, received_at, body: String::from_utf8_lossy(body).into_owned() };
         match self.queue.enqueue(&message).await {
