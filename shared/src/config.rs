@@ -41,3 +41,9 @@ pub fn init_logging() {
     };
     drop(result); // already initialised (tests, the dev gateway): keep the first
 }
+
+/// The publishing service client: `PUBLISHER_BASE_URL` and `PUBLISHER_API_KEY`.
+pub fn publisher() -> Result<crate::adapters::zernio::ZernioClient, ConfigError> {
+    crate::adapters::zernio::ZernioClient::new(required("PUBLISHER_BASE_URL")?, required("PUBLISHER_API_KEY")?)
+        .map_err(|e| ConfigError(format!("publishing service client: {e}")))
+}

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
 use crate::domain::{Connection, EventId, PostId, PostReport, ProfileId, ProjectId, Timestamp};
 
 /// What became of one piece of evidence. Expected outcomes are values, not errors.
@@ -84,4 +85,85 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublisherError {
+    /// Down, slow past the client timeout, 5xx, or 429: try again later (after `retry_after`).
+    #[error("the publishing service is unavailable: {reason}")]
+    Unavailable { retry_after: Option<u64>, reason: String },
+    /// It answered, and said no.
+    #[error("the publishing service refused ({status}): {message}")]
+    Refused { status: u16, code: Option<String>, message: String },
+}
+
+/// The publishing service, as the handlers need it. A second vendor implements this too.
+pub trait Publisher: Send + Sync {
+    /// The live accounts of a profile; `None` when the service answers 404.
+    fn accounts(
+        &self,
+        profile: &ProfileId,
+    ) -> impl Future<Output = Result<Option<Vec<LiveAccount>>, PublisherError>> + Send;
+    /// Health of a profile's accounts; `None` when the service answers 404.
+    fn health(
+        &self,
+        profile: &ProfileId,
+    ) -> impl Future<Output = Result<Option<Vec<AccountHealth>>, PublisherError>> + Send;
+    /// Whether the service still knows the profile.
+    fn profile_exists(&self, profile: &ProfileId) -> impl Future<Output = Result<bool, PublisherError>> + Send;
+    /// Creates a profile, or adopts the one that already has this name.
+    fn create_profile(&self, name: &str) -> impl Future<Output = Result<ProfileId, PublisherError>> + Send;
+    /// The hosted OAuth link; `None` when the service no longer knows the profile.
+    fn connect_link(
+        &self,
+        platform: crate::domain::Platform,
+        profile: &ProfileId,
+        redirect_url: Option<&str>,
+    ) -> impl Future<Output = Result<Option<String>, PublisherError>> + Send;
+}
+
+/// A connection as stored, with what the API shows beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub connection: Connection,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+/// What the connection routes need of the store.
+pub trait ConnectionStore: Send + Sync {
+    /// The project's profile on the service, if it has one.
+    fn project_profile(
+        &self,
+        project: &ProjectId,
+    ) -> impl Future<Output = Result<Option<ProfileId>, StoreError>> + Send;
+    /// Every connection recorded under a profile.
+    fn connections(
+        &self,
+        profile: &ProfileId,
+    ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
+    /// Joins evidence into the connections (`read` is what the caller read; re-read on a race)
+    /// and returns them all as stored afterwards.
+    fn save_connections(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+        read: Vec<StoredConnection>,
+        evidence: Vec<Connection>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
+    /// Forgets a profile the service no longer knows: its connections, routing and the project's
+    /// pointer to it (unless the project has moved to another profile meanwhile).
+    fn forget_profile(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+        read: &[StoredConnection],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records the project's profile and the routing account webhooks use.
+    fn link_profile(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -11,6 +11,7 @@ use shared::adapters::sqs::SqsRetryQueue;
 use shared::domain::event::{Action, parse_event};
 use shared::domain::{Connection, PostState, ProfileId, ProjectId, Timestamp};
 use shared::handlers::webhook::Webhook;
+use shared::ports::ConnectionStore;
 use shared::ports::SystemClock;
 use shared::signature::WebhookSecrets;
 

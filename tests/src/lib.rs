@@ -19,6 +19,7 @@ use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
 pub const SECRET: &str = "local-webhook-secret";
+pub const JWT_SECRET: &str = "local-jwt-secret";
 
 /// The workspace root (where `events/`, `template.yaml` and `.venv` are).
 pub fn root() -> std::path::PathBuf {
@@ -134,6 +135,7 @@ impl Stack {
         let table = unique("social");
         infra::ensure_table(&dynamodb, &table).await.expect("table");
         let queues = infra::ensure_queues(&sqs, &unique("retry"), &unique("retry-dlq")).await.expect("queues");
+        let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
         let gateway = Gateway::start(GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("loopback"),
             dynamodb: dynamo_options,
@@ -144,10 +146,12 @@ impl Stack {
             poll: options
                 .poller
                 .then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
+            publisher_base_url: sim.api_url(),
+            publisher_api_key: "sk_local".into(),
+            jwt_secret: JWT_SECRET.into(),
         })
         .await
         .expect("gateway");
-        let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
         tap.reset();
         Stack {
             dynamo,
@@ -320,5 +324,73 @@ impl StoreUnderTest {
         infra::ensure_table(&client, &table).await.expect("table");
         tap.reset();
         StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo }
+    }
+}
+
+impl Stack {
+    /// An app token for a project, valid for an hour.
+    pub fn token(&self, project: &str) -> String {
+        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        dev_gateway::auth::token(JWT_SECRET, &serde_json::json!({"sub": "user-1", "project_id": project, "exp": exp}))
+    }
+
+    /// Calls an app route through the gateway; returns status, JSON body and headers.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.request(method, format!("{}{path}", self.gateway.url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), headers)
+    }
+
+    /// A profile the service and our store both know, with these live accounts on the service.
+    pub async fn given_profile(&self, project: &str, profile: &str, accounts: serde_json::Value) {
+        use shared::ports::ConnectionStore;
+        let control = |method: reqwest::Method, path: String, body: serde_json::Value| {
+            let request = self.http.request(method, format!("{}{path}", self.sim.control_url())).json(&body);
+            async move { assert!(request.send().await.expect("control API").status().is_success()) }
+        };
+        control(reqwest::Method::PUT, format!("/control/profiles/{profile}"), serde_json::json!({})).await;
+        control(reqwest::Method::PUT, format!("/control/profiles/{profile}/accounts"), accounts).await;
+        let (project, profile) =
+            (shared::domain::ProjectId::parse(project).unwrap(), shared::domain::ProfileId::parse(profile).unwrap());
+        self.store.link_profile(&project, &profile).await.expect("link profile");
+    }
+
+    /// Replaces the live accounts of a profile on the service.
+    pub async fn set_accounts(&self, profile: &str, accounts: serde_json::Value) {
+        let url = format!("{}/control/profiles/{profile}/accounts", self.sim.control_url());
+        assert!(self.http.put(url).json(&accounts).send().await.unwrap().status().is_success());
+    }
+
+    /// Points the service's webhook at this stack's gateway.
+    pub async fn register_webhook(&self) {
+        let body = serde_json::json!({"name": "stacc", "url": self.webhook_url(), "secret": SECRET, "isActive": true, "events": []});
+        let response = self
+            .http
+            .post(format!("{}/v1/webhooks/settings", self.sim.api_url()))
+            .bearer_auth("sk_local")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Publishing-service calls so far, by route.
+    pub fn publisher_calls(&self) -> serde_json::Value {
+        self.sim.shared.stats()["calls"].clone()
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use shared::domain::event::{Action, parse_event};
 use shared::domain::{Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use shared::handlers::events;
+use shared::ports::ConnectionStore;
 
 const PROJECT: &str = "proj_1";
 const PROFILE: &str = "prof_1";

@@ -8,6 +8,7 @@ use shared::domain::post::{PlatformReport, PostReport};
 use shared::domain::{
     ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
 };
+use shared::ports::ConnectionStore;
 use shared::ports::{EventStore, Outcome};
 
 const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];

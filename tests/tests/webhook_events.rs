@@ -5,6 +5,7 @@ use integration_tests::{SECRET, Sample, Stack, s};
 use serde_json::json;
 use shared::adapters::dynamo::PostItem;
 use shared::domain::{ConnectionStatus, EntryStatus, Platform, PostId, PostStatus, ProfileId, ProjectId, Timestamp};
+use shared::ports::ConnectionStore;
 
 fn project() -> ProjectId {
     ProjectId::parse("proj_demo").unwrap()

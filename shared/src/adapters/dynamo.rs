@@ -13,12 +13,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Get, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::join_connection;
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
-use crate::ports::{EventStore, Outcome, StoreError};
+use crate::ports::{ConnectionStore, EventStore, Outcome, StoreError, StoredConnection};
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
 pub const EVENT_RETENTION_SECONDS: i64 = 8 * 24 * 3600;
@@ -305,7 +305,7 @@ impl DynamoStore {
 
     /// Records the project's profile and the routing that lets account webhooks find the
     /// project, together.
-    pub async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
+    async fn put_profile_link(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
         let (pk, sk) = keys::project_profile(project);
         let pointer = encode(&ProjectProfileItem { pk, sk, profile_id: profile.clone() })?;
         let (pk, sk) = keys::route(profile);
@@ -421,5 +421,129 @@ impl EventStore for DynamoStore {
             Ok(Plan::Write { item: encode(&item)?, expected })
         })
         .await
+    }
+}
+
+impl ConnectionItem {
+    fn stored(self) -> StoredConnection {
+        StoredConnection { connection: self.connection, updated_at: self.updated_at, version: self.version }
+    }
+}
+
+impl DynamoStore {
+    async fn write_all(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl ConnectionStore for DynamoStore {
+    async fn project_profile(&self, project: &ProjectId) -> Result<Option<ProfileId>, StoreError> {
+        Ok(self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id))
+    }
+
+    async fn connections(&self, profile: &ProfileId) -> Result<Vec<StoredConnection>, StoreError> {
+        let (pk, _) = keys::route(profile);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":conn", AttributeValue::S("CONN#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| decode::<ConnectionItem>(i).map(ConnectionItem::stored))
+            .collect()
+    }
+
+    async fn save_connections(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+        mut read: Vec<StoredConnection>,
+        evidence: Vec<Connection>,
+        now: Timestamp,
+    ) -> Result<Vec<StoredConnection>, StoreError> {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+                read = self.connections(profile).await?;
+            }
+            let mut result: Vec<StoredConnection> = read.clone();
+            let mut writes = Vec::new();
+            for e in &evidence {
+                let stored = read.iter().find(|s| s.connection.platform == e.platform);
+                let joined = join_connection(stored.map(|s| &s.connection), e);
+                let (expected, updated_at) = match stored {
+                    Some(s) if s.connection == joined => continue,
+                    Some(s) if s.connection.view() == joined.view() => (Some(s.version), s.updated_at),
+                    Some(s) => (Some(s.version), now),
+                    None => (None, now),
+                };
+                let (pk, sk) = keys::connection(profile, e.platform);
+                let item = ConnectionItem {
+                    pk,
+                    sk,
+                    project_id: project.clone(),
+                    profile_id: profile.clone(),
+                    version: 0,
+                    updated_at,
+                    connection: joined.clone(),
+                };
+                writes.push(self.conditional_put(encode(&item)?, expected)?);
+                let written =
+                    StoredConnection { connection: joined, updated_at, version: expected.map_or(1, |v| v + 1) };
+                result.retain(|s| s.connection.platform != e.platform);
+                result.push(written);
+            }
+            let landed = match writes.len() {
+                0 => true,
+                1 => self.put(writes.remove(0)).await?,
+                _ => {
+                    self.write_all(writes.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect())
+                        .await?
+                }
+            };
+            if landed {
+                result.sort_by_key(|s| s.connection.platform);
+                return Ok(result);
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    async fn forget_profile(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+        read: &[StoredConnection],
+    ) -> Result<(), StoreError> {
+        let delete = |key: (String, String)| Delete::builder().table_name(&self.table).set_key(Some(key_map(key)));
+        let pointer = delete(keys::project_profile(project))
+            .condition_expression("attribute_not_exists(pk) OR profile_id = :profile")
+            .expression_attribute_values(":profile", AttributeValue::S(profile.to_string()));
+        let mut deletes = vec![pointer, delete(keys::route(profile))];
+        deletes.extend(read.iter().map(|s| delete(keys::connection(profile, s.connection.platform))));
+        let items = deletes
+            .into_iter()
+            .map(|d| d.build().map(|d| TransactWriteItem::builder().delete(d).build()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Cancelled: the project moved to another profile meanwhile, which is not ours to undo.
+        self.write_all(items).await.map(|_| ())
+    }
+
+    async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
+        self.put_profile_link(project, profile).await
     }
 }

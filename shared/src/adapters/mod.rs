@@ -3,3 +3,4 @@
 pub mod aws;
 pub mod dynamo;
 pub mod sqs;
+pub mod zernio;

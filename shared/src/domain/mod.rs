@@ -5,6 +5,7 @@ pub mod event;
 pub mod ids;
 pub mod platform;
 pub mod post;
+pub mod refresh;
 pub mod text;
 pub mod time;
 

@@ -1,6 +1,8 @@
 //! One module per job. Each takes its ports and a request and returns a response; the Lambda
 //! binaries and the dev gateway call exactly these.
 
+pub mod app;
+pub mod connections;
 pub mod events;
 pub mod http;
 pub mod retry;

@@ -1,11 +1,13 @@
 //! The dev gateway: on one machine, it plays API Gateway, the webhook's function URL and the SQS
 //! event source mapping, handing every request to the same handler the Lambda binaries run.
 
+pub mod auth;
 pub mod bridge;
 pub mod infra;
 pub mod local_dynamo;
 pub mod poller;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,11 +15,14 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use axum::Router;
 use axum::body::Body as AxumBody;
+use axum::extract::Path;
 use axum::http::Request as HttpRequest;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
+use shared::adapters::zernio::ZernioClient;
+use shared::handlers::connections::Connections;
 use shared::handlers::http;
 use shared::handlers::retry::RetryWorker;
 use shared::handlers::webhook::Webhook;
@@ -48,12 +53,36 @@ pub struct GatewayConfig {
     pub secrets: WebhookSecrets,
     /// Runs the retry-queue poller when set.
     pub poll: Option<PollSettings>,
+    pub publisher_base_url: String,
+    pub publisher_api_key: String,
+    /// The HS256 key app tokens are verified with.
+    pub jwt_secret: String,
 }
 
 type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
 
 struct AppState {
     webhook: LocalWebhook,
+    connections: Connections<DynamoStore, ZernioClient, SystemClock>,
+    jwt_secret: String,
+}
+
+/// The app routes, as API Gateway's route keys name them.
+#[derive(Debug, Clone, Copy)]
+enum AppRoute {
+    ListConnections,
+    RefreshConnections,
+    Connect,
+}
+
+impl AppRoute {
+    fn key(self) -> &'static str {
+        match self {
+            AppRoute::ListConnections => "GET /projects/{projectId}/connections",
+            AppRoute::RefreshConnections => "POST /projects/{projectId}/connections/refresh",
+            AppRoute::Connect => "POST /projects/{projectId}/connections/{platform}/connect",
+        }
+    }
 }
 
 /// A running gateway; dropping it does not stop it, `shutdown` does.
@@ -79,7 +108,20 @@ impl Gateway {
                 clock: SystemClock,
                 secrets: config.secrets.clone(),
             },
+            connections: Connections {
+                store: DynamoStore::new(dynamodb.clone(), &config.table),
+                publisher: ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key)
+                    .map_err(std::io::Error::other)?,
+                clock: SystemClock,
+            },
+            jwt_secret: config.jwt_secret.clone(),
         });
+        let app_route = |route: AppRoute| {
+            let state = state.clone();
+            move |Path(params): Path<HashMap<String, String>>, request: HttpRequest<AxumBody>| async move {
+                app(state, route, params, request).await
+            }
+        };
         let app = Router::new()
             .route("/healthz", get(|| async { http_json_ok() }))
             .route(
@@ -89,6 +131,9 @@ impl Gateway {
                     move |request: HttpRequest<AxumBody>| async move { webhook(state, request).await }
                 }),
             )
+            .route("/projects/{projectId}/connections", get(app_route(AppRoute::ListConnections)))
+            .route("/projects/{projectId}/connections/refresh", post(app_route(AppRoute::RefreshConnections)))
+            .route("/projects/{projectId}/connections/{platform}/connect", post(app_route(AppRoute::Connect)))
             .fallback(|| async { bridge::from_lambda(http::error(404, "not_found", "No such route.")) });
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -140,4 +185,30 @@ async fn webhook(state: Arc<AppState>, request: HttpRequest<AxumBody>) -> axum::
         Ok(request) => bridge::from_lambda(state.webhook.handle(request).await),
         Err(e) => bridge::from_lambda(e.response()),
     }
+}
+
+async fn app(
+    state: Arc<AppState>,
+    route: AppRoute,
+    params: HashMap<String, String>,
+    request: HttpRequest<AxumBody>,
+) -> axum::response::Response {
+    let Some(claims) = auth::verify(request.headers(), &state.jwt_secret) else {
+        // API Gateway answers a missing, bad or expired token itself, with its own body.
+        let mut response = axum::response::Response::new(AxumBody::from(r#"{"message":"Unauthorized"}"#));
+        *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+        return response;
+    };
+    let context =
+        bridge::RouteContext { route_key: route.key().into(), path_parameters: params, jwt_claims: Some(claims) };
+    let request = match bridge::to_lambda(request, context).await {
+        Ok(request) => request,
+        Err(e) => return bridge::from_lambda(e.response()),
+    };
+    let response = match route {
+        AppRoute::ListConnections => state.connections.list(request).await,
+        AppRoute::RefreshConnections => state.connections.refresh(request).await,
+        AppRoute::Connect => state.connections.connect(request).await,
+    };
+    bridge::from_lambda(response)
 }

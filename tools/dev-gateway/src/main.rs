@@ -66,12 +66,15 @@ async fn main() -> Result<(), BoxError> {
         retry_queue_url: queues.retry_url.clone(),
         secrets: WebhookSecrets::from_list(&setting("WEBHOOK_SECRETS", "local-webhook-secret")),
         poll: Some(PollSettings::default()),
+        publisher_base_url: setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
+        publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
+        jwt_secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
     })
     .await?;
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);
     println!("dead-letter queue: {}", queues.dead_letter_url);
-    println!("gateway: {} (GET /healthz, POST /webhooks/zernio)", gateway.url());
+    println!("gateway: {} (GET /healthz, POST /webhooks/zernio, /projects/{{projectId}}/...)", gateway.url());
 
     shutdown_signal().await;
     println!("stopping");

@@ -1,0 +1,144 @@
+//! The connection routes: read, Refresh, and Connect with profile provisioning.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+use super::app::{self, Refusal};
+use super::http;
+use crate::domain::refresh::{message, reconcile};
+use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId};
+use crate::ports::{Clock, ConnectionStore, Publisher, StoredConnection};
+
+/// Everything the connection routes need, built once per process.
+pub struct Connections<S, P, C> {
+    pub store: S,
+    pub publisher: P,
+    pub clock: C,
+}
+
+/// The API shape of one platform's connection (`not_connected` when there is no record).
+fn view(platform: Platform, stored: Option<&StoredConnection>) -> Value {
+    let Some(s) = stored else {
+        return json!({
+            "platform": platform.api_name(), "status": ConnectionStatus::NotConnected.as_str(),
+            "account_id": null, "username": null, "display_name": null, "avatar_url": null,
+            "profile_url": null, "needs_reconnect": false, "reason": null, "updated_at": null,
+        });
+    };
+    let v = s.connection.view();
+    json!({
+        "platform": platform.api_name(), "status": v.status.as_str(), "account_id": v.account_id,
+        "username": v.username, "display_name": v.display_name, "avatar_url": v.avatar_url,
+        "profile_url": v.profile_url, "needs_reconnect": v.status.needs_reconnect(), "reason": v.reason,
+        "updated_at": s.updated_at.to_rfc3339(),
+    })
+}
+
+/// All four platforms, and the ones needing a reconnect.
+fn views(stored: &[StoredConnection]) -> (Vec<Value>, Vec<Platform>) {
+    let find = |p: Platform| stored.iter().find(|s| s.connection.platform == p);
+    let all = Platform::ALL.iter().map(|p| view(*p, find(*p))).collect();
+    let needing =
+        Platform::ALL.into_iter().filter(|p| find(*p).is_some_and(|s| s.connection.status.needs_reconnect())).collect();
+    (all, needing)
+}
+
+/// The service profile name for a project: derived from the id, so a retried create finds the first.
+pub fn profile_name(project: &ProjectId) -> String {
+    format!("stacc-{project}")
+}
+
+impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
+    /// `GET /projects/{projectId}/connections`
+    pub async fn list(&self, request: Request) -> Response<Body> {
+        app::answer(self.try_list(&request).await)
+    }
+
+    async fn try_list(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        let project = app::caller(request)?;
+        let stored = match self.store.project_profile(&project).await? {
+            Some(profile) => self.store.connections(&profile).await?,
+            None => Vec::new(),
+        };
+        let (connections, needing) = views(&stored);
+        Ok(http::json(200, &json!({"connections": connections, "needs_reconnect": needing.len()})))
+    }
+
+    /// `POST /projects/{projectId}/connections/refresh`
+    pub async fn refresh(&self, request: Request) -> Response<Body> {
+        app::answer(self.try_refresh(&request).await)
+    }
+
+    async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        let project = app::caller(request)?;
+        let Some(profile) = self.store.project_profile(&project).await? else {
+            return Ok(refreshed(&[], false));
+        };
+        let read = self.store.connections(&profile).await?;
+        let (accounts, health) = tokio::join!(self.publisher.accounts(&profile), self.publisher.health(&profile));
+        let (accounts, health) = (accounts?, health?);
+        let read_at = self.clock.now();
+        if accounts.as_ref().is_none_or(Vec::is_empty) && !self.publisher.profile_exists(&profile).await? {
+            tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
+            self.store.forget_profile(&project, &profile, &read).await?;
+            return Ok(refreshed(&[], true));
+        }
+        let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
+        let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), read_at);
+        let saved =
+            self.store.save_connections(&project, &profile, read, evidence.into_values().collect(), read_at).await?;
+        tracing::info!(project = %project, profile = %profile, "connections refreshed");
+        Ok(refreshed(&saved, false))
+    }
+
+    /// `POST /projects/{projectId}/connections/{platform}/connect`
+    pub async fn connect(&self, request: Request) -> Response<Body> {
+        app::answer(self.try_connect(&request).await)
+    }
+
+    async fn try_connect(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        let project = app::caller(request)?;
+        let platform = app::platform(request)?;
+        let body = app::json_body(request)?;
+        let redirect_url = match body.get("redirect_url") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(_) => return Err(Refusal::InvalidRequest("redirect_url must be a string.".into())),
+        };
+        let mut profile = match self.store.project_profile(&project).await? {
+            Some(profile) => profile,
+            None => self.provision(&project).await?,
+        };
+        let mut link = self.publisher.connect_link(platform, &profile, redirect_url).await?;
+        if link.is_none() {
+            // "Profile not found": the service forgot it. Provision a fresh one and ask again, once.
+            let read = self.store.connections(&profile).await?;
+            self.store.forget_profile(&project, &profile, &read).await?;
+            profile = self.provision(&project).await?;
+            link = self.publisher.connect_link(platform, &profile, redirect_url).await?;
+        }
+        let auth_url = link.ok_or(Refusal::PublisherUnavailable { retry_after: app::DEFAULT_RETRY_AFTER })?;
+        tracing::info!(project = %project, profile = %profile, platform = %platform, "connect link issued");
+        Ok(http::json(200, &json!({"auth_url": auth_url, "profile_id": profile.as_str()})))
+    }
+
+    async fn provision(&self, project: &ProjectId) -> Result<ProfileId, Refusal> {
+        let profile = self.publisher.create_profile(&profile_name(project)).await?;
+        self.store.link_profile(project, &profile).await?;
+        tracing::info!(project = %project, profile = %profile, "profile provisioned");
+        Ok(profile)
+    }
+}
+
+fn refreshed(stored: &[StoredConnection], profile_reset: bool) -> Response<Body> {
+    let (connections, needing) = views(stored);
+    let message = if profile_reset {
+        "The publishing service no longer knows this project's profile: every platform is now not connected. Click Connect on each platform to set it up again.".to_owned()
+    } else {
+        message(&needing)
+    };
+    http::json(
+        200,
+        &json!({"connections": connections, "needs_reconnect": needing.len(), "profile_reset": profile_reset, "message": message}),
+    )
+}
