@@ -116,6 +116,37 @@ async fn requests_per_event() {
     println!("(targets: new <= 2, duplicate <= 1 with no write)");
 }
 
+/// Publishing-service calls and DynamoDB requests per Refresh, through the dev gateway.
+async fn refresh_costs() {
+    let stack = integration_tests::Stack::start().await;
+    let account = |id: &str, platform: &str| serde_json::json!({"_id": id, "platform": platform, "username": id, "isActive": true});
+    stack
+        .given_profile(
+            "proj_bench",
+            "65aa00000000000000000b01",
+            serde_json::json!([account("x1", "twitter"), account("li1", "linkedin")]),
+        )
+        .await;
+    let token = stack.token("proj_bench");
+    println!("\nRefresh (POST /projects/{{projectId}}/connections/refresh), through the dev gateway:");
+    println!("{:<44} {:>8} {:>8}", "case", "service", "dynamodb");
+    for label in
+        ["first refresh (records created)", "refresh, nothing changed", "refresh, every account gone (list empty)"]
+    {
+        if label.contains("gone") {
+            stack.set_accounts("65aa00000000000000000b01", serde_json::json!([])).await;
+        }
+        let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0);
+        stack.tap.reset();
+        let (status, _, _) =
+            stack.call(reqwest::Method::POST, "/projects/proj_bench/connections/refresh", Some(&token), None).await;
+        assert_eq!(status, 200);
+        let service = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0) - calls;
+        println!("{label:<44} {service:>8} {:>8}", stack.tap.total());
+    }
+    println!("(target: 2 service calls; 3 only when the list is 404 or empty)");
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here
@@ -123,4 +154,5 @@ fn main() {
     cpu_per_event();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(requests_per_event());
+    runtime.block_on(refresh_costs());
 }

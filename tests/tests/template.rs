@@ -76,11 +76,17 @@ fn every_function_gets_the_variables_its_handler_reads_and_secrets_come_from_a_h
             assert!(own.contains_key(&key) || globals.contains_key(&key), "{function} needs {v}");
         }
     }
-    let secrets = &resource(&t, "WebhookFunction")["Environment"]["Variables"]["WEBHOOK_SECRETS"];
-    let Value::Tagged(tagged) = secrets else { panic!("WEBHOOK_SECRETS must be a !Ref, never a literal") };
-    assert_eq!(tagged.tag, "!Ref");
-    let parameter = tagged.value.as_str().unwrap();
-    assert_eq!(t["Parameters"][parameter]["NoEcho"], true);
+    for (function, secret) in [
+        ("WebhookFunction", "WEBHOOK_SECRETS"),
+        ("RefreshConnectionsFunction", "PUBLISHER_API_KEY"),
+        ("ConnectFunction", "PUBLISHER_API_KEY"),
+    ] {
+        let value = &resource(&t, function)["Environment"]["Variables"][secret];
+        let Value::Tagged(tagged) = value else { panic!("{function}: {secret} must be a !Ref, never a literal") };
+        assert_eq!(tagged.tag, "!Ref");
+        let parameter = tagged.value.as_str().unwrap();
+        assert_eq!(t["Parameters"][parameter]["NoEcho"], true, "{function}: {secret}");
+    }
 }
 
 #[tokio::test]
@@ -106,4 +112,32 @@ async fn what_the_local_stack_actually_created_matches_the_definitions() {
     assert_eq!(attrs[&A::VisibilityTimeout], RETRY_QUEUE.visibility_timeout_seconds.to_string());
     let redrive: serde_json::Value = serde_json::from_str(&attrs[&A::RedrivePolicy]).unwrap();
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), MAX_RECEIVE_COUNT.to_string());
+}
+
+#[test]
+fn every_app_route_is_behind_the_jwt_authorizer_with_one_function_each() {
+    let t = template();
+    let api = resource(&t, "AppApi");
+    assert_eq!(api["Auth"]["DefaultAuthorizer"], "AppJwt");
+    let jwt = &api["Auth"]["Authorizers"]["AppJwt"]["JwtConfiguration"];
+    assert!(matches!(&jwt["issuer"], Value::Tagged(_)), "issuer is a parameter");
+    assert!(
+        jwt["audience"].as_sequence().is_some_and(|a| matches!(&a[0], Value::Tagged(_))),
+        "audience is a parameter"
+    );
+    let routes = [
+        ("ListConnectionsFunction", "GET", "/projects/{projectId}/connections"),
+        ("RefreshConnectionsFunction", "POST", "/projects/{projectId}/connections/refresh"),
+        ("ConnectFunction", "POST", "/projects/{projectId}/connections/{platform}/connect"),
+    ];
+    for (function, method, path) in routes {
+        let event = &resource(&t, function)["Events"]["Api"];
+        assert_eq!(event["Type"], "HttpApi", "{function}");
+        assert_eq!(
+            (event["Properties"]["Method"].as_str(), event["Properties"]["Path"].as_str()),
+            (Some(method), Some(path))
+        );
+        let timeout = number(&resource(&t, function)["Timeout"]);
+        assert!(timeout <= 29, "{function} answers inside API Gateway's 30 seconds");
+    }
 }
