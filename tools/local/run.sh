@@ -53,6 +53,7 @@ if [[ -z "${PUBLISHER_BASE_URL:-}" ]]; then
   pids+=($!)
   wait_for "$SIM_PORT" "the publishing-service simulator"
   export PUBLISHER_BASE_URL="http://127.0.0.1:$SIM_PORT/api"
+  SIM_STARTED=1
 fi
 echo "publishing service: $PUBLISHER_BASE_URL"
 
@@ -64,6 +65,13 @@ for _ in $(seq 1 150); do
   kill -0 "${pids[-1]}" 2>/dev/null || { echo "make run: the dev gateway exited" >&2; exit 1; }
   sleep 0.2
 done
+if [[ -n "${SIM_STARTED:-}" ]]; then
+  # The bundled simulator sends its webhooks here, signed with the first configured secret.
+  curl -fsS -X POST "$PUBLISHER_BASE_URL/v1/webhooks/settings" -H "authorization: Bearer $PUBLISHER_API_KEY" \
+    -H 'content-type: application/json' \
+    -d "{\"name\":\"local\",\"url\":\"http://127.0.0.1:$APP_PORT/webhooks/zernio\",\"secret\":\"${WEBHOOK_SECRETS%%,*}\",\"events\":[],\"isActive\":true}" >/dev/null
+  echo "the simulator's webhooks go to http://127.0.0.1:$APP_PORT/webhooks/zernio"
+fi
 echo
 echo "ready: http://127.0.0.1:$APP_PORT/healthz answers 200. Ctrl-C stops everything."
 wait -n "${pids[@]}"
