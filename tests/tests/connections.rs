@@ -252,6 +252,24 @@ async fn connect_provisions_a_profile_once_even_when_the_create_is_retried() {
 }
 
 #[tokio::test]
+async fn a_profile_create_whose_answer_was_lost_is_adopted_on_retry_not_created_twice() {
+    let stack = Stack::start().await;
+    let token = stack.token(PROJECT);
+    let path = format!("/projects/{PROJECT}/connections/instagram/connect");
+    stack.sim.shared.set_fault(Fault {
+        mode: FaultMode::LostAnswer { code: 504 },
+        path_prefix: Some("/v1/profiles".into()),
+        times: Some(1),
+    });
+    assert_eq!(stack.call(Method::POST, &path, Some(&token), None).await.0, 503);
+    let (status, link, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+    assert_eq!(status, 200);
+    let profiles: Vec<String> = stack.sim.shared.world().profiles.keys().cloned().collect();
+    assert_eq!(profiles.len(), 1, "the service holds one profile");
+    assert_eq!(link["profile_id"], profiles[0].as_str(), "the retry adopted it (409 with existingProfileId)");
+}
+
+#[tokio::test]
 async fn refresh_racing_a_webhook_keeps_the_newer_evidence_in_either_order() {
     for webhook_first in [true, false] {
         for webhook_is_newer in [true, false] {

@@ -73,7 +73,10 @@ async fn main() -> Result<(), BoxError> {
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
     let jwt_secret = setting("LOCAL_JWT_SECRET", "local-jwt-secret");
-    let sample = dev_gateway::auth::token(&jwt_secret, &serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp}));
+    let sample = dev_gateway::auth::token(
+        &jwt_secret,
+        &serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp}),
+    );
     println!("a token for project proj_demo (24 h): {sample}");
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);

@@ -74,20 +74,29 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             headers.insert("x-ratelimit-reset", HeaderValue::from(retry_after));
             r
         }
+        Some(FaultMode::LostAnswer { code }) => {
+            let _carried_out = authorized_run(&shared, request, next).await;
+            error(StatusCode::from_u16(code).unwrap_or(StatusCode::GATEWAY_TIMEOUT), "Gateway timeout")
+        }
         other => {
             if let Some(FaultMode::Slow { millis }) = other {
                 tokio::time::sleep(Duration::from_millis(millis)).await;
             }
-            let authorized = request
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v == format!("Bearer {}", shared.api_key));
-            if authorized { next.run(request).await } else { error(StatusCode::UNAUTHORIZED, "Unauthorized") }
+            authorized_run(&shared, request, next).await
         }
     };
     response.headers_mut().insert("connection", HeaderValue::from_static("close"));
     response
+}
+
+/// Runs the call if it carries the API key.
+async fn authorized_run(shared: &Shared, request: Request, next: Next) -> Response {
+    let authorized = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {}", shared.api_key));
+    if authorized { next.run(request).await } else { error(StatusCode::UNAUTHORIZED, "Unauthorized") }
 }
 
 /// `GET /v1/posts/65f…` counts as `GET /v1/posts/{id}`.

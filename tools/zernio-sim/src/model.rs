@@ -160,6 +160,9 @@ pub enum FaultMode {
     Status { code: u16 },
     /// Every call answers 429 with this `Retry-After`.
     RateLimited { retry_after: u64 },
+    /// The call is carried out, but its answer is lost: the caller gets this status instead
+    /// (a create that landed while the client timed out).
+    LostAnswer { code: u16 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
