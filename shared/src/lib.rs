@@ -8,3 +8,4 @@ pub mod handlers;
 pub mod ports;
 pub mod signature;
 pub mod wire;
+pub mod wiring;

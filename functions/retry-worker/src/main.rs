@@ -3,17 +3,12 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{aws, dynamo::DynamoStore};
-use shared::config;
-use shared::handlers::retry::RetryWorker;
+use shared::{config, wiring};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let sdk = aws::sdk_config().await;
-    let worker =
-        RetryWorker { store: DynamoStore::new(aws::dynamodb_client(&sdk, &Default::default()), config::table_name()?) };
-    let worker = &worker;
+    let worker = &wiring::retry_worker().await?;
     run(service_fn(
         move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(worker.handle(event.payload).await) },
     ))

@@ -1,0 +1,36 @@
+//! How each Lambda binary builds its ports from configuration: once per process, at start-up,
+//! failing with the name of anything missing.
+
+use crate::adapters::aws;
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::sqs::SqsRetryQueue;
+use crate::adapters::zernio::ZernioClient;
+use crate::config::{self, ConfigError};
+use crate::handlers::connections::Connections;
+use crate::handlers::retry::RetryWorker;
+use crate::handlers::webhook::Webhook;
+use crate::ports::SystemClock;
+
+fn store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, ConfigError> {
+    Ok(DynamoStore::new(aws::dynamodb_client(sdk, &Default::default()), config::table_name()?))
+}
+
+pub async fn webhook() -> Result<Webhook<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
+    let sdk = aws::sdk_config().await;
+    Ok(Webhook {
+        store: store(&sdk)?,
+        queue: SqsRetryQueue::new(aws::sqs_client(&sdk, &Default::default()), config::retry_queue_url()?),
+        clock: SystemClock,
+        secrets: config::webhook_secrets()?,
+    })
+}
+
+pub async fn retry_worker() -> Result<RetryWorker<DynamoStore>, ConfigError> {
+    let sdk = aws::sdk_config().await;
+    Ok(RetryWorker { store: store(&sdk)? })
+}
+
+pub async fn connections() -> Result<Connections<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+    let sdk = aws::sdk_config().await;
+    Ok(Connections { store: store(&sdk)?, publisher: config::publisher()?, clock: SystemClock })
+}
