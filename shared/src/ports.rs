@@ -167,3 +167,92 @@ pub trait ConnectionStore: Send + Sync {
         profile: &ProfileId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// One platform of a publish: where to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub platform: crate::domain::Platform,
+    pub account_id: String,
+}
+
+/// A publication asked of the service: one generation of our post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Makes a retried call return the first answer instead of posting twice.
+    pub request_id: String,
+    pub content: String,
+    pub targets: Vec<Target>,
+    /// `None` publishes now.
+    pub scheduled_for: Option<Timestamp>,
+    pub media_urls: Vec<String>,
+    pub project: ProjectId,
+    pub post: PostId,
+    pub generation: crate::domain::Generation,
+}
+
+/// Why the service refused a publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishRefusal {
+    /// 403 without a code ("accounts no longer belong to you") or `ACCOUNT_DISCONNECTED`.
+    StaleAccounts,
+    /// The same content to the same account within 24 hours.
+    DuplicateContent,
+    /// Anything else the service refused, with its words.
+    Other(String),
+}
+
+/// What the service answered about one of its posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServicePost {
+    Found(PostReport),
+    /// 404: deleted on the service's side.
+    Gone,
+}
+
+pub trait PostPublisher: Send + Sync {
+    /// `POST /v1/posts`; `Ok(Err(..))` when the service answered and refused.
+    fn publish(
+        &self,
+        publication: &Publication,
+    ) -> impl Future<Output = Result<Result<PostReport, PublishRefusal>, PublisherError>> + Send;
+    /// `GET /v1/posts/{id}`.
+    fn post(
+        &self,
+        id: &crate::domain::ServicePostId,
+    ) -> impl Future<Output = Result<ServicePost, PublisherError>> + Send;
+}
+
+/// What the user wrote: kept with the post, replaced by a publish that brings new content.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Draft {
+    pub content: String,
+    pub media_urls: Vec<String>,
+}
+
+/// A post as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPost {
+    pub state: crate::domain::PostState,
+    pub draft: Option<Draft>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+pub trait PostStore: Send + Sync {
+    fn post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+    ) -> impl Future<Output = Result<Option<StoredPost>, StoreError>> + Send;
+    /// Joins `evidence` into the post (creating it), replacing its draft when one is given, and
+    /// returns the post as stored afterwards. Writes nothing when nothing changes.
+    fn save_post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        draft: Option<&Draft>,
+        evidence: &crate::domain::PostState,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
+}

@@ -7,6 +7,7 @@ use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::{self, ConfigError};
 use crate::handlers::connections::Connections;
+use crate::handlers::posts::Posts;
 use crate::handlers::retry::RetryWorker;
 use crate::handlers::webhook::Webhook;
 use crate::ports::SystemClock;
@@ -33,4 +34,9 @@ pub async fn retry_worker() -> Result<RetryWorker<DynamoStore>, ConfigError> {
 pub async fn connections() -> Result<Connections<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
     let sdk = aws::sdk_config().await;
     Ok(Connections { store: store(&sdk)?, publisher: config::publisher()?, clock: SystemClock })
+}
+
+pub async fn posts() -> Result<Posts<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+    let sdk = aws::sdk_config().await;
+    Ok(Posts { store: store(&sdk)?, publisher: config::publisher()?, clock: SystemClock })
 }

@@ -129,6 +129,10 @@ fn every_app_route_is_behind_the_jwt_authorizer_with_one_function_each() {
         ("ListConnectionsFunction", "GET", "/projects/{projectId}/connections"),
         ("RefreshConnectionsFunction", "POST", "/projects/{projectId}/connections/refresh"),
         ("ConnectFunction", "POST", "/projects/{projectId}/connections/{platform}/connect"),
+        ("PublishPostFunction", "POST", "/projects/{projectId}/posts"),
+        ("ReadPostFunction", "GET", "/projects/{projectId}/posts/{postId}"),
+        ("SyncPostFunction", "POST", "/projects/{projectId}/posts/{postId}/sync"),
+        ("ManualDeleteFunction", "POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete"),
     ];
     for (function, method, path) in routes {
         let event = &resource(&t, function)["Events"]["Api"];

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::join_connection;
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
-use crate::ports::{ConnectionStore, EventStore, Outcome, StoreError, StoredConnection};
+use crate::ports::{ConnectionStore, Draft, EventStore, Outcome, PostStore, StoreError, StoredConnection, StoredPost};
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
 pub const EVENT_RETENTION_SECONDS: i64 = 8 * 24 * 3600;
@@ -67,8 +67,24 @@ pub struct PostItem {
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_urls: Vec<String>,
     #[serde(flatten)]
     pub state: PostState,
+}
+
+impl PostItem {
+    fn stored(self) -> StoredPost {
+        StoredPost {
+            state: self.state,
+            draft: self.content.map(|content| Draft { content, media_urls: self.media_urls }),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,6 +375,7 @@ fn plan_post(
     if stored.as_ref().is_some_and(|s| s.state == joined) {
         return Ok(Plan::Nothing);
     }
+    let (content, media_urls) = stored.map(|s| (s.content, s.media_urls)).unwrap_or_default();
     let item = PostItem {
         pk,
         sk,
@@ -367,6 +384,8 @@ fn plan_post(
         version: 0,
         created_at,
         updated_at: now,
+        content,
+        media_urls,
         state: joined,
     };
     Ok(Plan::Write { item: encode(&item)?, expected })
@@ -545,5 +564,58 @@ impl ConnectionStore for DynamoStore {
 
     async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
         self.put_profile_link(project, profile).await
+    }
+}
+
+impl PostStore for DynamoStore {
+    async fn post(&self, project: &ProjectId, post: &PostId) -> Result<Option<StoredPost>, StoreError> {
+        Ok(self.get_post(project, post).await?.map(PostItem::stored))
+    }
+
+    async fn save_post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        draft: Option<&Draft>,
+        evidence: &PostState,
+        now: Timestamp,
+    ) -> Result<StoredPost, StoreError> {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
+            let stored = self.get_post(project, post).await?;
+            let (pk, sk) = keys::post(project, post);
+            let mut item = match &stored {
+                Some(s) => s.clone(),
+                None => PostItem {
+                    pk,
+                    sk,
+                    project_id: project.clone(),
+                    post_id: post.clone(),
+                    version: 0,
+                    created_at: now,
+                    updated_at: now,
+                    content: None,
+                    media_urls: Vec::new(),
+                    state: PostState::default(),
+                },
+            };
+            item.state = item.state.join(evidence);
+            if let Some(draft) = draft {
+                item.content = Some(draft.content.clone());
+                item.media_urls = draft.media_urls.clone();
+            }
+            if stored.as_ref() == Some(&item) {
+                return Ok(item.stored());
+            }
+            item.updated_at = now;
+            let expected = stored.as_ref().map(|s| s.version);
+            if self.put(self.conditional_put(encode(&item)?, expected)?).await? {
+                item.version = expected.map_or(1, |v| v + 1);
+                return Ok(item.stored());
+            }
+        }
+        Err(StoreError::Contention)
     }
 }

@@ -7,9 +7,15 @@ use reqwest::{Client, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::domain::ServicePostId;
+use crate::domain::post::EntryStatus;
 use crate::domain::text::{bounded_text, bounded_url};
 use crate::domain::{Platform, ProfileId};
-use crate::ports::{AccountHealth, HealthStatus, LiveAccount, Publisher, PublisherError};
+use crate::ports::{
+    AccountHealth, HealthStatus, LiveAccount, PostPublisher, Publication, PublishRefusal, Publisher, PublisherError,
+    ServicePost,
+};
+use crate::wire::WirePost;
 use crate::wire::{id_or_object, lenient_string};
 
 /// A read gets 5 seconds; past that the service counts as unreachable.
@@ -204,5 +210,84 @@ impl Publisher for ZernioClient {
             code: None,
             message: "the answer carries no authUrl".into(),
         })
+    }
+}
+
+/// The status a platform listed without its own takes from the post's status.
+fn default_status(post: &WirePost) -> EntryStatus {
+    match post.status.as_deref() {
+        Some("published") => EntryStatus::Published,
+        Some("failed") => EntryStatus::Failed,
+        _ => EntryStatus::Queued,
+    }
+}
+
+impl PostPublisher for ZernioClient {
+    async fn publish(
+        &self,
+        publication: &Publication,
+    ) -> Result<Result<crate::domain::PostReport, PublishRefusal>, PublisherError> {
+        let platforms: Vec<Value> = publication
+            .targets
+            .iter()
+            .map(|t| json!({"platform": t.platform.wire_name(), "accountId": t.account_id}))
+            .collect();
+        let mut body = json!({
+            "content": publication.content,
+            "platforms": platforms,
+            "metadata": {"stacc_project_id": publication.project.as_str(), "stacc_post_id": publication.post.as_str(),
+                         "stacc_generation": publication.generation},
+        });
+        match publication.scheduled_for {
+            Some(at) => body["scheduledFor"] = json!(at.to_rfc3339()),
+            None => body["publishNow"] = json!(true),
+        }
+        if !publication.media_urls.is_empty() {
+            body["mediaItems"] =
+                publication.media_urls.iter().map(|url| json!({"type": "image", "url": url})).collect();
+        }
+        let request = self
+            .http
+            .post(self.url("/posts"))
+            .timeout(PUBLISH_TIMEOUT)
+            .header("x-request-id", &publication.request_id)
+            .json(&body);
+        let response = self.send(request).await?;
+        let status = response.status();
+        if status.is_success() {
+            let body = Self::body(response).await?;
+            let post: WirePost =
+                body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+            let mut report = post.report(default_status(&post), false).ok_or_else(|| PublisherError::Refused {
+                status: status.as_u16(),
+                code: None,
+                message: "the answer carries no post id".into(),
+            })?;
+            report.generation = Some(publication.generation);
+            return Ok(Ok(report));
+        }
+        let refused = Self::refused(response).await;
+        let PublisherError::Refused { status, code, message } = &refused else { return Err(refused) };
+        Ok(Err(match (*status, code.as_deref()) {
+            (403, None | Some("ACCOUNT_DISCONNECTED")) => PublishRefusal::StaleAccounts,
+            (409, _) => PublishRefusal::DuplicateContent,
+            _ => PublishRefusal::Other(message.clone()),
+        }))
+    }
+
+    async fn post(&self, id: &ServicePostId) -> Result<ServicePost, PublisherError> {
+        let Some(body) = self.get_json(&format!("/posts/{id}"), &[]).await? else {
+            return Ok(ServicePost::Gone);
+        };
+        let post: WirePost = body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+        let cancelled = post.status.as_deref() == Some("cancelled");
+        match post.report(default_status(&post), cancelled) {
+            Some(report) => Ok(ServicePost::Found(report)),
+            None => Err(PublisherError::Refused {
+                status: 200,
+                code: None,
+                message: "the answer carries no post id".into(),
+            }),
+        }
     }
 }

@@ -5,5 +5,6 @@ pub mod app;
 pub mod connections;
 pub mod events;
 pub mod http;
+pub mod posts;
 pub mod retry;
 pub mod webhook;

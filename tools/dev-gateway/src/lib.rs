@@ -24,6 +24,7 @@ use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::ZernioClient;
 use shared::handlers::connections::Connections;
 use shared::handlers::http;
+use shared::handlers::posts::Posts;
 use shared::handlers::retry::RetryWorker;
 use shared::handlers::webhook::Webhook;
 use shared::ports::SystemClock;
@@ -64,6 +65,7 @@ type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
 struct AppState {
     webhook: LocalWebhook,
     connections: Connections<DynamoStore, ZernioClient, SystemClock>,
+    posts: Posts<DynamoStore, ZernioClient, SystemClock>,
     jwt_secret: String,
 }
 
@@ -73,6 +75,10 @@ enum AppRoute {
     ListConnections,
     RefreshConnections,
     Connect,
+    Publish,
+    ReadPost,
+    Sync,
+    ManualDelete,
 }
 
 impl AppRoute {
@@ -81,6 +87,10 @@ impl AppRoute {
             AppRoute::ListConnections => "GET /projects/{projectId}/connections",
             AppRoute::RefreshConnections => "POST /projects/{projectId}/connections/refresh",
             AppRoute::Connect => "POST /projects/{projectId}/connections/{platform}/connect",
+            AppRoute::Publish => "POST /projects/{projectId}/posts",
+            AppRoute::ReadPost => "GET /projects/{projectId}/posts/{postId}",
+            AppRoute::Sync => "POST /projects/{projectId}/posts/{postId}/sync",
+            AppRoute::ManualDelete => "POST /projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
         }
     }
 }
@@ -114,6 +124,12 @@ impl Gateway {
                     .map_err(std::io::Error::other)?,
                 clock: SystemClock,
             },
+            posts: Posts {
+                store: DynamoStore::new(dynamodb.clone(), &config.table),
+                publisher: ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key)
+                    .map_err(std::io::Error::other)?,
+                clock: SystemClock,
+            },
             jwt_secret: config.jwt_secret.clone(),
         });
         let app_route = |route: AppRoute| {
@@ -134,6 +150,13 @@ impl Gateway {
             .route("/projects/{projectId}/connections", get(app_route(AppRoute::ListConnections)))
             .route("/projects/{projectId}/connections/refresh", post(app_route(AppRoute::RefreshConnections)))
             .route("/projects/{projectId}/connections/{platform}/connect", post(app_route(AppRoute::Connect)))
+            .route("/projects/{projectId}/posts", post(app_route(AppRoute::Publish)))
+            .route("/projects/{projectId}/posts/{postId}", get(app_route(AppRoute::ReadPost)))
+            .route("/projects/{projectId}/posts/{postId}/sync", post(app_route(AppRoute::Sync)))
+            .route(
+                "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
+                post(app_route(AppRoute::ManualDelete)),
+            )
             .fallback(|| async { bridge::from_lambda(http::error(404, "not_found", "No such route.")) });
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -209,6 +232,10 @@ async fn app(
         AppRoute::ListConnections => state.connections.list(request).await,
         AppRoute::RefreshConnections => state.connections.refresh(request).await,
         AppRoute::Connect => state.connections.connect(request).await,
+        AppRoute::Publish => state.posts.publish(request).await,
+        AppRoute::ReadPost => state.posts.read(request).await,
+        AppRoute::Sync => state.posts.sync(request).await,
+        AppRoute::ManualDelete => state.posts.manual_delete(request).await,
     };
     bridge::from_lambda(response)
 }

@@ -223,37 +223,40 @@ struct NewPostPlatform {
     account_id: String,
 }
 
-async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Option<Json<NewPost>>) -> Response {
+/// Creates the post in the world; `Err` is an answer to give at once (a refusal, or the post this
+/// request id already created).
+#[allow(clippy::result_large_err)] // an answer, built once per call
+fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> Result<Post, Response> {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut world = shared.world.lock().expect("simulator state");
     if let Some(existing) =
         request_id.as_ref().and_then(|r| world.request_ids.get(r)).and_then(|id| world.posts.get(id))
     {
-        return (StatusCode::OK, Json(json!({"message": "Post already created for this request", "post": existing})))
-            .into_response();
+        return Err((StatusCode::OK, Json(json!({"message": "Post already created for this request", "post": existing})))
+            .into_response());
     }
-    let Some(Json(new)) = body else { return error(StatusCode::BAD_REQUEST, "Invalid JSON body") };
+    let Some(Json(new)) = body else { return Err(error(StatusCode::BAD_REQUEST, "Invalid JSON body")) };
     let Some(content) = new.content.filter(|c| !c.trim().is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "content is required");
+        return Err(error(StatusCode::BAD_REQUEST, "content is required"));
     };
     if new.platforms.is_empty() || new.platforms.iter().any(|p| !PLATFORMS.contains(&p.platform.as_str())) {
-        return error(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform");
+        return Err(error(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform"));
     }
     let publish_now = new.publish_now == Some(true);
     if publish_now == new.scheduled_for.is_some() {
-        return error(StatusCode::BAD_REQUEST, "Exactly one of publishNow:true or scheduledFor is required");
+        return Err(error(StatusCode::BAD_REQUEST, "Exactly one of publishNow:true or scheduledFor is required"));
     }
     for p in &new.platforms {
         let Some(account) = world.accounts.iter().find(|a| a.id == p.account_id && a.platform == p.platform) else {
-            return error(StatusCode::FORBIDDEN, "One or more accounts do not belong to the authenticated user");
+            return Err(error(StatusCode::FORBIDDEN, "One or more accounts do not belong to the authenticated user"));
         };
         if !account.usable() {
             let name = account.display_name.clone().or(account.username.clone()).unwrap_or_default();
-            return error_with(
+            return Err(error_with(
                 StatusCode::FORBIDDEN,
                 json!({"error": format!("Account {} ({} \"{name}\") is disconnected and cannot be posted to. Reconnect it first.", account.id, account.platform),
                        "code": "ACCOUNT_DISCONNECTED", "platform": account.platform}),
-            );
+            ));
         }
     }
     let day_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(24);
@@ -264,11 +267,11 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             && post.platforms.iter().any(|pp| new.platforms.iter().any(|np| np.account_id == pp.account_id))
     });
     if let Some(existing) = duplicate {
-        return error_with(
+        return Err(error_with(
             StatusCode::CONFLICT,
             json!({"error": "This content was already posted to this account within the last 24 hours",
                    "code": "DUPLICATE_CONTENT", "details": {"existingPostId": existing.id}}),
-        );
+        ));
     }
     let id = world.object_id();
     let now = now_rfc3339();
@@ -315,7 +318,14 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
     if let Some(r) = request_id {
         world.request_ids.insert(r, id);
     }
-    drop(world);
+    Ok(post)
+}
+
+async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Option<Json<NewPost>>) -> Response {
+    let post = match create(&shared, &headers, body) {
+        Ok(post) => post,
+        Err(answer) => return answer,
+    };
     let event = match post.status.as_str() {
         "published" => Some("post.published"),
         "failed" => Some("post.failed"),
@@ -323,8 +333,13 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         "scheduled" => Some("post.scheduled"),
         _ => None,
     };
+    let before_answer = shared.world().webhooks_before_answer;
     if let Some(event) = event {
-        shared.notify(event, json!({ "post": post.webhook_shape() }));
+        if before_answer {
+            shared.notify_and_wait(event, json!({ "post": post.webhook_shape() })).await;
+        } else {
+            shared.notify(event, json!({ "post": post.webhook_shape() }));
+        }
     }
     (StatusCode::CREATED, Json(json!({"message": "Post created", "post": post}))).into_response()
 }

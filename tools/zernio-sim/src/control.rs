@@ -35,6 +35,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/control/connect/complete", post(complete_connect))
         .route("/control/webhooks/emit", post(emit))
         .route(
+            "/control/webhooks/before-answer",
+            put(|State(s): State<Arc<Shared>>, Json(on): Json<bool>| async move {
+                s.world().webhooks_before_answer = on;
+                ok()
+            }),
+        )
+        .route(
             "/control/webhooks/settings",
             delete(|State(s): State<Arc<Shared>>| async move {
                 s.world().webhook = None;

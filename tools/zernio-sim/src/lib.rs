@@ -168,6 +168,17 @@ impl Shared {
         Some(envelope(&mut world, event, account_payload(&account, disconnection_type)))
     }
 
+    /// Sends the registered webhook an event and waits for its answer.
+    pub async fn notify_and_wait(&self, event: &str, payload: Value) {
+        let (settings, body) = {
+            let mut world = self.world();
+            let Some(settings) = world.webhook.clone().filter(|w| w.is_active) else { return };
+            (settings, envelope(&mut world, event, payload))
+        };
+        let secret = settings.secret.unwrap_or_default();
+        let _ = deliver(&self.http, &settings.url, &secret, &body, SignatureHeader::Zernio).await;
+    }
+
     /// Sends the registered webhook an event, as the service does on its own (fire and forget).
     pub fn notify(&self, event: &str, payload: Value) {
         let (settings, body) = {

@@ -213,6 +213,9 @@ pub struct World {
     pub outcomes: HashMap<String, PublishOutcome>,
     pub calls: BTreeMap<String, u64>,
     pub posts_created: u64,
+    /// Deliver the webhook a create causes before answering the create (a webhook that beats the
+    /// answer to the caller).
+    pub webhooks_before_answer: bool,
     pub(crate) counter: u64,
 }
 

@@ -1,0 +1,12 @@
+//! `GET /projects/{projectId}/posts/{postId}`: the post and its platforms.
+#![recursion_limit = "256"]
+
+use lambda_http::{Error, Request, run, service_fn};
+use shared::{config, wiring};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    config::init_logging();
+    let routes = &wiring::posts().await?;
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(routes.read(request).await) })).await
+}
