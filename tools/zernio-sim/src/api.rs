@@ -232,7 +232,10 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
     if let Some(existing) =
         request_id.as_ref().and_then(|r| world.request_ids.get(r)).and_then(|id| world.posts.get(id))
     {
-        return Err((StatusCode::OK, Json(json!({"message": "Post already created for this request", "post": existing})))
+        return Err((
+            StatusCode::OK,
+            Json(json!({"message": "Post already created for this request", "post": existing})),
+        )
             .into_response());
     }
     let Some(Json(new)) = body else { return Err(error(StatusCode::BAD_REQUEST, "Invalid JSON body")) };
