@@ -153,3 +153,55 @@ proptest! {
         prop_assert_eq!(got, fold(&in_order));
     }
 }
+
+/// A post on the service moving forward: per platform, a sequence of statuses that only rise.
+fn service_history() -> impl Strategy<Value = Vec<Value>> {
+    let steps = prop::collection::vec((0usize..3, 1u32..4), 1..8);
+    steps.prop_map(|steps| {
+        let mut level = [0u32; 3];
+        let mut snapshots = Vec::new();
+        for (platform, by) in steps {
+            level[platform] = (level[platform] + by).min(3);
+            let platforms: Vec<Value> = (0..3)
+                .map(|p| {
+                    let status = ["pending", "failed", "published", "published"][level[p] as usize];
+                    let removed = level[p] == 3;
+                    json!({"platform": WIRE_PLATFORMS[p], "status": status, "accountId": format!("acc{p}"),
+                           "platformPostUrl": (status == "published").then(|| format!("https://p/{p}")),
+                           "publishedUrl": (status == "published").then(|| format!("https://p/{p}")),
+                           "publishedAt": (status == "published").then_some("2026-11-30T10:00:00Z"),
+                           "errorMessage": (status == "failed").then_some("Rate limit exceeded"),
+                           "error": (status == "failed").then_some("Rate limit exceeded"),
+                           "removedFromPlatformAt": removed.then_some("2026-11-30T12:00:00Z")})
+                })
+                .collect();
+            snapshots.push(json!({"_id": "svc1", "id": "svc1", "status": "publishing", "platforms": platforms,
+                                  "metadata": {"stacc_project_id": PROJECT, "stacc_post_id": "post_a", "stacc_generation": 1}}));
+        }
+        snapshots
+    })
+}
+
+fn webhook(n: usize, post: &Value) -> Value {
+    json!({"id": format!("evt_{n}"), "event": "post.partial", "timestamp": "2026-11-30T10:00:00Z", "post": post})
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    /// Sync after missed webhooks gives the state the webhooks would have: any subset of a post's
+    /// events, then the service's answer to `GET /v1/posts/{id}` read the way Sync reads it.
+    #[test]
+    fn sync_after_any_subset_of_webhooks_equals_all_webhooks(
+        history in service_history(),
+        kept in prop::collection::vec(any::<bool>(), 8),
+    ) {
+        let all: Vec<Value> = history.iter().enumerate().map(|(n, p)| webhook(n, p)).collect();
+        let subset: Vec<Value> = all.iter().zip(&kept).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+        let mut synced = fold(&subset).posts.remove("post_a").unwrap_or_default();
+        let answer: shared::wire::WirePost = serde_json::from_value(history.last().unwrap().clone()).unwrap();
+        let mut report = answer.report(shared::domain::EntryStatus::Queued, false).unwrap();
+        report.generation = Some(1);
+        synced = synced.join(&report.to_state(Some(&synced)).unwrap());
+        prop_assert_eq!(Some(synced), fold(&all).posts.remove("post_a"));
+    }
+}

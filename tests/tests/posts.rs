@@ -80,9 +80,8 @@ async fn publishing_now_stores_a_generation_per_platform_with_live_links() {
     assert_eq!(all["x"]["status"], "published");
     assert!(all["x"]["url"].as_str().unwrap().starts_with("https://"));
     assert_eq!(all["linkedin"]["account_id"], "li1");
-    let world = stack.sim.shared.world();
-    let sent = world.posts.values().next().unwrap();
-    assert_eq!(sent.metadata, json!({"stacc_project_id": PROJECT, "stacc_post_id": "post_1", "stacc_generation": 1}));
+    let metadata = stack.sim.shared.world().posts.values().next().unwrap().metadata.clone();
+    assert_eq!(metadata, json!({"stacc_project_id": PROJECT, "stacc_post_id": "post_1", "stacc_generation": 1}));
     let (_, read) = route(&stack, Method::GET, "post_1").await;
     assert_eq!(read["status"], "published");
 }
