@@ -246,11 +246,13 @@ pub trait PostStore: Send + Sync {
         post: &PostId,
     ) -> impl Future<Output = Result<Option<StoredPost>, StoreError>> + Send;
     /// Joins `evidence` into the post (creating it), replacing its draft when one is given, and
-    /// returns the post as stored afterwards. Writes nothing when nothing changes.
+    /// returns the post as stored afterwards. Writes nothing when nothing changes. `read` is the
+    /// post as the caller read it (`None`: it did not exist); a race makes the store read again.
     fn save_post(
         &self,
         project: &ProjectId,
         post: &PostId,
+        read: Option<&StoredPost>,
         draft: Option<&Draft>,
         evidence: &crate::domain::PostState,
         now: Timestamp,

@@ -147,6 +147,47 @@ async fn refresh_costs() {
     println!("(target: 2 service calls; 3 only when the list is 404 or empty)");
 }
 
+/// Publishing-service calls and DynamoDB requests per publish, Sync and manual delete.
+async fn post_costs() {
+    let stack = integration_tests::Stack::start().await;
+    let account = |id: &str, platform: &str| serde_json::json!({"_id": id, "platform": platform, "username": id, "isActive": true});
+    let profile = "65aa00000000000000000b02";
+    stack
+        .given_profile("proj_posts", profile, serde_json::json!([account("x1", "twitter"), account("li1", "linkedin")]))
+        .await;
+    let token = stack.token("proj_posts");
+    let refresh =
+        stack.call(reqwest::Method::POST, "/projects/proj_posts/connections/refresh", Some(&token), None).await;
+    assert_eq!(refresh.0, 200);
+    println!("\nPosts, through the dev gateway:");
+    println!("{:<44} {:>8} {:>8}", "case", "service", "dynamodb");
+    let measure = async |label: &str, method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0);
+        stack.tap.reset();
+        let (status, answer, _) = stack.call(method, path, Some(&token), body).await;
+        assert!(status < 300, "{label}: {status} {answer}");
+        let service = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0) - calls;
+        println!("{label:<44} {service:>8} {:>8}", stack.tap.total());
+    };
+    let post = serde_json::json!({"post_id": "post_b", "content": "Bench", "platforms": ["x", "linkedin"]});
+    measure("publish a new post to two platforms", reqwest::Method::POST, "/projects/proj_posts/posts", Some(post))
+        .await;
+    measure("sync, one generation", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
+    measure(
+        "manual delete",
+        reqwest::Method::POST,
+        "/projects/proj_posts/posts/post_b/platforms/x/manual-delete",
+        None,
+    )
+    .await;
+    let again = serde_json::json!({"post_id": "post_b", "content": "Bench again", "platforms": ["x"]});
+    measure("publish again (second generation)", reqwest::Method::POST, "/projects/proj_posts/posts", Some(again))
+        .await;
+    measure("sync, two generations", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
+    measure("read", reqwest::Method::GET, "/projects/proj_posts/posts/post_b", None).await;
+    println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here
@@ -155,4 +196,5 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(requests_per_event());
     runtime.block_on(refresh_costs());
+    runtime.block_on(post_costs());
 }

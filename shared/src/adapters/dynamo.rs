@@ -576,16 +576,30 @@ impl PostStore for DynamoStore {
         &self,
         project: &ProjectId,
         post: &PostId,
+        read: Option<&StoredPost>,
         draft: Option<&Draft>,
         evidence: &PostState,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
         for round in 0..MAX_ROUNDS {
-            if round > 0 {
-                back_off(round).await;
-            }
-            let stored = self.get_post(project, post).await?;
             let (pk, sk) = keys::post(project, post);
+            let stored = if round == 0 {
+                read.map(|r| PostItem {
+                    pk: pk.clone(),
+                    sk: sk.clone(),
+                    project_id: project.clone(),
+                    post_id: post.clone(),
+                    version: r.version,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    content: r.draft.as_ref().map(|d| d.content.clone()),
+                    media_urls: r.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
+                    state: r.state.clone(),
+                })
+            } else {
+                back_off(round).await;
+                self.get_post(project, post).await?
+            };
             let mut item = match &stored {
                 Some(s) => s.clone(),
                 None => PostItem {

@@ -200,7 +200,7 @@ where
                 EntryStatus::Removed => stored,
                 EntryStatus::Published => {
                     let removed = manual_delete(&stored.state, platform).unwrap_or_default();
-                    self.store.save_post(&project, &post, None, &removed, now).await?
+                    self.store.save_post(&project, &post, Some(&stored), None, &removed, now).await?
                 }
                 EntryStatus::Queued | EntryStatus::Failed => {
                     return Ok(http::error(
@@ -264,7 +264,7 @@ where
                     }
                 }
                 let now = self.clock.now();
-                let saved = self.store.save_post(&project, &post, None, &evidence, now).await?;
+                let saved = self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?;
                 let changed = saved.version != stored.version;
                 tracing::info!(project = %project, post = %post, changed, "post synced");
                 Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
@@ -296,7 +296,10 @@ where
         let state = existing.as_ref().map(|s| s.state.clone()).unwrap_or_default();
         // Stores a post that is new, as a draft, before any refusal: a refused publish keeps it.
         let keep_new = async |this: &Self| -> Result<StoredPost, Refusal> {
-            Ok(this.store.save_post(&project, &post, Some(&draft), &PostState::default(), now).await?)
+            Ok(this
+                .store
+                .save_post(&project, &post, existing.as_ref(), Some(&draft), &PostState::default(), now)
+                .await?)
         };
         if body.draft {
             let saved = keep_new(self).await?;
@@ -344,9 +347,11 @@ where
         }
         let profile = profile.expect("connected platforms imply a profile");
         // The post (and its new content) is stored before the service is asked.
-        if existing.is_none() || body.content.is_some() || body.media_urls.is_some() {
-            keep_new(self).await?;
-        }
+        let kept = if existing.is_none() || body.content.is_some() || body.media_urls.is_some() {
+            Some(keep_new(self).await?)
+        } else {
+            existing.clone()
+        };
         let generation = next_generation(&state);
         let targets: Vec<Target> = body
             .platforms
@@ -396,7 +401,7 @@ where
         if let Some(at) = body.scheduled_for {
             evidence.schedule = evidence.schedule.max(Some(Schedule { generation, at }));
         }
-        let saved = self.store.save_post(&project, &post, None, &evidence, now).await?;
+        let saved = self.store.save_post(&project, &post, kept.as_ref(), None, &evidence, now).await?;
         tracing::info!(project = %project, post = %post, generation, service_post = %report.service_post_id, "published");
         Ok(http::json(201, &post_view(&project, &post, &saved, now)))
     }
