@@ -287,6 +287,21 @@ async fn sync_of_a_post_all_failed_reads_failed() {
 }
 
 #[tokio::test]
+async fn publishing_again_to_a_failed_platform_starts_a_new_generation() {
+    let stack = ready().await;
+    set_outcomes(&stack, &[("twitter", PublishOutcome::Failed)]);
+    let (_, first) = publish(&stack, json!({"post_id": "post_g", "content": "Try", "platforms": ["x"]})).await;
+    assert_eq!(first["status"], "failed");
+    set_outcomes(&stack, &[]);
+    let (status, second) =
+        publish(&stack, json!({"post_id": "post_g", "content": "Try again", "platforms": ["x"]})).await;
+    assert_eq!((status, second["status"].as_str()), (201, Some("published")));
+    let generations: Vec<u64> =
+        stack.sim.shared.world().posts.values().map(|p| p.metadata["stacc_generation"].as_u64().unwrap()).collect();
+    assert_eq!(generations, vec![1, 2]);
+}
+
+#[tokio::test]
 async fn sync_of_a_never_published_post_is_409_without_a_call_and_an_unknown_post_404() {
     let stack = ready().await;
     publish(&stack, json!({"post_id": "post_n", "content": "Draft", "platforms": ["x"], "draft": true})).await;
