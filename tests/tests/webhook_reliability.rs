@@ -7,7 +7,7 @@ use integration_tests::{SECRET, Stack, StackOptions};
 use serde_json::{Value, json};
 use shared::domain::post::{PlatformEntry, Schedule};
 use shared::domain::{EntryStatus, Platform, PostId, PostState, PostStatus, ProjectId, ServicePostId, Timestamp};
-use shared::ports::RetryMessage;
+use shared::ports::{PostStore, RetryMessage};
 use zernio_sim::Emit;
 
 fn post_event(id: &str, event: &str, generation: u32, platforms: Value) -> Value {
@@ -197,7 +197,7 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     let now = Timestamp::now();
 
     let after = Stack::start().await;
-    after.store.merge_post(&project, &post, &publish_answer(), now).await.unwrap();
+    after.store.save_post(&project, &post, None, None, &publish_answer(), now).await.unwrap();
     assert_eq!(after.send(&published).await, (200, json!({"status": "processed"})));
 
     let before = Stack::start().await;
@@ -206,7 +206,7 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
         (200, json!({"status": "processed"})),
         "applied to the post its metadata names"
     );
-    before.store.merge_post(&project, &post, &publish_answer(), now).await.unwrap();
+    before.store.save_post(&project, &post, None, None, &publish_answer(), now).await.unwrap();
 
     let (a, b) = (stored(&after).await.unwrap(), stored(&before).await.unwrap());
     assert_eq!(a, b);

@@ -223,37 +223,35 @@ impl DynamoStore {
         out.item.filter(|i| !i.is_empty()).map(decode).transpose()
     }
 
-    /// Reads the event record (if any) and the given items in one consistent request.
+    /// Reads the event record and the given items in one consistent request.
     async fn read(
         &self,
-        event: Option<&EventId>,
+        event: &EventId,
         keys: &[(String, String)],
         now: Timestamp,
     ) -> Result<(bool, Vec<Option<Item>>), StoreError> {
         let mut gets: Vec<TransactGetItem> = Vec::with_capacity(keys.len() + 1);
-        for key in event.map(keys::event).into_iter().chain(keys.iter().cloned()) {
+        for key in std::iter::once(keys::event(event)).chain(keys.iter().cloned()) {
             let get = Get::builder().table_name(&self.table).set_key(Some(key_map(key))).build();
             gets.push(TransactGetItem::builder().get(get.map_err(|e| StoreError::Corrupt(e.to_string()))?).build());
         }
         let out = self.client.transact_get_items().set_transact_items(Some(gets)).send().await.map_err(unavailable)?;
         let mut items: Vec<Option<Item>> =
             out.responses.unwrap_or_default().into_iter().map(|r| r.item.filter(|i| !i.is_empty())).collect();
-        items.resize(keys.len() + usize::from(event.is_some()), None);
-        let taken = match event {
-            // Emulators (and DynamoDB for up to 48 h) keep expired items: compare the expiry here.
-            Some(_) => match items.remove(0) {
-                Some(record) => decode::<EventItem>(record)?.expires_at >= now.unix(),
-                None => false,
-            },
+        items.resize(keys.len() + 1, None);
+        // Emulators (and DynamoDB for up to 48 h) keep expired items: compare the expiry here.
+        let taken = match items.remove(0) {
+            Some(record) => decode::<EventItem>(record)?.expires_at >= now.unix(),
             None => false,
         };
         Ok((taken, items))
     }
 
-    /// Read → plan → conditional write, until the write lands on what was read.
+    /// Read → plan → one write that takes the event id together with the planned change, until
+    /// the write lands on what was read.
     async fn apply(
         &self,
-        event: Option<&EventId>,
+        event: &EventId,
         keys: &[(String, String)],
         now: Timestamp,
         plan: impl Fn(Vec<Option<Item>>) -> Result<Plan, StoreError>,
@@ -272,18 +270,12 @@ impl DynamoStore {
                 Plan::Nothing => None,
                 Plan::Write { item, expected } => Some(self.conditional_put(item, expected)?),
             };
-            match (event, write) {
-                (None, None) => return Ok(Outcome::Applied { changed: false }),
-                (Some(event), None) => {
+            match write {
+                None => {
                     let landed = self.put(self.event_put(event, now)?).await?;
                     return Ok(if landed { Outcome::Applied { changed: false } } else { Outcome::Duplicate });
                 }
-                (None, Some(put)) => {
-                    if self.put(put).await? {
-                        return Ok(Outcome::Applied { changed: true });
-                    }
-                }
-                (Some(event), Some(put)) => {
+                Some(put) => {
                     let items = vec![
                         TransactWriteItem::builder().put(self.event_put(event, now)?).build(),
                         TransactWriteItem::builder().put(put).build(),
@@ -338,33 +330,19 @@ impl DynamoStore {
         self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
         Ok(())
     }
-
-    /// Joins evidence that carries no event id (a publish answer, a Sync, a manual delete) into
-    /// the post, creating it if needed.
-    pub async fn merge_post(
-        &self,
-        project: &ProjectId,
-        post: &PostId,
-        evidence: &PostState,
-        now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        self.apply(None, &[keys::post(project, post)], now, |items| {
-            plan_post(project, post, items, now, |_| Ok(evidence.clone()))
-        })
-        .await
-    }
 }
 
-/// The post plan shared by every writer: join the evidence into what is stored.
+/// What a webhook's report does to the post: joined into what is stored (or deferred when it
+/// names a publication we have not stored yet).
 fn plan_post(
     project: &ProjectId,
     post: &PostId,
     mut items: Vec<Option<Item>>,
     now: Timestamp,
-    evidence: impl FnOnce(Option<&PostState>) -> Result<PostState, crate::domain::post::Unapplied>,
+    report: &PostReport,
 ) -> Result<Plan, StoreError> {
     let stored: Option<PostItem> = items.pop().flatten().map(decode).transpose()?;
-    let Ok(evidence) = evidence(stored.as_ref().map(|s| &s.state)) else {
+    let Ok(evidence) = report.to_state(stored.as_ref().map(|s| &s.state)) else {
         return Ok(Plan::Defer);
     };
     let (pk, sk) = keys::post(project, post);
@@ -400,10 +378,7 @@ impl EventStore for DynamoStore {
         report: &PostReport,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        self.apply(Some(event), &[keys::post(project, post)], now, |items| {
-            plan_post(project, post, items, now, |stored| report.to_state(stored))
-        })
-        .await
+        self.apply(event, &[keys::post(project, post)], now, |items| plan_post(project, post, items, now, report)).await
     }
 
     async fn apply_connection_evidence(
@@ -414,7 +389,7 @@ impl EventStore for DynamoStore {
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let keys = [keys::route(profile), keys::connection(profile, evidence.platform)];
-        self.apply(Some(event), &keys, now, |mut items| {
+        self.apply(event, &keys, now, |mut items| {
             let stored: Option<ConnectionItem> = items.pop().flatten().map(decode).transpose()?;
             let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
                 return Ok(Plan::Ignore);
