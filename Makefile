@@ -6,7 +6,7 @@ VENV  := .venv
 MOTO  := $(VENV)/bin/moto_server
 PY    := $(VENV)/bin/python
 
-.PHONY: run test lint unit bench build events items venv clean help
+.PHONY: run test lint unit bench build events items venv redrive clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -15,6 +15,7 @@ help:
 	@echo "make build  - debug build of every binary"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
+	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
 
 venv: $(MOTO)
 
@@ -30,7 +31,8 @@ run: venv
 	cargo build --locked --workspace --bins
 	bash tools/local/run.sh
 
-lint:
+lint: venv
+	$(VENV)/bin/cfn-lint template.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -50,6 +52,14 @@ events:
 
 items: venv
 	$(PY) tools/local/items.py
+
+# Defaults: the queues `make run` creates.
+FROM ?= http://127.0.0.1:5000/123456789012/stacc-social-retry-dlq
+TO   ?= http://127.0.0.1:5000/123456789012/stacc-social-retry
+redrive:
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
+	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
 
 clean:
 	cargo clean

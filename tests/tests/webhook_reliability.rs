@@ -297,3 +297,23 @@ async fn a_delivery_cut_off_between_taking_the_event_and_applying_it_is_processe
     assert_eq!(stack.send(&event).await, (200, json!({"status": "processed"})));
     assert!(stored(&stack).await.is_some());
 }
+
+#[tokio::test]
+async fn redrive_moves_dead_lettered_events_back_intact_and_they_then_apply() {
+    let stack = Stack::start().await;
+    let event = post_event("evt_redrive", "post.published", 1, published_x("https://x.com/1"));
+    let message = RetryMessage {
+        event_id: shared::domain::EventId::parse("evt_redrive").unwrap(),
+        received_at: Timestamp::now(),
+        body: event.to_string(),
+    };
+    let body = serde_json::to_string(&message).unwrap();
+    stack.sqs.send_message().queue_url(&stack.queues.dead_letter_url).message_body(&body).send().await.unwrap();
+    let moved = shared::adapters::sqs::redrive(&stack.sqs, &stack.queues.dead_letter_url, &stack.queues.retry_url, 100)
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(stack.queue_depth(&stack.queues.dead_letter_url).await, 0);
+    assert_eq!(stack.poll(1).await, 1);
+    assert_eq!(stored(&stack).await.unwrap().entries[&Platform::X].url.as_deref(), Some("https://x.com/1"));
+}

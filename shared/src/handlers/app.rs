@@ -63,6 +63,7 @@ impl Refusal {
 impl From<PublisherError> for Refusal {
     fn from(e: PublisherError) -> Self {
         tracing::warn!(error = %e, "publishing service call failed");
+        crate::metrics::count(crate::metrics::Metric::PublisherErrors, 1);
         match e {
             PublisherError::Unavailable { retry_after, .. } => {
                 Refusal::PublisherUnavailable { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }

@@ -88,6 +88,7 @@ impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
         let saved =
             self.store.save_connections(&project, &profile, read, evidence.into_values().collect(), read_at).await?;
         tracing::info!(project = %project, profile = %profile, "connections refreshed");
+        crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
         Ok(refreshed(&saved, false))
     }
 

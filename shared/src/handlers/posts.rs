@@ -267,6 +267,7 @@ where
                 let saved = self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?;
                 let changed = saved.version != stored.version;
                 tracing::info!(project = %project, post = %post, changed, "post synced");
+                crate::metrics::count(crate::metrics::Metric::Syncs, 1);
                 Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
             }
             .await,
@@ -443,6 +444,7 @@ where
         let stale: Vec<Platform> = evidence.iter().map(|c| c.platform).collect();
         self.store.save_connections(project, profile, connections, evidence, read_at).await?;
         tracing::warn!(project = %project, stale = ?stale, "stale connections found at publish");
+        crate::metrics::count(crate::metrics::Metric::StaleConnectionsFound, stale.len() as u64);
         Ok(reconnect_required(&stale, true))
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{events, http};
 use crate::domain::event::{Action, parse_event};
 use crate::domain::{EventId, Timestamp};
+use crate::metrics::{self, Metric};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
 use crate::signature::WebhookSecrets;
 
@@ -59,16 +60,22 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         let _guard = span.enter();
         if let Action::Ignore(reason) = event.action {
             tracing::info!(reason = reason.as_str(), "event ignored");
+            metrics::count(Metric::EventsIgnored, 1);
             return status("ignored");
         }
         match events::apply(&self.store, &event, received_at).await {
             Ok(Outcome::Applied { changed }) => {
                 tracing::info!(changed, "event processed");
+                metrics::count(Metric::EventsProcessed, 1);
                 status("processed")
             }
-            Ok(Outcome::Duplicate) => status("duplicate"),
+            Ok(Outcome::Duplicate) => {
+                metrics::count(Metric::EventsDuplicate, 1);
+                status("duplicate")
+            }
             Ok(Outcome::Ignored) => {
                 tracing::info!("event ignored: no project for its profile");
+                metrics::count(Metric::EventsIgnored, 1);
                 status("ignored")
             }
             Ok(Outcome::Deferred) => self.queue(event.id, received_at, body, "not applicable yet").await,
@@ -82,6 +89,7 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         match self.queue.enqueue(&message).await {
             Ok(()) => {
                 tracing::warn!(why, "event queued for retry");
+                metrics::count(Metric::EventsQueued, 1);
                 status("queued")
             }
             Err(e) => {
