@@ -6,7 +6,7 @@ VENV  := .venv
 MOTO  := $(VENV)/bin/moto_server
 PY    := $(VENV)/bin/python
 
-.PHONY: run test lint unit bench build events items venv redrive clean help
+.PHONY: run test lint unit bench build events items venv redrive deploy clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -16,6 +16,7 @@ help:
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
+	@echo "make deploy - sam build + sam deploy --guided (needs the AWS SAM CLI and credentials)"
 
 venv: $(MOTO)
 
@@ -60,6 +61,11 @@ redrive:
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
 	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
+
+deploy:
+	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (pip install aws-sam-cli) and AWS credentials"; exit 1; }
+	sam build --beta-features
+	sam deploy --guided
 
 clean:
 	cargo clean
