@@ -89,7 +89,9 @@ async fn the_handlers_answers_match_the_api_document() {
     stack.given_profile("proj_o", "65aa000000000000000000o1", json!([account("x1", "twitter")])).await;
     let token = stack.token("proj_o");
     let other = stack.token("proj_z");
-    let calls: Vec<(Method, &str, &str, Option<&str>, Option<serde_json::Value>)> = vec![
+    // method, documented path, real path, token, body
+    type Call<'a> = (Method, &'a str, &'a str, Option<&'a str>, Option<serde_json::Value>);
+    let calls: Vec<Call> = vec![
         (
             Method::POST,
             "/projects/{projectId}/connections/refresh",
