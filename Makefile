@@ -12,7 +12,7 @@ help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
 	@echo "make test   - lint, unit, handler and whole-flow tests (installs moto into .venv first)"
 	@echo "make bench  - costs: DynamoDB requests per event, CPU per event"
-	@echo "make build  - debug build of every binary"
+	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
@@ -25,8 +25,19 @@ $(MOTO): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(MOTO)
 
-build:
-	cargo build --workspace --locked
+FUNCTIONS := webhook retry-worker list-connections refresh-connections connect publish-post read-post sync-post manual-delete
+
+$(VENV)/bin/cargo-lambda: requirements-build.txt $(MOTO)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
+	touch $(VENV)/bin/cargo-lambda
+
+# One bootstrap.zip per function in target/lambda/<function>/. These machines have only the x86_64
+# target; where aarch64-unknown-linux-gnu is installed, ARCH=--arm64 builds what the template deploys.
+ARCH ?= --x86-64
+build: $(VENV)/bin/cargo-lambda
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --output-format zip \
+	  --lambda-dir target/lambda $(addprefix -p ,$(FUNCTIONS))
+	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
 
 run: venv
 	cargo build --locked --workspace --bins
