@@ -1,6 +1,20 @@
 //! Configuration, read once at start-up; a missing variable stops the process with its name.
+//!
+//! Secrets never sit in the environment of a deployed function: it is given the *name* of a
+//! Secrets Manager secret (`WEBHOOK_SECRETS_SECRET_ID`, `PUBLISHER_API_KEY_SECRET_ID`) and reads
+//! the value at start-up. Where no name is given (a local run), the value variables
+//! (`WEBHOOK_SECRETS`, `PUBLISHER_API_KEY`) are read instead.
 
-use crate::signature::WebhookSecrets;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+
+use crate::adapters::secrets::SecretReader;
+use crate::signature::{SecretSource, WebhookKeys, WebhookSecrets};
+
+/// A webhook signed with no known secret reads the secret again at most this often.
+pub const SECRET_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -22,12 +36,51 @@ pub fn retry_queue_url() -> Result<String, ConfigError> {
     required("RETRY_QUEUE_URL")
 }
 
-pub fn webhook_secrets() -> Result<WebhookSecrets, ConfigError> {
-    let secrets = WebhookSecrets::from_list(&required("WEBHOOK_SECRETS")?);
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn secret_list(list: &str, from: &str) -> Result<WebhookSecrets, ConfigError> {
+    let secrets = WebhookSecrets::from_list(list);
     if secrets.is_empty() {
-        return Err(ConfigError("WEBHOOK_SECRETS lists no secret".into()));
+        return Err(ConfigError(format!("{from} lists no secret")));
     }
     Ok(secrets)
+}
+
+/// The webhook signing secrets: from the secret named by `WEBHOOK_SECRETS_SECRET_ID` (read again
+/// when a signature matches none of them), else from `WEBHOOK_SECRETS`.
+pub async fn webhook_keys(sdk: &SdkConfig) -> Result<WebhookKeys, ConfigError> {
+    let Some(id) = optional("WEBHOOK_SECRETS_SECRET_ID") else {
+        return Ok(secret_list(&required("WEBHOOK_SECRETS")?, "WEBHOOK_SECRETS")?.into());
+    };
+    let reader = SecretReader::new(sdk);
+    let value = reader.read(&id).await.map_err(|e| ConfigError(e.to_string()))?;
+    let secrets = secret_list(&value, &id)?;
+    let source: SecretSource = Arc::new(move || {
+        let (reader, id) = (reader.clone(), id.clone());
+        Box::pin(async move {
+            match reader.read(&id).await {
+                Ok(value) => Some(WebhookSecrets::from_list(&value)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook secrets could not be read again");
+                    None
+                }
+            }
+        })
+    });
+    Ok(WebhookKeys::reloading(secrets, SECRET_RELOAD_INTERVAL, source))
+}
+
+/// The publishing service's API key: from the secret named by `PUBLISHER_API_KEY_SECRET_ID`, else
+/// from `PUBLISHER_API_KEY`.
+pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<String, ConfigError> {
+    match optional("PUBLISHER_API_KEY_SECRET_ID") {
+        Some(id) => {
+            SecretReader::new(sdk).read(&id).await.map(|k| k.trim().to_owned()).map_err(|e| ConfigError(e.to_string()))
+        }
+        None => required("PUBLISHER_API_KEY"),
+    }
 }
 
 /// Structured logs: JSON (as CloudWatch wants) unless `LOG_FORMAT=text`; level from `RUST_LOG`.
@@ -42,8 +95,9 @@ pub fn init_logging() {
     drop(result); // already initialised (tests, the dev gateway): keep the first
 }
 
-/// The publishing service client: `PUBLISHER_BASE_URL` and `PUBLISHER_API_KEY`.
-pub fn publisher() -> Result<crate::adapters::zernio::ZernioClient, ConfigError> {
-    crate::adapters::zernio::ZernioClient::new(required("PUBLISHER_BASE_URL")?, required("PUBLISHER_API_KEY")?)
+/// The publishing service client: `PUBLISHER_BASE_URL` and the API key.
+pub async fn publisher(sdk: &SdkConfig) -> Result<crate::adapters::zernio::ZernioClient, ConfigError> {
+    let base_url = required("PUBLISHER_BASE_URL")?;
+    crate::adapters::zernio::ZernioClient::new(base_url, publisher_api_key(sdk).await?)
         .map_err(|e| ConfigError(format!("publishing service client: {e}")))
 }

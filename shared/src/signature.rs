@@ -1,6 +1,10 @@
 //! The service signs each webhook body: lowercase hex HMAC-SHA256 of the raw bytes.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -43,6 +47,66 @@ impl fmt::Debug for WebhookSecrets {
     }
 }
 
+/// Where a fresh secret list comes from (in Lambda: the secret named in the environment); `None`
+/// when it cannot be read now.
+pub type SecretSource = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<WebhookSecrets>> + Send>> + Send + Sync>;
+
+/// The secrets a webhook is checked with. With a source, a signature that matches none of them
+/// makes the list be read again (at most once per interval), so rotating the secret needs no
+/// redeploy: the first event signed with a new secret finds it.
+pub struct WebhookKeys {
+    current: RwLock<WebhookSecrets>,
+    reload: Option<Reload>,
+}
+
+struct Reload {
+    source: SecretSource,
+    interval: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl From<WebhookSecrets> for WebhookKeys {
+    fn from(secrets: WebhookSecrets) -> Self {
+        Self { current: RwLock::new(secrets), reload: None }
+    }
+}
+
+impl WebhookKeys {
+    pub fn reloading(secrets: WebhookSecrets, interval: Duration, source: SecretSource) -> Self {
+        let last = Mutex::new(Some(Instant::now()));
+        Self { current: RwLock::new(secrets), reload: Some(Reload { source, interval, last }) }
+    }
+
+    fn matches(&self, body: &[u8], signature_hex: &str) -> bool {
+        self.current.read().is_ok_and(|secrets| secrets.verify(body, signature_hex))
+    }
+
+    /// True when the signature matches a known secret, or one the source now lists.
+    pub async fn verify(&self, body: &[u8], signature_hex: &str) -> bool {
+        if self.matches(body, signature_hex) {
+            return true;
+        }
+        let Some(reload) = &self.reload else { return false };
+        {
+            let Ok(mut last) = reload.last.lock() else { return false };
+            if last.is_some_and(|at| at.elapsed() < reload.interval) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match (reload.source)().await {
+            Some(fresh) if !fresh.is_empty() => {
+                tracing::info!(secrets = fresh.0.len(), "webhook secrets read again");
+                if let Ok(mut current) = self.current.write() {
+                    *current = fresh;
+                }
+                self.matches(body, signature_hex)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Signs a body the way the service does (for the simulator, samples and tests).
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
@@ -64,6 +128,47 @@ mod tests {
         assert!(!secrets.verify(b"tampered", &sign("new-secret", body)));
         assert!(!secrets.verify(body, "not hex"));
         assert!(!secrets.verify(body, ""));
+    }
+
+    fn source(list: &'static str, reads: Arc<std::sync::atomic::AtomicUsize>) -> SecretSource {
+        Arc::new(move || {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move { Some(WebhookSecrets::from_list(list)) })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_found_by_reading_the_source_again() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let keys = WebhookKeys::reloading(
+            WebhookSecrets::from_list("old-secret"),
+            Duration::ZERO,
+            source("new-secret,old-secret", reads.clone()),
+        );
+        let body = br#"{"event":"post.published"}"#;
+        assert!(keys.verify(body, &sign("old-secret", body)).await);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0, "a known secret needs no read");
+        assert!(keys.verify(body, &sign("new-secret", body)).await);
+        assert!(!keys.verify(body, &sign("forged", body)).await);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn wrong_signatures_read_the_source_at_most_once_per_interval() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let keys = WebhookKeys::reloading(
+            WebhookSecrets::from_list("s1"),
+            Duration::from_secs(60),
+            source("s2", reads.clone()),
+        );
+        let body = b"{}";
+        for _ in 0..5 {
+            assert!(!keys.verify(body, &sign("s2", body)).await, "read at start-up: not again within a minute");
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let fixed = WebhookKeys::from(WebhookSecrets::from_list("s1"));
+        assert!(fixed.verify(body, &sign("s1", body)).await);
+        assert!(!fixed.verify(body, &sign("s2", body)).await);
     }
 
     #[test]

@@ -80,7 +80,7 @@ async fn requests_per_event() {
         store: t.store.clone(),
         queue: SqsRetryQueue::new(sqs, queue_url),
         clock: SystemClock,
-        secrets: WebhookSecrets::from_list(SECRET),
+        secrets: WebhookSecrets::from_list(SECRET).into(),
     };
     println!("\nDynamoDB requests per webhook event (counted on the wire):");
     println!("{:<44} {:>8} {:>8}  answer", "case", "requests", "writes");
@@ -188,6 +188,50 @@ async fn post_costs() {
     println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
 }
 
+/// Per packaged function (`make build`): zip size, init time from exec to the first request for
+/// an event (median of several cold starts), and peak resident memory over a typical invocation.
+async fn cold_starts() {
+    use integration_tests::lambda::{self, FUNCTIONS};
+    let rounds = 5;
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(integration_tests::root().join("template.yaml")).expect("template.yaml"),
+    )
+    .expect("YAML");
+    let mut inits: Vec<Vec<f64>> = vec![Vec::new(); FUNCTIONS.len()];
+    let mut peaks = vec![0u64; FUNCTIONS.len()];
+    let bootstraps: Vec<_> = FUNCTIONS.iter().map(|f| lambda::unpack(f)).collect();
+    for _ in 0..rounds {
+        // A fresh stack each round, so every round makes the same invocations.
+        let stack = integration_tests::Stack::start().await;
+        let account = lambda::prepare(&stack).await;
+        for (i, function) in FUNCTIONS.iter().enumerate() {
+            let env = account.environment(&template, &lambda::logical_name(&template, function));
+            let (event, _) = lambda::typical_invocation(function);
+            let run =
+                lambda::cold_start(&bootstraps[i], function, &env, event, std::time::Duration::from_secs(20)).await;
+            assert!(matches!(run.answer, lambda::Answer::Response(_)), "{function}: {:?}\n{}", run.answer, run.logs);
+            inits[i].push(run.init.as_secs_f64() * 1000.0);
+            peaks[i] = peaks[i].max(run.peak_kib);
+        }
+    }
+    println!("\nPackaged functions ({rounds} cold starts each, this machine; x86_64 build):");
+    println!("{:<22} {:>9} {:>14} {:>14} {:>12}", "function", "zip MB", "init ms (med)", "init ms (max)", "peak MB");
+    for (i, function) in FUNCTIONS.iter().enumerate() {
+        let zip = std::fs::metadata(lambda::zip_path(function)).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
+        let mut sorted = inits[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "{:<22} {:>9.2} {:>14.1} {:>14.1} {:>12.1}",
+            function,
+            zip,
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1],
+            peaks[i] as f64 / 1024.0
+        );
+    }
+    println!("(targets: zip < 8 MB, init < 50 ms, peak < 40 MB)");
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here
@@ -197,4 +241,5 @@ fn main() {
     runtime.block_on(requests_per_event());
     runtime.block_on(refresh_costs());
     runtime.block_on(post_costs());
+    runtime.block_on(cold_starts());
 }

@@ -109,7 +109,7 @@ async fn every_sample_is_signed_with_the_local_secret_and_reaches_the_handler_as
         store: stack.store.clone(),
         queue: stack.queue(),
         clock: shared::ports::SystemClock,
-        secrets: shared::signature::WebhookSecrets::from_list(SECRET),
+        secrets: shared::signature::WebhookSecrets::from_list(SECRET).into(),
     };
     for name in [
         "webhook-account-connected",
@@ -162,4 +162,24 @@ async fn the_older_late_signature_header_is_accepted() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap(), json!({"status": "processed"}));
+}
+
+#[tokio::test]
+async fn a_signed_event_sent_with_another_method_than_post_is_405_and_stores_nothing() {
+    let stack = Stack::start().await;
+    stack.store.link_profile(&project(), &profile()).await.unwrap();
+    let sample = Sample::load("webhook-account-connected");
+    let before = stack.items().await;
+    for method in [reqwest::Method::PUT, reqwest::Method::GET, reqwest::Method::DELETE] {
+        let mut request = stack.http.request(method.clone(), stack.webhook_url()).body(sample.body());
+        for name in ["content-type", "x-zernio-signature", "x-zernio-event-id"] {
+            request = request.header(name, sample.header(name).unwrap());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "POST");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+    assert_eq!(stack.items().await, before);
 }

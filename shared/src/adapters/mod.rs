@@ -2,5 +2,6 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod secrets;
 pub mod sqs;
 pub mod zernio;

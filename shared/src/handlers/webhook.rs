@@ -9,7 +9,7 @@ use crate::domain::event::{Action, parse_event};
 use crate::domain::{EventId, Timestamp};
 use crate::metrics::{self, Metric};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
-use crate::signature::WebhookSecrets;
+use crate::signature::WebhookKeys;
 
 /// Bodies above this are refused unread.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -21,7 +21,7 @@ pub struct Webhook<S, Q, C> {
     pub store: S,
     pub queue: Q,
     pub clock: C,
-    pub secrets: WebhookSecrets,
+    pub secrets: WebhookKeys,
 }
 
 fn status(word: &str) -> Response<Body> {
@@ -30,12 +30,22 @@ fn status(word: &str) -> Response<Body> {
 
 impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        if request.method() != lambda_http::http::Method::POST {
+            let mut refused =
+                http::error(405, "method_not_allowed", "Webhooks are delivered with POST; nothing was stored.");
+            refused.headers_mut().insert("allow", lambda_http::http::HeaderValue::from_static("POST"));
+            return refused;
+        }
         let body: &[u8] = request.body().as_ref();
         if body.len() > MAX_BODY_BYTES {
             return http::error(413, "payload_too_large", "The body is over 1 MiB; nothing was stored.");
         }
         let signature = SIGNATURE_HEADERS.iter().find_map(|h| request.headers().get(*h)).and_then(|v| v.to_str().ok());
-        if !signature.is_some_and(|sig| self.secrets.verify(body, sig)) {
+        let verified = match signature {
+            Some(sig) => self.secrets.verify(body, sig).await,
+            None => false,
+        };
+        if !verified {
             tracing::warn!(has_signature = signature.is_some(), "webhook refused: signature missing or wrong");
             return http::error(
                 401,

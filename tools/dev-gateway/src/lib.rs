@@ -116,7 +116,7 @@ impl Gateway {
                 store: DynamoStore::new(dynamodb.clone(), &config.table),
                 queue: SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
                 clock: SystemClock,
-                secrets: config.secrets.clone(),
+                secrets: config.secrets.clone().into(),
             },
             connections: Connections {
                 store: DynamoStore::new(dynamodb.clone(), &config.table),
