@@ -61,32 +61,93 @@ fn the_retry_worker_reports_failures_message_by_message() {
     assert!(types.iter().any(|v| v == "ReportBatchItemFailures"));
 }
 
+/// Every `AWS::Serverless::Function` in the template, by logical name.
+fn functions(t: &Value) -> Vec<String> {
+    let resources = t["Resources"].as_mapping().unwrap();
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, _)| name.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn reference(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "!Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
 #[test]
-fn every_function_gets_the_variables_its_handler_reads_and_secrets_come_from_a_hidden_parameter() {
+fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_only_its_own() {
     let t = template();
     let globals = t["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap().clone();
-    let needs: [(&str, &[&str]); 2] = [
-        ("WebhookFunction", &["TABLE_NAME", "RETRY_QUEUE_URL", "WEBHOOK_SECRETS"]),
-        ("RetryWorkerFunction", &["TABLE_NAME"]),
-    ];
-    for (function, variables) in needs {
-        let own = resource(&t, function)["Environment"]["Variables"].as_mapping().cloned().unwrap_or_default();
-        for v in variables {
-            let key = Value::String((*v).to_owned());
-            assert!(own.contains_key(&key) || globals.contains_key(&key), "{function} needs {v}");
+    assert!(!globals.keys().any(|k| k.as_str().is_some_and(|k| k.contains("SECRET") || k.contains("API_KEY"))));
+    let mut readers = Vec::new();
+    for function in functions(&t) {
+        let own = resource(&t, &function)["Environment"]["Variables"].as_mapping().cloned().unwrap_or_default();
+        for (key, value) in &own {
+            let key = key.as_str().unwrap();
+            assert!(
+                !["WEBHOOK_SECRETS", "PUBLISHER_API_KEY"].contains(&key),
+                "{function}: {key} would put a secret's value in the environment"
+            );
+            if key.ends_with("_SECRET_ID") {
+                let parameter = reference(value).unwrap_or_else(|| panic!("{function}: {key} must name a parameter"));
+                let statements = resource(&t, &function)["Policies"][0]["Statement"].as_sequence().unwrap();
+                let grants: Vec<String> = statements
+                    .iter()
+                    .filter(|s| s["Action"].as_sequence().unwrap().iter().any(|a| a == "secretsmanager:GetSecretValue"))
+                    .map(|s| format!("{:?}", s["Resource"]))
+                    .collect();
+                assert_eq!(grants.len(), 1, "{function} reads exactly one kind of secret per statement");
+                assert!(grants[0].contains(&format!("${{{parameter}}}-*")), "{function} may read {parameter} only");
+                readers.push(function.clone());
+            }
         }
+        let statements = resource(&t, &function)["Policies"][0]["Statement"].as_sequence().unwrap();
+        let secret_statements = statements
+            .iter()
+            .filter(|s| s["Action"].as_sequence().unwrap().iter().any(|a| a == "secretsmanager:GetSecretValue"))
+            .count();
+        let named = own.keys().filter(|k| k.as_str().is_some_and(|k| k.ends_with("_SECRET_ID"))).count();
+        assert_eq!(secret_statements, named, "{function}: a secret grant for each secret it is told about, no more");
     }
-    for (function, secret) in [
-        ("WebhookFunction", "WEBHOOK_SECRETS"),
-        ("RefreshConnectionsFunction", "PUBLISHER_API_KEY"),
-        ("ConnectFunction", "PUBLISHER_API_KEY"),
-    ] {
-        let value = &resource(&t, function)["Environment"]["Variables"][secret];
-        let Value::Tagged(tagged) = value else { panic!("{function}: {secret} must be a !Ref, never a literal") };
-        assert_eq!(tagged.tag, "!Ref");
-        let parameter = tagged.value.as_str().unwrap();
-        assert_eq!(t["Parameters"][parameter]["NoEcho"], true, "{function}: {secret}");
+    readers.sort();
+    assert_eq!(
+        readers,
+        ["ConnectFunction", "PublishPostFunction", "RefreshConnectionsFunction", "SyncPostFunction", "WebhookFunction"]
+    );
+}
+
+#[test]
+fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
+    let t = template();
+    let alarm = |name: &str| resource(&t, name).clone();
+    let dlq = alarm("DeadLetterQueueAlarm");
+    assert_eq!(dlq["Namespace"], "AWS/SQS");
+    assert!(format!("{:?}", dlq["Dimensions"][0]["Value"]).contains("RetryDeadLetterQueue.QueueName"));
+    let webhook = alarm("WebhookServerErrorsAlarm");
+    assert_eq!(webhook["MetricName"], "Url5xxCount");
+    assert_eq!(reference(&webhook["Dimensions"][0]["Value"]), Some("WebhookFunction"));
+    for (name, metric) in [("FunctionErrorsAlarm", "Errors"), ("FunctionThrottlesAlarm", "Throttles")] {
+        let watched: Vec<String> = alarm(name)["Metrics"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| m["MetricStat"]["Metric"]["MetricName"] == metric)
+            .filter_map(|m| reference(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]).map(str::to_owned))
+            .collect();
+        let mut all = functions(&t);
+        let mut watched_sorted = watched.clone();
+        all.sort();
+        watched_sorted.sort();
+        assert_eq!(watched_sorted, all, "{name} covers every function");
     }
+    for name in ["DeadLetterQueueAlarm", "WebhookServerErrorsAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
+        assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
+    }
+    assert_eq!(resource(&t, "Table")["DeletionProtectionEnabled"], true);
 }
 
 #[tokio::test]
