@@ -10,8 +10,8 @@ PY    := $(VENV)/bin/python
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
-	@echo "make test   - lint, unit, handler and whole-flow tests (installs moto into .venv first)"
-	@echo "make bench  - costs: DynamoDB requests per event, CPU per event"
+	@echo "make test   - lint, build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
+	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
 	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
@@ -51,12 +51,13 @@ lint: venv
 unit:
 	cargo test --workspace --locked --lib
 
-test: venv lint
+# The packaged functions (make build) are started under a Runtime API stand-in by the tests.
+test: venv lint build
 	mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
-bench: venv
+bench: venv build
 	cargo bench --locked -p integration-tests --bench costs
 
 events:

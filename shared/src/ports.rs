@@ -258,3 +258,46 @@ pub trait PostStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
 }
+
+/// The publisher of functions that never call the service (the reads and the manual delete):
+/// their environment and permissions carry no key, so every call answers "unavailable".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPublisher;
+
+impl NoPublisher {
+    fn refuse<T>() -> Result<T, PublisherError> {
+        Err(PublisherError::Unavailable { retry_after: None, reason: "this function has no publishing service".into() })
+    }
+}
+
+impl Publisher for NoPublisher {
+    async fn accounts(&self, _: &ProfileId) -> Result<Option<Vec<LiveAccount>>, PublisherError> {
+        Self::refuse()
+    }
+    async fn health(&self, _: &ProfileId) -> Result<Option<Vec<AccountHealth>>, PublisherError> {
+        Self::refuse()
+    }
+    async fn profile_exists(&self, _: &ProfileId) -> Result<bool, PublisherError> {
+        Self::refuse()
+    }
+    async fn create_profile(&self, _: &str) -> Result<ProfileId, PublisherError> {
+        Self::refuse()
+    }
+    async fn connect_link(
+        &self,
+        _: crate::domain::Platform,
+        _: &ProfileId,
+        _: Option<&str>,
+    ) -> Result<Option<String>, PublisherError> {
+        Self::refuse()
+    }
+}
+
+impl PostPublisher for NoPublisher {
+    async fn publish(&self, _: &Publication) -> Result<Result<PostReport, PublishRefusal>, PublisherError> {
+        Self::refuse()
+    }
+    async fn post(&self, _: &crate::domain::ServicePostId) -> Result<ServicePost, PublisherError> {
+        Self::refuse()
+    }
+}

@@ -18,6 +18,8 @@ use shared::handlers::retry::RetryWorker;
 use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
+pub mod lambda;
+
 pub const SECRET: &str = "local-webhook-secret";
 pub const JWT_SECRET: &str = "local-jwt-secret";
 

@@ -7,6 +7,6 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let routes = &wiring::posts().await?;
+    let routes = &wiring::posts_store_only().await?;
     run(service_fn(move |request: Request| async move { Ok::<_, Error>(routes.read(request).await) })).await
 }
