@@ -403,6 +403,11 @@ async fn tokens_for_another_project_get_403_missing_bad_or_expired_ones_401_and_
     let (status, _, _) =
         stack.call(Method::POST, &format!("/projects/{PROJECT}/connections/twitter/connect"), Some(&token), None).await;
     assert_eq!(status, 400, "our API says x, not twitter");
+    let connect = format!("/projects/{PROJECT}/connections/x/connect");
+    for body in [json!([null]), json!("https://app/back"), json!({"redirect_url": 7})] {
+        let (status, answer, _) = stack.call(Method::POST, &connect, Some(&token), Some(body.clone())).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    }
     assert_eq!(stack.items().await, before);
 }
 

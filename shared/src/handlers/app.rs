@@ -116,7 +116,11 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, Refusal> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(bytes).map_err(|e| Refusal::InvalidRequest(format!("The body is not JSON: {e}.")))
+    match serde_json::from_slice(bytes) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err(Refusal::InvalidRequest("The body must be a JSON object.".into())),
+        Err(e) => Err(Refusal::InvalidRequest(format!("The body is not JSON: {e}."))),
+    }
 }
 
 /// Runs a route: its refusals become answers.
