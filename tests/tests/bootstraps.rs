@@ -26,6 +26,21 @@ async fn every_packaged_function_starts_with_the_templates_environment_and_answe
             assert_eq!(status, expected, "{function}: {body}\n{}", run.logs);
         }
         assert!(!run.logs.contains(integration_tests::SECRET), "{function} logged a secret");
+        for line in run.logs.lines() {
+            let line: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("{function}: not JSON: {line}"));
+            if line.get("_aws").is_some() {
+                continue; // an embedded-metric-format line, read by CloudWatch as a metric
+            }
+            let spans = line["spans"].as_array().cloned().unwrap_or_default();
+            assert!(
+                spans.iter().any(|s| s["requestId"].is_string()),
+                "{function}: every log line names the invocation: {line}"
+            );
+        }
+        if function == "webhook" {
+            assert!(run.logs.contains(r#""event_id":"evt_boot_1""#), "the event's id is logged\n{}", run.logs);
+        }
         assert!(run.init < Duration::from_secs(20), "{function} asked for its first event");
     }
     // What the binaries did is in the shared table: both connection events landed, the post is

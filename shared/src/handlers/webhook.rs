@@ -3,9 +3,10 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{events, http};
-use crate::domain::event::{Action, parse_event};
+use crate::domain::event::{Action, WebhookEvent, parse_event};
 use crate::domain::{EventId, Timestamp};
 use crate::metrics::{self, Metric};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
@@ -67,7 +68,11 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
             }
         };
         let span = tracing::info_span!("webhook", event_id = %event.id, event = %event.name);
-        let _guard = span.enter();
+        self.apply(event, received_at, body).instrument(span).await
+    }
+
+    /// Applies a verified event, or queues it; every log line carries its id (the span).
+    async fn apply(&self, event: WebhookEvent, received_at: Timestamp, body: &[u8]) -> Response<Body> {
         if let Action::Ignore(reason) = event.action {
             tracing::info!(reason = reason.as_str(), "event ignored");
             metrics::count(Metric::EventsIgnored, 1);
@@ -80,6 +85,7 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
                 status("processed")
             }
             Ok(Outcome::Duplicate) => {
+                tracing::info!("event already taken");
                 metrics::count(Metric::EventsDuplicate, 1);
                 status("duplicate")
             }
