@@ -245,6 +245,12 @@ pub trait PostStore: Send + Sync {
         project: &ProjectId,
         post: &PostId,
     ) -> impl Future<Output = Result<Option<StoredPost>, StoreError>> + Send;
+    /// The post and the project's profile on the service, read together (one request).
+    fn post_and_profile(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+    ) -> impl Future<Output = Result<(Option<StoredPost>, Option<ProfileId>), StoreError>> + Send;
     /// Joins `evidence` into the post (creating it), replacing its draft when one is given, and
     /// returns the post as stored afterwards. Writes nothing when nothing changes. `read` is the
     /// post as the caller read it (`None`: it did not exist); a race makes the store read again.

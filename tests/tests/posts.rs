@@ -414,3 +414,23 @@ async fn every_post_route_refuses_another_projects_token_and_bad_bodies() {
     }
     assert_eq!(stack.items().await, before, "refused requests store nothing");
 }
+
+#[tokio::test]
+async fn a_publish_reads_the_post_and_profile_in_one_request_and_costs_four_in_all() {
+    let stack = ready().await;
+    stack.tap.reset();
+    let (status, post) =
+        publish(&stack, json!({"post_id": "post_cost", "content": "Count me", "platforms": ["x", "linkedin"]})).await;
+    assert_eq!(status, 201, "{post}");
+    let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
+    let expected = [("BatchGetItem", 1), ("PutItem", 2), ("Query", 1)];
+    assert_eq!(counts, expected.map(|(op, n)| (op.to_owned(), n)), "the post stored before the call, then the answer");
+    // A project with no profile yet: the same one read tells both.
+    let stack = Stack::start().await;
+    let token = stack.token("proj_none");
+    let body = json!({"post_id": "p", "content": "x", "platforms": ["x"]});
+    let (status, answer, _) = stack.call(Method::POST, "/projects/proj_none/posts", Some(&token), Some(body)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("reconnect_required")));
+    let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
+    assert_eq!(counts, [("BatchGetItem".to_owned(), 1), ("PutItem".to_owned(), 1)], "no profile: no query");
+}

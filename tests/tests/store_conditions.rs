@@ -218,3 +218,23 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn the_post_and_the_project_profile_are_read_in_one_consistent_request() {
+    for backend in BACKENDS {
+        let t = StoreUnderTest::start(backend).await;
+        let (project, post, profile) = ids();
+        assert_eq!(t.store.post_and_profile(&project, &post).await, Ok((None, None)), "{backend:?}");
+        t.store.link_profile(&project, &profile).await.unwrap();
+        let r = report(1, Platform::X, EntryStatus::Published);
+        t.store.apply_post_report(&event(1), &project, &post, &r, Timestamp::now()).await.unwrap();
+        t.tap.reset();
+        let (read, linked) = t.store.post_and_profile(&project, &post).await.unwrap();
+        assert_eq!(t.tap.counts().into_iter().collect::<Vec<_>>(), [("BatchGetItem".to_owned(), 1)], "{backend:?}");
+        assert_eq!(linked, Some(profile.clone()), "{backend:?}");
+        assert_eq!(read, t.store.post(&project, &post).await.unwrap(), "{backend:?}: the same post as a GetItem reads");
+        assert!(read.is_some());
+        let other = PostId::parse("post_2").unwrap();
+        assert_eq!(t.store.post_and_profile(&project, &other).await, Ok((None, Some(profile))), "{backend:?}");
+    }
+}

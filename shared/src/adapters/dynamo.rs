@@ -223,6 +223,40 @@ impl DynamoStore {
         out.item.filter(|i| !i.is_empty()).map(decode).transpose()
     }
 
+    /// Items by key (at most 100) in one consistent `BatchGetItem`; keys DynamoDB leaves
+    /// unprocessed (under throttling) are asked for again, a bounded number of times.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found: Vec<Item> = Vec::with_capacity(keys.len());
+        let mut pending: Vec<Item> = keys.iter().cloned().map(key_map).collect();
+        for round in 0..MAX_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                back_off(round).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let out =
+                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable("the store kept leaving keys unprocessed".into()));
+        }
+        let key_of = |item: &Item| {
+            let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            (s("pk"), s("sk"))
+        };
+        let mut by_key: HashMap<(String, String), Item> = found.into_iter().map(|i| (key_of(&i), i)).collect();
+        Ok(keys.iter().map(|k| by_key.remove(k)).collect())
+    }
+
     /// Reads the event record and the given items in one consistent request.
     async fn read(
         &self,
@@ -545,6 +579,17 @@ impl ConnectionStore for DynamoStore {
 impl PostStore for DynamoStore {
     async fn post(&self, project: &ProjectId, post: &PostId) -> Result<Option<StoredPost>, StoreError> {
         Ok(self.get_post(project, post).await?.map(PostItem::stored))
+    }
+
+    async fn post_and_profile(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+    ) -> Result<(Option<StoredPost>, Option<ProfileId>), StoreError> {
+        let mut items = self.get_many(&[keys::post(project, post), keys::project_profile(project)]).await?.into_iter();
+        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
+        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
+        Ok((post, profile))
     }
 
     async fn save_post(

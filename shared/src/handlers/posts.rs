@@ -283,7 +283,7 @@ where
         let project = app::caller(request)?;
         let body = parse_publish(app::json_body(request)?)?;
         let post = body.post.clone();
-        let existing = self.store.post(&project, &post).await?;
+        let (existing, profile) = self.store.post_and_profile(&project, &post).await?;
         let stored_draft = existing.as_ref().and_then(|s| s.draft.clone());
         let content = body
             .content
@@ -328,7 +328,6 @@ where
                 ),
             ));
         }
-        let profile = self.store.project_profile(&project).await?;
         let connections = match &profile {
             Some(profile) => self.store.connections(profile).await?,
             None => Vec::new(),
