@@ -111,6 +111,8 @@ impl Gateway {
         let sdk = local_sdk_config().await;
         let dynamodb = aws::dynamodb_client(&sdk, &config.dynamodb);
         let sqs = aws::sqs_client(&sdk, &config.sqs);
+        let publisher =
+            ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key).map_err(std::io::Error::other)?;
         let state = Arc::new(AppState {
             webhook: Webhook {
                 store: DynamoStore::new(dynamodb.clone(), &config.table),
@@ -120,16 +122,10 @@ impl Gateway {
             },
             connections: Connections {
                 store: DynamoStore::new(dynamodb.clone(), &config.table),
-                publisher: ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key)
-                    .map_err(std::io::Error::other)?,
+                publisher: publisher.clone(),
                 clock: SystemClock,
             },
-            posts: Posts {
-                store: DynamoStore::new(dynamodb.clone(), &config.table),
-                publisher: ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key)
-                    .map_err(std::io::Error::other)?,
-                clock: SystemClock,
-            },
+            posts: Posts { store: DynamoStore::new(dynamodb.clone(), &config.table), publisher, clock: SystemClock },
             jwt_secret: config.jwt_secret.clone(),
         });
         let app_route = |route: AppRoute| {
