@@ -11,9 +11,11 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::adapters::secrets::SecretReader;
-use crate::signature::{SecretSource, WebhookKeys, WebhookSecrets};
+use crate::reloading::{Reloading, Source};
+use crate::signature::{WebhookKeys, WebhookSecrets};
 
-/// A webhook signed with no known secret reads the secret again at most this often.
+/// A webhook signed with no known secret, or a 401 from the publishing service, reads the secret
+/// again at most this often.
 pub const SECRET_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -48,38 +50,51 @@ fn secret_list(list: &str, from: &str) -> Result<WebhookSecrets, ConfigError> {
     Ok(secrets)
 }
 
+/// A secret read now from Secrets Manager, with a source that reads it again (for rotation).
+async fn from_secrets_manager<T: Send + 'static>(
+    sdk: &SdkConfig,
+    id: String,
+    parse: fn(&str) -> T,
+) -> Result<(T, Source<T>), ConfigError> {
+    let reader = SecretReader::new(sdk);
+    let value = reader.read(&id).await.map_err(|e| ConfigError(e.to_string()))?;
+    let source: Source<T> = Arc::new(move || {
+        let (reader, id) = (reader.clone(), id.clone());
+        Box::pin(async move {
+            match reader.read(&id).await {
+                Ok(value) => Some(parse(&value)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a secret could not be read again");
+                    None
+                }
+            }
+        })
+    });
+    Ok((parse(&value), source))
+}
+
 /// The webhook signing secrets: from the secret named by `WEBHOOK_SECRETS_SECRET_ID` (read again
 /// when a signature matches none of them), else from `WEBHOOK_SECRETS`.
 pub async fn webhook_keys(sdk: &SdkConfig) -> Result<WebhookKeys, ConfigError> {
     let Some(id) = optional("WEBHOOK_SECRETS_SECRET_ID") else {
         return Ok(secret_list(&required("WEBHOOK_SECRETS")?, "WEBHOOK_SECRETS")?.into());
     };
-    let reader = SecretReader::new(sdk);
-    let value = reader.read(&id).await.map_err(|e| ConfigError(e.to_string()))?;
-    let secrets = secret_list(&value, &id)?;
-    let source: SecretSource = Arc::new(move || {
-        let (reader, id) = (reader.clone(), id.clone());
-        Box::pin(async move {
-            match reader.read(&id).await {
-                Ok(value) => Some(WebhookSecrets::from_list(&value)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook secrets could not be read again");
-                    None
-                }
-            }
-        })
-    });
+    let (secrets, source) = from_secrets_manager(sdk, id.clone(), WebhookSecrets::from_list).await?;
+    if secrets.is_empty() {
+        return Err(ConfigError(format!("{id} lists no secret")));
+    }
     Ok(WebhookKeys::reloading(secrets, SECRET_RELOAD_INTERVAL, source))
 }
 
-/// The publishing service's API key: from the secret named by `PUBLISHER_API_KEY_SECRET_ID`, else
-/// from `PUBLISHER_API_KEY`.
-pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<String, ConfigError> {
+/// The publishing service's API key: from the secret named by `PUBLISHER_API_KEY_SECRET_ID` (read
+/// again when the service answers 401), else from `PUBLISHER_API_KEY`.
+pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<Reloading<String>, ConfigError> {
     match optional("PUBLISHER_API_KEY_SECRET_ID") {
         Some(id) => {
-            SecretReader::new(sdk).read(&id).await.map(|k| k.trim().to_owned()).map_err(|e| ConfigError(e.to_string()))
+            let (key, source) = from_secrets_manager(sdk, id, |k| k.trim().to_owned()).await?;
+            Ok(Reloading::new(key, SECRET_RELOAD_INTERVAL, source))
         }
-        None => required("PUBLISHER_API_KEY"),
+        None => Ok(Reloading::fixed(required("PUBLISHER_API_KEY")?)),
     }
 }
 
@@ -98,6 +113,6 @@ pub fn init_logging() {
 /// The publishing service client: `PUBLISHER_BASE_URL` and the API key.
 pub async fn publisher(sdk: &SdkConfig) -> Result<crate::adapters::zernio::ZernioClient, ConfigError> {
     let base_url = required("PUBLISHER_BASE_URL")?;
-    crate::adapters::zernio::ZernioClient::new(base_url, publisher_api_key(sdk).await?)
+    crate::adapters::zernio::ZernioClient::with_key(base_url, publisher_api_key(sdk).await?)
         .map_err(|e| ConfigError(format!("publishing service client: {e}")))
 }

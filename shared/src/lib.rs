@@ -7,6 +7,7 @@ pub mod domain;
 pub mod handlers;
 pub mod metrics;
 pub mod ports;
+pub mod reloading;
 pub mod signature;
 pub mod wire;
 pub mod wiring;

@@ -1,18 +1,17 @@
 //! The service signs each webhook body: lowercase hex HMAC-SHA256 of the raw bytes.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::reloading::{Reloading, Source};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The secrets a signature may be made with: the current one and any being rotated out.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecrets(Vec<Vec<u8>>);
 
 impl WebhookSecrets {
@@ -47,63 +46,32 @@ impl fmt::Debug for WebhookSecrets {
     }
 }
 
-/// Where a fresh secret list comes from (in Lambda: the secret named in the environment); `None`
-/// when it cannot be read now.
-pub type SecretSource = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<WebhookSecrets>> + Send>> + Send + Sync>;
-
-/// The secrets a webhook is checked with. With a source, a signature that matches none of them
-/// makes the list be read again (at most once per interval), so rotating the secret needs no
-/// redeploy: the first event signed with a new secret finds it.
-pub struct WebhookKeys {
-    current: RwLock<WebhookSecrets>,
-    reload: Option<Reload>,
-}
-
-struct Reload {
-    source: SecretSource,
-    interval: Duration,
-    last: Mutex<Option<Instant>>,
-}
+/// The secrets a webhook is checked with. When they come from a source, a signature that
+/// matches none of them makes the list be read again (at most once per interval), so rotating the
+/// secret needs no redeploy: the first event signed with a new secret finds it.
+pub struct WebhookKeys(Reloading<WebhookSecrets>);
 
 impl From<WebhookSecrets> for WebhookKeys {
     fn from(secrets: WebhookSecrets) -> Self {
-        Self { current: RwLock::new(secrets), reload: None }
+        Self(Reloading::fixed(secrets))
     }
 }
 
 impl WebhookKeys {
-    pub fn reloading(secrets: WebhookSecrets, interval: Duration, source: SecretSource) -> Self {
-        let last = Mutex::new(Some(Instant::now()));
-        Self { current: RwLock::new(secrets), reload: Some(Reload { source, interval, last }) }
-    }
-
-    fn matches(&self, body: &[u8], signature_hex: &str) -> bool {
-        self.current.read().is_ok_and(|secrets| secrets.verify(body, signature_hex))
+    pub fn reloading(secrets: WebhookSecrets, interval: Duration, source: Source<WebhookSecrets>) -> Self {
+        Self(Reloading::new(secrets, interval, source))
     }
 
     /// True when the signature matches a known secret, or one the source now lists.
     pub async fn verify(&self, body: &[u8], signature_hex: &str) -> bool {
-        if self.matches(body, signature_hex) {
+        if self.0.get().verify(body, signature_hex) {
             return true;
         }
-        let Some(reload) = &self.reload else { return false };
-        {
-            let Ok(mut last) = reload.last.lock() else { return false };
-            if last.is_some_and(|at| at.elapsed() < reload.interval) {
-                return false;
-            }
-            *last = Some(Instant::now());
+        if self.0.refresh().await {
+            tracing::info!("webhook secrets read again");
+            return self.0.get().verify(body, signature_hex);
         }
-        match (reload.source)().await {
-            Some(fresh) if !fresh.is_empty() => {
-                tracing::info!(secrets = fresh.0.len(), "webhook secrets read again");
-                if let Ok(mut current) = self.current.write() {
-                    *current = fresh;
-                }
-                self.matches(body, signature_hex)
-            }
-            _ => false,
-        }
+        false
     }
 }
 
@@ -130,7 +98,9 @@ mod tests {
         assert!(!secrets.verify(body, ""));
     }
 
-    fn source(list: &'static str, reads: Arc<std::sync::atomic::AtomicUsize>) -> SecretSource {
+    use std::sync::Arc;
+
+    fn source(list: &'static str, reads: Arc<std::sync::atomic::AtomicUsize>) -> Source<WebhookSecrets> {
         Arc::new(move || {
             reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(async move { Some(WebhookSecrets::from_list(list)) })

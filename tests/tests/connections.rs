@@ -431,3 +431,40 @@ async fn with_no_profile_every_platform_is_not_connected_and_the_service_is_not_
     assert!(body["connections"].as_array().unwrap().iter().all(|c| c["status"] == "not_connected"));
     assert_eq!(stack.sim.shared.stats()["total_calls"], 0);
 }
+
+/// A client whose key comes from a source that now holds `fresh`, counting reads of it.
+fn rotating_client(
+    stack: &Stack,
+    fresh: &'static str,
+) -> (ZernioClient, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let source: shared::reloading::Source<String> = Arc::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Some(fresh.to_owned()) })
+    });
+    let key = shared::reloading::Reloading::new("sk_rotated_out".to_owned(), Duration::ZERO, source);
+    (ZernioClient::with_key(stack.sim.api_url(), key).unwrap(), reads)
+}
+
+#[tokio::test]
+async fn a_rotated_api_key_is_read_again_on_a_401_and_the_call_made_once_more() {
+    use shared::ports::Publisher;
+    use std::sync::atomic::Ordering;
+    let stack = Stack::start().await;
+    stack.given_profile(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    let profile = ProfileId::parse(PROFILE).unwrap();
+    let (client, reads) = rotating_client(&stack, "sk_local");
+    let accounts = client.accounts(&profile).await.expect("the call succeeds with the key read again");
+    assert_eq!(accounts.unwrap().len(), 1);
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    client.accounts(&profile).await.expect("the new key is kept");
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "no read while the key works");
+    // A key that is still wrong after the read: refused, and the route answers 503, not a loop.
+    let (client, reads) = rotating_client(&stack, "sk_also_wrong");
+    let refused = client.accounts(&profile).await.unwrap_err();
+    assert!(matches!(refused, shared::ports::PublisherError::Refused { status: 401, .. }), "{refused:?}");
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "one read per refusal, then the answer");
+}

@@ -1,6 +1,7 @@
 //! The publishing service (Zernio, formerly Late) over HTTPS: the only place its wire format
 //! and reqwest appear. Every failure to get an answer in time is `Unavailable`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
@@ -15,6 +16,7 @@ use crate::ports::{
     AccountHealth, HealthStatus, LiveAccount, PostPublisher, Publication, PublishRefusal, Publisher, PublisherError,
     ServicePost,
 };
+use crate::reloading::Reloading;
 use crate::wire::WirePost;
 use crate::wire::{id_or_object, lenient_string};
 
@@ -23,11 +25,18 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// A publish gets 15 seconds, inside API Gateway's 30-second limit.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ZernioClient {
     http: Client,
     base_url: String,
-    api_key: String,
+    /// Read again (and the call made once more) when the service answers 401: a rotated key.
+    api_key: Arc<Reloading<String>>,
+}
+
+impl std::fmt::Debug for ZernioClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZernioClient").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -71,8 +80,13 @@ fn list<T: for<'de> Deserialize<'de>>(body: &Value, field: &str) -> Vec<T> {
 
 impl ZernioClient {
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Result<Self, reqwest::Error> {
+        Self::with_key(base_url, Reloading::fixed(api_key.into()))
+    }
+
+    /// A client whose key may be read again when the service refuses it.
+    pub fn with_key(base_url: impl Into<String>, api_key: Reloading<String>) -> Result<Self, reqwest::Error> {
         let http = Client::builder().connect_timeout(Duration::from_secs(2)).timeout(READ_TIMEOUT).build()?;
-        Ok(Self { http, base_url: base_url.into().trim_end_matches('/').to_owned(), api_key: api_key.into() })
+        Ok(Self { http, base_url: base_url.into().trim_end_matches('/').to_owned(), api_key: Arc::new(api_key) })
     }
 
     fn url(&self, path: &str) -> String {
@@ -80,10 +94,15 @@ impl ZernioClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, PublisherError> {
-        let response = request.bearer_auth(&self.api_key).send().await.map_err(|e| PublisherError::Unavailable {
-            retry_after: None,
-            reason: if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") },
-        })?;
+        let again = request.try_clone();
+        let mut response = self.attempt(request).await?;
+        if response.status() == StatusCode::UNAUTHORIZED
+            && let Some(again) = again
+            && self.api_key.refresh().await
+        {
+            tracing::info!("publishing-service API key read again after a 401");
+            response = self.attempt(again).await?;
+        }
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let retry_after =
@@ -91,6 +110,13 @@ impl ZernioClient {
             return Err(PublisherError::Unavailable { retry_after, reason: format!("answered {status}") });
         }
         Ok(response)
+    }
+
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, PublisherError> {
+        request.bearer_auth(self.api_key.get()).send().await.map_err(|e| PublisherError::Unavailable {
+            retry_after: None,
+            reason: if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") },
+        })
     }
 
     /// The JSON body of an answer (`{}` when it has none or it is not JSON).
