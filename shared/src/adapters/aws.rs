@@ -39,32 +39,30 @@ pub struct ClientOptions {
     pub timeouts: Option<TimeoutConfig>,
 }
 
+/// One builder for every SDK client: each crate has its own `Config` type with the same methods.
+macro_rules! client {
+    ($sdk:ident, $config:expr, $options:expr) => {{
+        let options: &ClientOptions = $options;
+        let mut builder = $sdk::config::Builder::from($config);
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        if let Some(timeouts) = &options.timeouts {
+            builder = builder.timeout_config(timeouts.clone());
+        }
+        if let Some(tap) = &options.tap {
+            builder = builder.interceptor(tap.clone());
+        }
+        $sdk::Client::from_conf(builder.build())
+    }};
+}
+
 pub fn dynamodb_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_dynamodb::Client {
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
-    if let Some(endpoint) = &options.endpoint {
-        builder = builder.endpoint_url(endpoint);
-    }
-    if let Some(timeouts) = &options.timeouts {
-        builder = builder.timeout_config(timeouts.clone());
-    }
-    if let Some(tap) = &options.tap {
-        builder = builder.interceptor(tap.clone());
-    }
-    aws_sdk_dynamodb::Client::from_conf(builder.build())
+    client!(aws_sdk_dynamodb, config, options)
 }
 
 pub fn sqs_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_sqs::Client {
-    let mut builder = aws_sdk_sqs::config::Builder::from(config);
-    if let Some(endpoint) = &options.endpoint {
-        builder = builder.endpoint_url(endpoint);
-    }
-    if let Some(timeouts) = &options.timeouts {
-        builder = builder.timeout_config(timeouts.clone());
-    }
-    if let Some(tap) = &options.tap {
-        builder = builder.interceptor(tap.clone());
-    }
-    aws_sdk_sqs::Client::from_conf(builder.build())
+    client!(aws_sdk_sqs, config, options)
 }
 
 #[derive(Debug, Default)]
