@@ -42,8 +42,7 @@ fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn secret_list(list: &str, from: &str) -> Result<WebhookSecrets, ConfigError> {
-    let secrets = WebhookSecrets::from_list(list);
+fn non_empty(secrets: WebhookSecrets, from: &str) -> Result<WebhookSecrets, ConfigError> {
     if secrets.is_empty() {
         return Err(ConfigError(format!("{from} lists no secret")));
     }
@@ -77,13 +76,10 @@ async fn from_secrets_manager<T: Send + 'static>(
 /// when a signature matches none of them), else from `WEBHOOK_SECRETS`.
 pub async fn webhook_keys(sdk: &SdkConfig) -> Result<WebhookKeys, ConfigError> {
     let Some(id) = optional("WEBHOOK_SECRETS_SECRET_ID") else {
-        return Ok(secret_list(&required("WEBHOOK_SECRETS")?, "WEBHOOK_SECRETS")?.into());
+        return Ok(non_empty(WebhookSecrets::from_list(&required("WEBHOOK_SECRETS")?), "WEBHOOK_SECRETS")?.into());
     };
     let (secrets, source) = from_secrets_manager(sdk, id.clone(), WebhookSecrets::from_list).await?;
-    if secrets.is_empty() {
-        return Err(ConfigError(format!("{id} lists no secret")));
-    }
-    Ok(WebhookKeys::reloading(secrets, SECRET_RELOAD_INTERVAL, source))
+    Ok(WebhookKeys::reloading(non_empty(secrets, &id)?, SECRET_RELOAD_INTERVAL, source))
 }
 
 /// The publishing service's API key: from the secret named by `PUBLISHER_API_KEY_SECRET_ID` (read

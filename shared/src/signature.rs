@@ -64,12 +64,12 @@ impl WebhookKeys {
 
     /// True when the signature matches a known secret, or one the source now lists.
     pub async fn verify(&self, body: &[u8], signature_hex: &str) -> bool {
-        if self.0.get().verify(body, signature_hex) {
+        if self.0.with(|secrets| secrets.verify(body, signature_hex)) {
             return true;
         }
         if self.0.refresh().await {
             tracing::info!("webhook secrets read again");
-            return self.0.get().verify(body, signature_hex);
+            return self.0.with(|secrets| secrets.verify(body, signature_hex));
         }
         false
     }

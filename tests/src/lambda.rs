@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::sync::Notify;
 
-use crate::root;
+use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
 pub const FUNCTIONS: [&str; 9] = [
@@ -388,10 +388,6 @@ pub fn sqs_event(queue_arn: &str, body: &str) -> serde_json::Value {
 /// The project and profile the rehearsal below works on.
 pub const PROJECT: &str = "proj_lambda";
 pub const PROFILE: &str = "65aa0000000000000000aa01";
-
-fn live_account(id: &str, platform: &str) -> serde_json::Value {
-    serde_json::json!({"_id": id, "platform": platform, "username": format!("{id}_user"), "isActive": true})
-}
 
 fn account_connected(event_id: &str, account: &str, platform: &str) -> serde_json::Value {
     serde_json::json!({

@@ -250,6 +250,11 @@ impl Stack {
     }
 }
 
+/// A usable live account as the service lists it.
+pub fn live_account(id: &str, platform: &str) -> serde_json::Value {
+    serde_json::json!({"_id": id, "platform": platform, "username": format!("{id}_user"), "isActive": true})
+}
+
 /// A sample function-URL event from `events/`.
 pub struct Sample {
     pub name: String,
@@ -369,6 +374,15 @@ impl Stack {
         let (project, profile) =
             (shared::domain::ProjectId::parse(project).unwrap(), shared::domain::ProfileId::parse(profile).unwrap());
         self.store.link_profile(&project, &profile).await.expect("link profile");
+    }
+
+    /// A profile with these live accounts, linked to the project, refreshed so every one of them
+    /// is recorded connected.
+    pub async fn given_connected(&self, project: &str, profile: &str, accounts: serde_json::Value) {
+        self.given_profile(project, profile, accounts).await;
+        let token = self.token(project);
+        let path = format!("/projects/{project}/connections/refresh");
+        assert_eq!(self.call(reqwest::Method::POST, &path, Some(&token), None).await.0, 200, "refresh");
     }
 
     /// Replaces the live accounts of a profile on the service.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use integration_tests::Stack;
+use integration_tests::{Stack, live_account as account};
 use reqwest::Method;
 use serde_json::{Value, json};
 use zernio_sim::{Fault, FaultMode, PostChange, PublishOutcome};
@@ -11,25 +11,11 @@ use zernio_sim::{Fault, FaultMode, PostChange, PublishOutcome};
 const PROJECT: &str = "proj_p";
 const PROFILE: &str = "65aa000000000000000000p1";
 
-fn account(id: &str, platform: &str) -> Value {
-    json!({"_id": id, "platform": platform, "username": format!("{id}_user"), "isActive": true})
-}
-
 /// A project whose X, LinkedIn and Facebook are connected.
 async fn ready() -> Stack {
     let stack = Stack::start().await;
-    stack
-        .given_profile(
-            PROJECT,
-            PROFILE,
-            json!([account("x1", "twitter"), account("li1", "linkedin"), account("fb1", "facebook")]),
-        )
-        .await;
-    let token = stack.token(PROJECT);
-    assert_eq!(
-        stack.call(Method::POST, &format!("/projects/{PROJECT}/connections/refresh"), Some(&token), None).await.0,
-        200
-    );
+    let accounts = json!([account("x1", "twitter"), account("li1", "linkedin"), account("fb1", "facebook")]);
+    stack.given_connected(PROJECT, PROFILE, accounts).await;
     stack
 }
 

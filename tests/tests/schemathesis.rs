@@ -2,7 +2,7 @@
 //! and sends them to the dev gateway with a valid token: no answer may be a 5xx, and every
 //! answer must be one the document describes (status, content type, headers, body schema).
 
-use integration_tests::{Stack, root};
+use integration_tests::{Stack, live_account, root};
 use reqwest::Method;
 use serde_json::json;
 
@@ -13,17 +13,10 @@ const POST: &str = "post_st";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_requests_get_no_server_error_and_only_documented_answers() {
     let stack = Stack::start().await;
-    let account = |id: &str, platform: &str| json!({"_id": id, "platform": platform, "username": id, "isActive": true});
-    stack
-        .given_profile(
-            PROJECT,
-            PROFILE,
-            json!([account("x1", "twitter"), account("li1", "linkedin"), account("fb1", "facebook")]),
-        )
-        .await;
+    let accounts =
+        json!([live_account("x1", "twitter"), live_account("li1", "linkedin"), live_account("fb1", "facebook")]);
+    stack.given_connected(PROJECT, PROFILE, accounts).await;
     let token = stack.token(PROJECT);
-    let path = format!("/projects/{PROJECT}/connections/refresh");
-    assert_eq!(stack.call(Method::POST, &path, Some(&token), None).await.0, 200);
     // A live post, so the routes on one post reach their handlers' logic rather than 404.
     let body = json!({"post_id": POST, "content": "Hello", "platforms": ["x", "linkedin"]});
     let path = format!("/projects/{PROJECT}/posts");

@@ -113,7 +113,7 @@ impl ZernioClient {
     }
 
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, PublisherError> {
-        request.bearer_auth(self.api_key.get()).send().await.map_err(|e| PublisherError::Unavailable {
+        self.api_key.with(|key| request.bearer_auth(key)).send().await.map_err(|e| PublisherError::Unavailable {
             retry_after: None,
             reason: if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") },
         })
