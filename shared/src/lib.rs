@@ -9,5 +9,4 @@ pub mod metrics;
 pub mod ports;
 pub mod reloading;
 pub mod signature;
-pub mod wire;
 pub mod wiring;

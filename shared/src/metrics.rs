@@ -15,6 +15,8 @@ pub enum Metric {
     Syncs,
     Refreshes,
     PublisherErrors,
+    /// The service refused our own API key (after one re-read): an outage on our side.
+    PublisherKeyRefused,
 }
 
 impl Metric {
@@ -28,6 +30,7 @@ impl Metric {
             Metric::Syncs => "Syncs",
             Metric::Refreshes => "Refreshes",
             Metric::PublisherErrors => "PublisherErrors",
+            Metric::PublisherKeyRefused => "PublisherKeyRefused",
         }
     }
 }

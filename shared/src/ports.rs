@@ -5,8 +5,13 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::connection::{AccountNews, Settled};
+pub use crate::domain::post::ServiceAnswer;
+pub use crate::domain::publish::{Draft, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
-use crate::domain::{Connection, EventId, PostId, PostReport, ProfileId, ProjectId, Timestamp};
+use crate::domain::{
+    Connection, EventId, Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp,
+};
 
 /// What became of one piece of evidence. Expected outcomes are values, not errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +37,12 @@ pub enum StoreError {
     /// An item that does not read back as what we write: a bug or a hand edit.
     #[error("a stored item could not be read: {0}")]
     Corrupt(String),
+    /// The item would pass DynamoDB's 400 KB limit: no retry can store it.
+    #[error("the item is too large to store")]
+    TooLarge,
+    /// A request we built was refused as malformed: a bug, not an outage.
+    #[error("a request to the store could not be built: {0}")]
+    Invalid(String),
 }
 
 /// Applies webhook evidence together with taking its event id, so that an id counts as taken
@@ -46,11 +57,11 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
-    fn apply_connection_evidence(
+    fn apply_account_news(
         &self,
         event: &EventId,
         profile: &ProfileId,
-        evidence: &Connection,
+        news: &AccountNews,
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 }
@@ -83,13 +94,14 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Timestamp::now()
+        Timestamp::from(time::OffsetDateTime::now_utc())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublisherError {
-    /// Down, slow past the client timeout, 5xx, or 429: try again later (after `retry_after`).
+    /// Down, slow past the client timeout, 5xx, 429, an answer that is not the service's own, or
+    /// our API key refused: try again later (after `retry_after`).
     #[error("the publishing service is unavailable: {reason}")]
     Unavailable { retry_after: Option<u64>, reason: String },
     /// It answered, and said no.
@@ -99,12 +111,12 @@ pub enum PublisherError {
 
 /// The publishing service, as the handlers need it. A second vendor implements this too.
 pub trait Publisher: Send + Sync {
-    /// The live accounts of a profile; `None` when the service answers 404.
+    /// The live accounts of a profile; `None` when the service answers its own 404.
     fn accounts(
         &self,
         profile: &ProfileId,
     ) -> impl Future<Output = Result<Option<Vec<LiveAccount>>, PublisherError>> + Send;
-    /// Health of a profile's accounts; `None` when the service answers 404.
+    /// Health of a profile's accounts; `None` when the service answers its own 404.
     fn health(
         &self,
         profile: &ProfileId,
@@ -116,7 +128,7 @@ pub trait Publisher: Send + Sync {
     /// The hosted OAuth link; `None` when the service no longer knows the profile.
     fn connect_link(
         &self,
-        platform: crate::domain::Platform,
+        platform: Platform,
         profile: &ProfileId,
         redirect_url: Option<&str>,
     ) -> impl Future<Output = Result<Option<String>, PublisherError>> + Send;
@@ -128,6 +140,20 @@ pub struct StoredConnection {
     pub connection: Connection,
     pub updated_at: Timestamp,
     pub version: u64,
+}
+
+impl StoredConnection {
+    /// What the domain's connection rules read of a stored record.
+    pub fn settled(&self) -> (&Connection, Timestamp) {
+        (&self.connection, self.updated_at)
+    }
+}
+
+/// A connection write the domain decided on, and the version it must find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionWrite {
+    pub settled: Settled,
+    pub expected: Option<u64>,
 }
 
 /// What the connection routes need of the store.
@@ -143,7 +169,7 @@ pub trait ConnectionStore: Send + Sync {
         profile: &ProfileId,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Joins evidence into the connections (`read` is what the caller read; re-read on a race)
-    /// and returns them all as stored afterwards.
+    /// and returns them all as stored afterwards. Writes nothing when nothing changes.
     fn save_connections(
         &self,
         project: &ProjectId,
@@ -153,26 +179,20 @@ pub trait ConnectionStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Forgets a profile the service no longer knows: its connections, routing and the project's
-    /// pointer to it (unless the project has moved to another profile meanwhile).
+    /// pointer to it. `false` (nothing changed) when the project moved to another profile meanwhile
+    /// or a connection was written since `read`: the caller reads again and decides again.
     fn forget_profile(
         &self,
         project: &ProjectId,
         profile: &ProfileId,
         read: &[StoredConnection],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Records the project's profile and the routing account webhooks use.
     fn link_profile(
         &self,
         project: &ProjectId,
         profile: &ProfileId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// One platform of a publish: where to post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub platform: crate::domain::Platform,
-    pub account_id: String,
 }
 
 /// A publication asked of the service: one generation of our post.
@@ -188,6 +208,8 @@ pub struct Publication {
     pub project: ProjectId,
     pub post: PostId,
     pub generation: crate::domain::Generation,
+    /// When the request was sent: the evidence time of the answer.
+    pub sent_at: Timestamp,
 }
 
 /// Why the service refused a publication.
@@ -201,32 +223,18 @@ pub enum PublishRefusal {
     Other(String),
 }
 
-/// What the service answered about one of its posts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServicePost {
-    Found(PostReport),
-    /// 404: deleted on the service's side.
-    Gone,
-}
-
 pub trait PostPublisher: Send + Sync {
     /// `POST /v1/posts`; `Ok(Err(..))` when the service answered and refused.
     fn publish(
         &self,
         publication: &Publication,
     ) -> impl Future<Output = Result<Result<PostReport, PublishRefusal>, PublisherError>> + Send;
-    /// `GET /v1/posts/{id}`.
+    /// `GET /v1/posts/{id}`, asked at `asked_at` (the evidence time of the answer).
     fn post(
         &self,
-        id: &crate::domain::ServicePostId,
-    ) -> impl Future<Output = Result<ServicePost, PublisherError>> + Send;
-}
-
-/// What the user wrote: kept with the post, replaced by a publish that brings new content.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Draft {
-    pub content: String,
-    pub media_urls: Vec<String>,
+        id: &ServicePostId,
+        asked_at: Timestamp,
+    ) -> impl Future<Output = Result<ServiceAnswer, PublisherError>> + Send;
 }
 
 /// A post as stored.
@@ -263,47 +271,4 @@ pub trait PostStore: Send + Sync {
         evidence: &crate::domain::PostState,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
-}
-
-/// The publisher of functions that never call the service (the reads and the manual delete):
-/// their environment and permissions carry no key, so every call answers "unavailable".
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPublisher;
-
-impl NoPublisher {
-    fn refuse<T>() -> Result<T, PublisherError> {
-        Err(PublisherError::Unavailable { retry_after: None, reason: "this function has no publishing service".into() })
-    }
-}
-
-impl Publisher for NoPublisher {
-    async fn accounts(&self, _: &ProfileId) -> Result<Option<Vec<LiveAccount>>, PublisherError> {
-        Self::refuse()
-    }
-    async fn health(&self, _: &ProfileId) -> Result<Option<Vec<AccountHealth>>, PublisherError> {
-        Self::refuse()
-    }
-    async fn profile_exists(&self, _: &ProfileId) -> Result<bool, PublisherError> {
-        Self::refuse()
-    }
-    async fn create_profile(&self, _: &str) -> Result<ProfileId, PublisherError> {
-        Self::refuse()
-    }
-    async fn connect_link(
-        &self,
-        _: crate::domain::Platform,
-        _: &ProfileId,
-        _: Option<&str>,
-    ) -> Result<Option<String>, PublisherError> {
-        Self::refuse()
-    }
-}
-
-impl PostPublisher for NoPublisher {
-    async fn publish(&self, _: &Publication) -> Result<Result<PostReport, PublishRefusal>, PublisherError> {
-        Self::refuse()
-    }
-    async fn post(&self, _: &crate::domain::ServicePostId) -> Result<ServicePost, PublisherError> {
-        Self::refuse()
-    }
 }

@@ -1,54 +1,110 @@
-//! How each Lambda binary builds its ports from configuration: once per process, at start-up,
-//! failing with the name of anything missing.
+//! The composition root: how each handler is assembled from the adapters, once per process. The
+//! Lambda binaries (`from_env`, reading configuration and failing with the name of anything
+//! missing) and the dev gateway (with its local adapters) both build handlers here.
 
 use crate::adapters::aws;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
-use crate::config::{self, ConfigError};
-use crate::handlers::connections::Connections;
-use crate::handlers::posts::Posts;
+use crate::handlers::connections::{Connect, ListConnections, Refresh};
+use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use crate::handlers::retry::RetryWorker;
 use crate::handlers::webhook::Webhook;
-use crate::ports::{NoPublisher, SystemClock};
+use crate::ports::SystemClock;
+use crate::signature::WebhookKeys;
 
-fn store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, ConfigError> {
-    Ok(DynamoStore::new(aws::dynamodb_client(sdk, &Default::default()), config::table_name()?))
+pub fn webhook(
+    store: DynamoStore,
+    queue: SqsRetryQueue,
+    secrets: WebhookKeys,
+) -> Webhook<DynamoStore, SqsRetryQueue, SystemClock> {
+    Webhook { store, queue, clock: SystemClock, secrets }
 }
 
-pub async fn webhook() -> Result<Webhook<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(Webhook {
-        store: store(&sdk)?,
-        queue: SqsRetryQueue::new(aws::sqs_client(&sdk, &Default::default()), config::retry_queue_url()?),
-        clock: SystemClock,
-        secrets: config::webhook_keys(&sdk).await?,
-    })
+pub fn retry_worker(store: DynamoStore) -> RetryWorker<DynamoStore, SystemClock> {
+    RetryWorker { store, clock: SystemClock }
 }
 
-pub async fn retry_worker() -> Result<RetryWorker<DynamoStore>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(RetryWorker { store: store(&sdk)? })
+pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore> {
+    ListConnections { store }
 }
 
-pub async fn connections() -> Result<Connections<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(Connections { store: store(&sdk)?, publisher: config::publisher(&sdk).await?, clock: SystemClock })
+pub fn refresh(store: DynamoStore, publisher: ZernioClient) -> Refresh<DynamoStore, ZernioClient, SystemClock> {
+    Refresh { store, publisher, clock: SystemClock }
 }
 
-pub async fn posts() -> Result<Posts<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(Posts { store: store(&sdk)?, publisher: config::publisher(&sdk).await?, clock: SystemClock })
+pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoStore, ZernioClient> {
+    Connect { store, publisher }
 }
 
-/// The connection read: the store only (no publishing-service key in its environment).
-pub async fn connections_read() -> Result<Connections<DynamoStore, NoPublisher, SystemClock>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(Connections { store: store(&sdk)?, publisher: NoPublisher, clock: SystemClock })
+pub fn publish(store: DynamoStore, publisher: ZernioClient) -> Publish<DynamoStore, ZernioClient, SystemClock> {
+    Publish { store, publisher, clock: SystemClock }
 }
 
-/// The post read and the manual delete: the store only.
-pub async fn posts_store_only() -> Result<Posts<DynamoStore, NoPublisher, SystemClock>, ConfigError> {
-    let sdk = aws::sdk_config().await;
-    Ok(Posts { store: store(&sdk)?, publisher: NoPublisher, clock: SystemClock })
+pub fn read_post(store: DynamoStore) -> ReadPost<DynamoStore, SystemClock> {
+    ReadPost { store, clock: SystemClock }
+}
+
+pub fn sync(store: DynamoStore, publisher: ZernioClient) -> Sync<DynamoStore, ZernioClient, SystemClock> {
+    Sync { store, publisher, clock: SystemClock }
+}
+
+pub fn manual_delete(store: DynamoStore) -> ManualDelete<DynamoStore, SystemClock> {
+    ManualDelete { store, clock: SystemClock }
+}
+
+/// The same handlers, from a Lambda function's environment.
+pub mod from_env {
+    use super::*;
+    use crate::config::{self, ConfigError};
+
+    async fn sdk() -> aws_config::SdkConfig {
+        aws::sdk_config().await
+    }
+
+    fn store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, ConfigError> {
+        Ok(DynamoStore::new(aws::dynamodb_client(sdk, &Default::default()), config::table_name()?))
+    }
+
+    pub async fn webhook() -> Result<Webhook<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        let queue = SqsRetryQueue::new(aws::sqs_client(&sdk, &Default::default()), config::retry_queue_url()?);
+        Ok(super::webhook(store(&sdk)?, queue, config::webhook_keys(&sdk).await?))
+    }
+
+    pub async fn retry_worker() -> Result<RetryWorker<DynamoStore, SystemClock>, ConfigError> {
+        Ok(super::retry_worker(store(&sdk().await)?))
+    }
+
+    pub async fn list_connections() -> Result<ListConnections<DynamoStore>, ConfigError> {
+        Ok(super::list_connections(store(&sdk().await)?))
+    }
+
+    pub async fn refresh() -> Result<Refresh<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::refresh(store(&sdk)?, config::publisher(&sdk).await?))
+    }
+
+    pub async fn connect() -> Result<Connect<DynamoStore, ZernioClient>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::connect(store(&sdk)?, config::publisher(&sdk).await?))
+    }
+
+    pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::publish(store(&sdk)?, config::publisher(&sdk).await?))
+    }
+
+    pub async fn read_post() -> Result<ReadPost<DynamoStore, SystemClock>, ConfigError> {
+        Ok(super::read_post(store(&sdk().await)?))
+    }
+
+    pub async fn sync() -> Result<Sync<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::sync(store(&sdk)?, config::publisher(&sdk).await?))
+    }
+
+    pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {
+        Ok(super::manual_delete(store(&sdk().await)?))
+    }
 }

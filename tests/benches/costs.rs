@@ -8,8 +8,9 @@ use std::time::Instant;
 use integration_tests::{Backend, SECRET, Sample, StoreUnderTest, moto_endpoint};
 use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::sqs::SqsRetryQueue;
-use shared::domain::event::{Action, parse_event};
-use shared::domain::{Connection, PostState, ProfileId, ProjectId, Timestamp};
+use shared::adapters::zernio::webhook::parse_event;
+use shared::domain::event::Action;
+use shared::domain::{Connection, PostState, ProfileId, ProjectId};
 use shared::handlers::webhook::Webhook;
 use shared::ports::ConnectionStore;
 use shared::ports::SystemClock;
@@ -35,7 +36,7 @@ fn cpu_per_event() {
         })
         .collect();
     // A stored post and connection to decide against, as the webhook does after its one read.
-    let now = Timestamp::now();
+    let now = integration_tests::now();
     let stored_post = {
         let first = parse_event(&samples[0].0, None, now).unwrap();
         let Action::Post { report, .. } = first.action else { unreachable!() };
@@ -56,8 +57,10 @@ fn cpu_per_event() {
                     let fragment: PostState = report.to_state(Some(&stored_post)).unwrap();
                     black_box(stored_post.join(&fragment) == stored_post);
                 }
-                Action::Connection { evidence, .. } => {
-                    black_box(shared::domain::connection::join_connection(stored_connection.as_ref(), &evidence));
+                Action::Account { news, .. } => {
+                    if let Some(evidence) = news.evidence_for(stored_connection.as_ref()) {
+                        black_box(shared::domain::connection::join_connection(stored_connection.as_ref(), evidence));
+                    }
                 }
                 Action::Ignore(_) => {}
             }

@@ -178,8 +178,8 @@ impl Stack {
         SqsRetryQueue::new(self.sqs.clone(), &self.queues.retry_url)
     }
 
-    pub fn worker(&self) -> RetryWorker<DynamoStore> {
-        RetryWorker { store: self.store.clone() }
+    pub fn worker(&self) -> RetryWorker<DynamoStore, shared::ports::SystemClock> {
+        shared::wiring::retry_worker(self.store.clone())
     }
 
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event
@@ -409,4 +409,10 @@ impl Stack {
     pub fn publisher_calls(&self) -> serde_json::Value {
         self.sim.shared.stats()["calls"].clone()
     }
+}
+
+/// The wall clock, as the functions read it.
+pub fn now() -> shared::domain::Timestamp {
+    use shared::ports::Clock;
+    shared::ports::SystemClock.now()
 }

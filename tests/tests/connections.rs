@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shared::adapters::zernio::ZernioClient;
 use shared::domain::{ConnectionStatus, Platform, ProfileId, Timestamp};
-use shared::handlers::connections::Connections;
+use shared::handlers::connections::Refresh;
 use shared::ports::Clock;
 use zernio_sim::{Fault, FaultMode};
 
@@ -275,7 +275,7 @@ async fn refresh_racing_a_webhook_keeps_the_newer_evidence_in_either_order() {
         for webhook_is_newer in [true, false] {
             let stack = connected(json!([account("x1", "twitter")])).await;
             let offset = if webhook_is_newer { 3600 } else { -3600 };
-            let at = Timestamp::now().plus_seconds(offset);
+            let at = integration_tests::now().plus_seconds(offset);
             let event = json!({"id": format!("evt_{webhook_first}_{webhook_is_newer}"), "event": "account.disconnected",
                 "timestamp": at.to_rfc3339(),
                 "account": {"accountId": "x1", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "unintentional"}});
@@ -323,8 +323,8 @@ fn refresh_request() -> lambda_http::Request {
 async fn evidence_of_the_same_time_ends_in_the_status_needing_attention_in_either_order() {
     for webhook_first in [true, false] {
         let stack = connected(json!([account("x1", "twitter")])).await;
-        let at = Timestamp::now().plus_seconds(60);
-        let routes = Connections {
+        let at = integration_tests::now().plus_seconds(60);
+        let routes = Refresh {
             store: stack.store.clone(),
             publisher: ZernioClient::new(stack.sim.api_url(), "sk_local").unwrap(),
             clock: FixedClock(at),
@@ -333,9 +333,9 @@ async fn evidence_of_the_same_time_ends_in_the_status_needing_attention_in_eithe
             "account": {"accountId": "x1", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "unintentional"}});
         if webhook_first {
             stack.send(&event).await;
-            assert_eq!(routes.refresh(refresh_request()).await.status(), 200);
+            assert_eq!(routes.handle(refresh_request()).await.status(), 200);
         } else {
-            assert_eq!(routes.refresh(refresh_request()).await.status(), 200);
+            assert_eq!(routes.handle(refresh_request()).await.status(), 200);
             stack.send(&event).await;
         }
         let stored =

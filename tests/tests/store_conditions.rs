@@ -3,7 +3,7 @@
 //! stale evidence changes nothing.
 
 use integration_tests::{Backend, StoreUnderTest};
-use shared::domain::connection::Connection;
+use shared::domain::connection::{AccountNews, Connection};
 use shared::domain::post::{PlatformReport, PostReport};
 use shared::domain::{
     ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
@@ -28,6 +28,7 @@ fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostRepor
         cancelled: false,
         published_at: None,
         scheduled_for: None,
+        reported_at: Timestamp::from_unix(1),
         default_status: EntryStatus::Queued,
         platforms: vec![PlatformReport {
             platform,
@@ -46,12 +47,17 @@ fn evidence(at: i64, status: ConnectionStatus) -> Connection {
         platform: Platform::Linkedin,
         status,
         evidence_at: Timestamp::from_unix(at),
-        account_id: Some("acc".into()),
+        account_id: Some(shared::domain::AccountId::parse("acc").unwrap()),
         username: Some("acme".into()),
         display_name: None,
         reason: None,
         looks: None,
     }
+}
+
+/// Connection evidence as the account webhook that carries it.
+fn news(e: Connection) -> AccountNews {
+    if e.status == ConnectionStatus::Connected { AccountNews::Connected(e) } else { AccountNews::Disconnected(e) }
 }
 
 fn event(n: usize) -> EventId {
@@ -67,7 +73,7 @@ async fn sixteen_racing_event_writers_on_one_post_all_land() {
         let statuses = [EntryStatus::Queued, EntryStatus::Failed, EntryStatus::Published, EntryStatus::Removed];
         let reports: Vec<PostReport> =
             (0..16).map(|i| report(1 + (i as u32 % 2), platforms[i % 4], statuses[(i / 4) % 4])).collect();
-        let now = Timestamp::now();
+        let now = integration_tests::now();
         let outcomes = futures_join(reports.iter().enumerate().map(|(i, r)| {
             let (store, project, post) = (t.store.clone(), project.clone(), post.clone());
             let r = r.clone();
@@ -93,7 +99,7 @@ async fn sixteen_racing_single_item_writers_on_one_post_all_land() {
             .collect();
         let outcomes = futures_join(fragments.iter().map(|f| {
             let (store, project, post, f) = (t.store.clone(), project.clone(), post.clone(), f.clone());
-            async move { store.save_post(&project, &post, None, None, &f, Timestamp::now()).await }
+            async move { store.save_post(&project, &post, None, None, &f, integration_tests::now()).await }
         }))
         .await;
         assert!(outcomes.iter().all(Result::is_ok), "{backend:?}: {outcomes:?}");
@@ -109,7 +115,7 @@ async fn a_repeated_event_is_a_duplicate_and_writes_nothing() {
         let t = StoreUnderTest::start(backend).await;
         let (project, post, _) = ids();
         let r = report(1, Platform::X, EntryStatus::Published);
-        let now = Timestamp::now();
+        let now = integration_tests::now();
         assert_eq!(
             t.store.apply_post_report(&event(1), &project, &post, &r, now).await,
             Ok(Outcome::Applied { changed: true })
@@ -152,7 +158,7 @@ async fn older_connection_evidence_is_refused_and_updated_at_moves_only_with_the
         let apply = |n: usize, e: Connection, now: i64| {
             let store = t.store.clone();
             let profile = profile.clone();
-            async move { store.apply_connection_evidence(&event(n), &profile, &e, Timestamp::from_unix(now)).await }
+            async move { store.apply_account_news(&event(n), &profile, &news(e), Timestamp::from_unix(now)).await }
         };
         assert_eq!(
             apply(1, evidence(200, ConnectionStatus::Expired), 1000).await,
@@ -194,7 +200,7 @@ async fn racing_connection_evidence_ends_with_the_newest_whatever_the_interleavi
         let outcomes = futures_join((0..16).map(|i| {
             let (store, profile) = (t.store.clone(), profile.clone());
             let e = evidence(100 + (i as i64 % 5), statuses[i % 4]);
-            async move { store.apply_connection_evidence(&event(i), &profile, &e, Timestamp::now()).await }
+            async move { store.apply_account_news(&event(i), &profile, &news(e), integration_tests::now()).await }
         }))
         .await;
         assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{backend:?}: {outcomes:?}");
@@ -227,7 +233,7 @@ async fn the_post_and_the_project_profile_are_read_in_one_consistent_request() {
         assert_eq!(t.store.post_and_profile(&project, &post).await, Ok((None, None)), "{backend:?}");
         t.store.link_profile(&project, &profile).await.unwrap();
         let r = report(1, Platform::X, EntryStatus::Published);
-        t.store.apply_post_report(&event(1), &project, &post, &r, Timestamp::now()).await.unwrap();
+        t.store.apply_post_report(&event(1), &project, &post, &r, integration_tests::now()).await.unwrap();
         t.tap.reset();
         let (read, linked) = t.store.post_and_profile(&project, &post).await.unwrap();
         assert_eq!(t.tap.counts().into_iter().collect::<Vec<_>>(), [("BatchGetItem".to_owned(), 1)], "{backend:?}");

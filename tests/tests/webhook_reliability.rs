@@ -169,7 +169,7 @@ fn publish_answer() -> PostState {
         generation: 1,
         status: EntryStatus::Queued,
         service_post_id: ServicePostId::parse("65f100000000000000000001").ok(),
-        account_id: Some(account.into()),
+        account_id: Some(shared::domain::AccountId::parse(account).unwrap()),
         url: None,
         platform_post_id: None,
         published_at: None,
@@ -194,7 +194,7 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
         ]),
     );
     let (project, post) = (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap());
-    let now = Timestamp::now();
+    let now = integration_tests::now();
 
     let after = Stack::start().await;
     after.store.save_post(&project, &post, None, None, &publish_answer(), now).await.unwrap();
@@ -304,7 +304,7 @@ async fn redrive_moves_dead_lettered_events_back_intact_and_they_then_apply() {
     let event = post_event("evt_redrive", "post.published", 1, published_x("https://x.com/1"));
     let message = RetryMessage {
         event_id: shared::domain::EventId::parse("evt_redrive").unwrap(),
-        received_at: Timestamp::now(),
+        received_at: integration_tests::now(),
         body: event.to_string(),
     };
     let body = serde_json::to_string(&message).unwrap();

@@ -7,6 +7,6 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let routes = &wiring::connections_read().await?;
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(routes.list(request).await) })).await
+    let route = &wiring::from_env::list_connections().await?;
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(route.handle(request).await) })).await
 }

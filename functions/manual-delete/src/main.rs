@@ -7,6 +7,6 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let routes = &wiring::posts_store_only().await?;
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(routes.manual_delete(request).await) })).await
+    let route = &wiring::from_env::manual_delete().await?;
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(route.handle(request).await) })).await
 }

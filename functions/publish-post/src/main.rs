@@ -7,6 +7,6 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let routes = &wiring::posts().await?;
-    run(service_fn(move |request: Request| async move { Ok::<_, Error>(routes.publish(request).await) })).await
+    let route = &wiring::from_env::publish().await?;
+    run(service_fn(move |request: Request| async move { Ok::<_, Error>(route.handle(request).await) })).await
 }

@@ -8,7 +8,7 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let worker = &wiring::retry_worker().await?;
+    let worker = &wiring::from_env::retry_worker().await?;
     run(service_fn(
         move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(worker.handle(event.payload).await) },
     ))

@@ -7,6 +7,6 @@ use shared::{config, wiring};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let webhook = &wiring::webhook().await?;
+    let webhook = &wiring::from_env::webhook().await?;
     run(service_fn(move |request: Request| async move { Ok::<_, Error>(webhook.handle(request).await) })).await
 }

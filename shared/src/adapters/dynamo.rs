@@ -12,11 +12,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::connection::join_connection;
+use crate::domain::connection::{AccountNews, Settled, settle};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{ConnectionStore, Draft, EventStore, Outcome, PostStore, StoreError, StoredConnection, StoredPost};
 
@@ -126,15 +127,71 @@ fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
-fn unavailable<E, R>(e: SdkError<E, R>) -> StoreError
+/// A request we build that the SDK refuses to build: a bug, never an outage or a corrupt item.
+fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// DynamoDB's words for an item past 400 KB (a `ValidationException`, or a transaction cancelled
+/// with a `ValidationError` about the size).
+fn is_item_too_large(code: Option<&str>, message: Option<&str>) -> bool {
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    matches!(code, Some("ValidationException" | "TransactionCanceledException"))
+        && message.contains("size")
+        && (message.contains("exceed") || message.contains("too large"))
+}
+
+fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
+    let (code, message) = e.as_service_error().map_or((None, None), |s| (s.code(), s.message()));
+    if is_item_too_large(code, message) {
+        return StoreError::TooLarge;
+    }
     StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+/// How a failed consistent read of several items is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFailure {
+    /// DynamoDB cancels a `TransactGetItems` that overlaps a transactional write in flight: a
+    /// concurrent writer, so another round (the emulators never produce it).
+    Conflict,
+    Other,
+}
+
+fn read_failure(e: &TransactGetItemsError) -> ReadFailure {
+    if e.is_transaction_canceled_exception() { ReadFailure::Conflict } else { ReadFailure::Other }
+}
+
+/// What one round of read → decide → conditional write came to.
+enum Round<T> {
+    Done(T),
+    /// Another writer got there first (or a read overlapped one): read again and decide again.
+    Raced,
+}
+
+/// Runs rounds (numbered from 0: the first may use what the caller read) until one lands,
+/// pausing a little longer before each; bounded. Every writer goes through this one loop.
+async fn until_landed<T, F, Fut>(mut round: F) -> Result<T, StoreError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Round<T>, StoreError>>,
+{
+    for n in 0..MAX_ROUNDS {
+        if n > 0 {
+            back_off(n).await;
+        }
+        if let Round::Done(done) = round(n).await? {
+            return Ok(done);
+        }
+    }
+    Err(StoreError::Contention)
 }
 
 /// What to do with the items an event concerns, decided by the pure domain.
@@ -175,20 +232,19 @@ impl DynamoStore {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
         };
-        put.build().map_err(|e| StoreError::Corrupt(e.to_string()))
+        built(put.build())
     }
 
     fn event_put(&self, event: &EventId, now: Timestamp) -> Result<Put, StoreError> {
         let (pk, sk) = keys::event(event);
         let item =
             encode(&EventItem { pk, sk, taken_at: now, expires_at: now.plus_seconds(EVENT_RETENTION_SECONDS).unix() })?;
-        Put::builder()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", AttributeValue::N(now.unix().to_string()))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.unix().to_string()));
+        built(put.build())
     }
 
     /// One conditional put; `false` when its condition failed.
@@ -205,7 +261,7 @@ impl DynamoStore {
         match sent {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(store_error(e)),
         }
     }
 
@@ -219,7 +275,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         out.item.filter(|i| !i.is_empty()).map(decode).transpose()
     }
 
@@ -236,13 +292,11 @@ impl DynamoStore {
             if round > 0 {
                 back_off(round).await;
             }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let request = built(
+                KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut pending))).consistent_read(true).build(),
+            )?;
             let out =
-                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(store_error)?;
             found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
             pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
         }
@@ -257,19 +311,26 @@ impl DynamoStore {
         Ok(keys.iter().map(|k| by_key.remove(k)).collect())
     }
 
-    /// Reads the event record and the given items in one consistent request.
+    /// Reads the event record and the given items in one consistent request; `None` when the
+    /// read overlapped a concurrent transactional write (another round).
     async fn read(
         &self,
         event: &EventId,
         keys: &[(String, String)],
         now: Timestamp,
-    ) -> Result<(bool, Vec<Option<Item>>), StoreError> {
+    ) -> Result<Option<(bool, Vec<Option<Item>>)>, StoreError> {
         let mut gets: Vec<TransactGetItem> = Vec::with_capacity(keys.len() + 1);
         for key in std::iter::once(keys::event(event)).chain(keys.iter().cloned()) {
-            let get = Get::builder().table_name(&self.table).set_key(Some(key_map(key))).build();
-            gets.push(TransactGetItem::builder().get(get.map_err(|e| StoreError::Corrupt(e.to_string()))?).build());
+            let get = built(Get::builder().table_name(&self.table).set_key(Some(key_map(key))).build())?;
+            gets.push(TransactGetItem::builder().get(get).build());
         }
-        let out = self.client.transact_get_items().set_transact_items(Some(gets)).send().await.map_err(unavailable)?;
+        let out = match self.client.transact_get_items().set_transact_items(Some(gets)).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| read_failure(s) == ReadFailure::Conflict) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(store_error(e)),
+        };
         let mut items: Vec<Option<Item>> =
             out.responses.unwrap_or_default().into_iter().map(|r| r.item.filter(|i| !i.is_empty())).collect();
         items.resize(keys.len() + 1, None);
@@ -278,7 +339,7 @@ impl DynamoStore {
             Some(record) => decode::<EventItem>(record)?.expires_at >= now.unix(),
             None => false,
         };
-        Ok((taken, items))
+        Ok(Some((taken, items)))
     }
 
     /// Read → plan → one write that takes the event id together with the planned change, until
@@ -290,45 +351,39 @@ impl DynamoStore {
         now: Timestamp,
         plan: impl Fn(Vec<Option<Item>>) -> Result<Plan, StoreError>,
     ) -> Result<Outcome, StoreError> {
-        for round in 0..MAX_ROUNDS {
-            if round > 0 {
-                back_off(round).await;
-            }
-            let (taken, items) = self.read(event, keys, now).await?;
+        let plan = &plan;
+        until_landed(|_| async move {
+            let Some((taken, items)) = self.read(event, keys, now).await? else { return Ok(Round::Raced) };
             if taken {
-                return Ok(Outcome::Duplicate);
+                return Ok(Round::Done(Outcome::Duplicate));
             }
-            let write = match plan(items)? {
-                Plan::Ignore => return Ok(Outcome::Ignored),
-                Plan::Defer => return Ok(Outcome::Deferred),
-                Plan::Nothing => None,
-                Plan::Write { item, expected } => Some(self.conditional_put(item, expected)?),
-            };
-            match write {
-                None => {
+            let put = match plan(items)? {
+                Plan::Ignore => return Ok(Round::Done(Outcome::Ignored)),
+                Plan::Defer => return Ok(Round::Done(Outcome::Deferred)),
+                Plan::Nothing => {
                     let landed = self.put(self.event_put(event, now)?).await?;
-                    return Ok(if landed { Outcome::Applied { changed: false } } else { Outcome::Duplicate });
+                    return Ok(Round::Done(if landed {
+                        Outcome::Applied { changed: false }
+                    } else {
+                        Outcome::Duplicate
+                    }));
                 }
-                Some(put) => {
-                    let items = vec![
-                        TransactWriteItem::builder().put(self.event_put(event, now)?).build(),
-                        TransactWriteItem::builder().put(put).build(),
-                    ];
-                    let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-                    match sent {
-                        Ok(_) => return Ok(Outcome::Applied { changed: true }),
-                        // A condition failed: a copy of this event landed first, or the item moved.
-                        // The next round's read tells which; cancellation reasons are not trusted
-                        // for it, so no emulator's way of reporting them can lose an event.
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
-                            continue;
-                        }
-                        Err(e) => return Err(unavailable(e)),
-                    }
-                }
-            }
-        }
-        Err(StoreError::Contention)
+                Plan::Write { item, expected } => self.conditional_put(item, expected)?,
+            };
+            let items = vec![
+                TransactWriteItem::builder().put(self.event_put(event, now)?).build(),
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            // Cancelled: a copy of this event landed first, or the item moved. The next round's read
+            // tells which; cancellation reasons are not trusted for it, so no emulator's way of
+            // reporting them can lose an event.
+            Ok(if self.write_all(items).await? {
+                Round::Done(Outcome::Applied { changed: true })
+            } else {
+                Round::Raced
+            })
+        })
+        .await
     }
 
     /// The post as stored, if any.
@@ -353,15 +408,11 @@ impl DynamoStore {
         let (pk, sk) = keys::route(profile);
         let route = encode(&RouteItem { pk, sk, project_id: project.clone() })?;
         let puts = [pointer, route].into_iter().map(|item| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
+            built(Put::builder().table_name(&self.table).set_item(Some(item)).build())
                 .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
         });
         let items = puts.collect::<Result<Vec<_>, _>>()?;
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(unavailable)?;
+        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(store_error)?;
         Ok(())
     }
 }
@@ -415,41 +466,46 @@ impl EventStore for DynamoStore {
         self.apply(event, &[keys::post(project, post)], now, |items| plan_post(project, post, items, now, report)).await
     }
 
-    async fn apply_connection_evidence(
+    async fn apply_account_news(
         &self,
         event: &EventId,
         profile: &ProfileId,
-        evidence: &Connection,
+        news: &AccountNews,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        let keys = [keys::route(profile), keys::connection(profile, evidence.platform)];
+        let keys = [keys::route(profile), keys::connection(profile, news.platform())];
         self.apply(event, &keys, now, |mut items| {
             let stored: Option<ConnectionItem> = items.pop().flatten().map(decode).transpose()?;
             let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
                 return Ok(Plan::Ignore);
             };
-            let joined = join_connection(stored.as_ref().map(|s| &s.connection), evidence);
-            let (pk, sk) = keys::connection(profile, evidence.platform);
-            let (expected, updated_at) = match &stored {
-                Some(s) if s.connection == joined => return Ok(Plan::Nothing),
-                // `updated_at` moves only when what the API shows moves.
-                Some(s) if s.connection.view() == joined.view() => (Some(s.version), s.updated_at),
-                Some(s) => (Some(s.version), now),
-                None => (None, now),
+            let Some(evidence) = news.evidence_for(stored.as_ref().map(|s| &s.connection)) else {
+                return Ok(Plan::Nothing);
             };
-            let item = ConnectionItem {
-                pk,
-                sk,
-                project_id: route.project_id,
-                profile_id: profile.clone(),
-                version: 0,
-                updated_at,
-                connection: joined,
-            };
-            Ok(Plan::Write { item: encode(&item)?, expected })
+            let read = stored.map(ConnectionItem::stored);
+            match settle(read.as_ref().map(StoredConnection::settled), evidence, now) {
+                None => Ok(Plan::Nothing),
+                Some(settled) => Ok(Plan::Write {
+                    item: connection_item(&route.project_id, profile, settled)?,
+                    expected: read.map(|r| r.version),
+                }),
+            }
         })
         .await
     }
+}
+
+fn connection_item(project: &ProjectId, profile: &ProfileId, settled: Settled) -> Result<Item, StoreError> {
+    let (pk, sk) = keys::connection(profile, settled.connection.platform);
+    encode(&ConnectionItem {
+        pk,
+        sk,
+        project_id: project.clone(),
+        profile_id: profile.clone(),
+        version: 0,
+        updated_at: settled.updated_at,
+        connection: settled.connection,
+    })
 }
 
 impl ConnectionItem {
@@ -459,12 +515,24 @@ impl ConnectionItem {
 }
 
 impl DynamoStore {
-    async fn write_all(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+    /// One transaction (or one conditional put for a single item); `false` when a condition failed.
+    async fn write_all(&self, mut items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        if items.is_empty() {
+            return Ok(true);
+        }
+        if items.len() == 1
+            && let Some(put) = items[0].put.take()
+        {
+            return self.put(put).await;
+        }
         let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match sent {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                let (code, message) = e.as_service_error().map_or((None, None), |s| (s.code(), s.message()));
+                if is_item_too_large(code, message) { Err(StoreError::TooLarge) } else { Ok(false) }
+            }
+            Err(e) => Err(store_error(e)),
         }
     }
 }
@@ -486,7 +554,7 @@ impl ConnectionStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         out.items
             .unwrap_or_default()
             .into_iter()
@@ -498,56 +566,39 @@ impl ConnectionStore for DynamoStore {
         &self,
         project: &ProjectId,
         profile: &ProfileId,
-        mut read: Vec<StoredConnection>,
+        read: Vec<StoredConnection>,
         evidence: Vec<Connection>,
         now: Timestamp,
     ) -> Result<Vec<StoredConnection>, StoreError> {
-        for round in 0..MAX_ROUNDS {
-            if round > 0 {
-                back_off(round).await;
-                read = self.connections(profile).await?;
-            }
-            let mut result: Vec<StoredConnection> = read.clone();
+        let (read, evidence) = (&read, &evidence);
+        until_landed(|round| async move {
+            let stored = match round {
+                0 => read.clone(),
+                _ => self.connections(profile).await?,
+            };
+            let mut result = stored.clone();
             let mut writes = Vec::new();
-            for e in &evidence {
-                let stored = read.iter().find(|s| s.connection.platform == e.platform);
-                let joined = join_connection(stored.map(|s| &s.connection), e);
-                let (expected, updated_at) = match stored {
-                    Some(s) if s.connection == joined => continue,
-                    Some(s) if s.connection.view() == joined.view() => (Some(s.version), s.updated_at),
-                    Some(s) => (Some(s.version), now),
-                    None => (None, now),
+            for e in evidence {
+                let current = stored.iter().find(|s| s.connection.platform == e.platform);
+                let Some(settled) = settle(current.map(StoredConnection::settled), e, now) else { continue };
+                let expected = current.map(|s| s.version);
+                let written = StoredConnection {
+                    connection: settled.connection.clone(),
+                    updated_at: settled.updated_at,
+                    version: expected.map_or(1, |v| v + 1),
                 };
-                let (pk, sk) = keys::connection(profile, e.platform);
-                let item = ConnectionItem {
-                    pk,
-                    sk,
-                    project_id: project.clone(),
-                    profile_id: profile.clone(),
-                    version: 0,
-                    updated_at,
-                    connection: joined.clone(),
-                };
-                writes.push(self.conditional_put(encode(&item)?, expected)?);
-                let written =
-                    StoredConnection { connection: joined, updated_at, version: expected.map_or(1, |v| v + 1) };
+                let put = self.conditional_put(connection_item(project, profile, settled)?, expected)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
                 result.retain(|s| s.connection.platform != e.platform);
                 result.push(written);
             }
-            let landed = match writes.len() {
-                0 => true,
-                1 => self.put(writes.remove(0)).await?,
-                _ => {
-                    self.write_all(writes.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect())
-                        .await?
-                }
-            };
-            if landed {
-                result.sort_by_key(|s| s.connection.platform);
-                return Ok(result);
+            if !self.write_all(writes).await? {
+                return Ok(Round::Raced);
             }
-        }
-        Err(StoreError::Contention)
+            result.sort_by_key(|s| s.connection.platform);
+            Ok(Round::Done(result))
+        })
+        .await
     }
 
     async fn forget_profile(
@@ -555,20 +606,28 @@ impl ConnectionStore for DynamoStore {
         project: &ProjectId,
         profile: &ProfileId,
         read: &[StoredConnection],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let delete = |key: (String, String)| Delete::builder().table_name(&self.table).set_key(Some(key_map(key)));
         let pointer = delete(keys::project_profile(project))
             .condition_expression("attribute_not_exists(pk) OR profile_id = :profile")
             .expression_attribute_values(":profile", AttributeValue::S(profile.to_string()));
         let mut deletes = vec![pointer, delete(keys::route(profile))];
-        deletes.extend(read.iter().map(|s| delete(keys::connection(profile, s.connection.platform))));
+        // Each connection only as it was read: one written meanwhile (a Connect completing) cancels.
+        deletes.extend(read.iter().map(|s| {
+            delete(keys::connection(profile, s.connection.platform))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(s.version.to_string()))
+        }));
         let items = deletes
             .into_iter()
-            .map(|d| d.build().map(|d| TransactWriteItem::builder().delete(d).build()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Cancelled: the project moved to another profile meanwhile, which is not ours to undo.
-        self.write_all(items).await.map(|_| ())
+            .map(|d| built(d.build()).map(|d| TransactWriteItem::builder().delete(d).build()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
@@ -601,55 +660,86 @@ impl PostStore for DynamoStore {
         evidence: &PostState,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
-        for round in 0..MAX_ROUNDS {
-            let (pk, sk) = keys::post(project, post);
-            let stored = if round == 0 {
-                read.map(|r| PostItem {
-                    pk: pk.clone(),
-                    sk: sk.clone(),
-                    project_id: project.clone(),
-                    post_id: post.clone(),
-                    version: r.version,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                    content: r.draft.as_ref().map(|d| d.content.clone()),
-                    media_urls: r.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
-                    state: r.state.clone(),
-                })
-            } else {
-                back_off(round).await;
-                self.get_post(project, post).await?
+        let (pk, sk) = keys::post(project, post);
+        let as_item = |r: &StoredPost| PostItem {
+            pk: pk.clone(),
+            sk: sk.clone(),
+            project_id: project.clone(),
+            post_id: post.clone(),
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            content: r.draft.as_ref().map(|d| d.content.clone()),
+            media_urls: r.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
+            state: r.state.clone(),
+        };
+        let (first, pk, sk) = (&read.map(as_item), &pk, &sk);
+        until_landed(|round| async move {
+            let stored = match round {
+                0 => first.clone(),
+                _ => self.get_post(project, post).await?,
             };
-            let mut item = match &stored {
-                Some(s) => s.clone(),
-                None => PostItem {
-                    pk,
-                    sk,
-                    project_id: project.clone(),
-                    post_id: post.clone(),
-                    version: 0,
-                    created_at: now,
-                    updated_at: now,
-                    content: None,
-                    media_urls: Vec::new(),
-                    state: PostState::default(),
-                },
-            };
+            let mut item = stored.clone().unwrap_or_else(|| PostItem {
+                pk: pk.clone(),
+                sk: sk.clone(),
+                project_id: project.clone(),
+                post_id: post.clone(),
+                version: 0,
+                created_at: now,
+                updated_at: now,
+                content: None,
+                media_urls: Vec::new(),
+                state: PostState::default(),
+            });
             item.state = item.state.join(evidence);
             if let Some(draft) = draft {
                 item.content = Some(draft.content.clone());
                 item.media_urls = draft.media_urls.clone();
             }
             if stored.as_ref() == Some(&item) {
-                return Ok(item.stored());
+                return Ok(Round::Done(item.stored()));
             }
             item.updated_at = now;
             let expected = stored.as_ref().map(|s| s.version);
-            if self.put(self.conditional_put(encode(&item)?, expected)?).await? {
-                item.version = expected.map_or(1, |v| v + 1);
-                return Ok(item.stored());
+            if !self.put(self.conditional_put(encode(&item)?, expected)?).await? {
+                return Ok(Round::Raced);
             }
-        }
-        Err(StoreError::Contention)
+            item.version = expected.map_or(1, |v| v + 1);
+            Ok(Round::Done(item.stored()))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    use super::*;
+
+    #[test]
+    fn a_read_cancelled_by_a_concurrent_transaction_is_another_round_not_an_outage() {
+        let conflict = TransactGetItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder().message("Transaction cancelled [TransactionConflict]").build(),
+        );
+        assert_eq!(read_failure(&conflict), ReadFailure::Conflict);
+        let other = TransactGetItemsError::unhandled("throttled");
+        assert_eq!(read_failure(&other), ReadFailure::Other);
+    }
+
+    #[test]
+    fn dynamodbs_item_size_answers_are_too_large() {
+        assert!(is_item_too_large(
+            Some("ValidationException"),
+            Some("Item size has exceeded the maximum allowed size")
+        ));
+        assert!(is_item_too_large(
+            Some("TransactionCanceledException"),
+            Some(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [None, ValidationError: Item size to update has exceeded the maximum allowed size]"
+            )
+        ));
+        assert!(!is_item_too_large(Some("ValidationException"), Some("One or more parameter values were invalid")));
+        assert!(!is_item_too_large(Some("ProvisionedThroughputExceededException"), Some("Rate exceeded")));
     }
 }

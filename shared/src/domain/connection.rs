@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::AccountId;
 use super::platform::Platform;
 use super::time::Timestamp;
 
@@ -57,7 +58,7 @@ pub mod reason {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccountLooks {
     pub evidence_at: Timestamp,
-    pub account_id: String,
+    pub account_id: AccountId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +72,7 @@ pub struct Connection {
     pub status: ConnectionStatus,
     pub evidence_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +112,7 @@ impl Connection {
         let looks = self.looks.as_ref().filter(|l| Some(&l.account_id) == self.account_id.as_ref());
         ConnectionView {
             status: self.status,
-            account_id: self.account_id.as_deref(),
+            account_id: self.account_id.as_ref().map(AccountId::as_str),
             username: self.username.as_deref(),
             display_name: self.display_name.as_deref(),
             avatar_url: looks.and_then(|l| l.avatar_url.as_deref()),
@@ -129,6 +130,52 @@ pub fn join_connection(stored: Option<&Connection>, evidence: &Connection) -> Co
     }
 }
 
+/// A connection as it is to be written: the joined state and when what the API shows last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub connection: Connection,
+    pub updated_at: Timestamp,
+}
+
+/// Joins evidence into a stored connection (with its `updated_at`). `None` when nothing changes,
+/// so nothing is written; `updated_at` moves to `now` only when what the API shows moves.
+pub fn settle(stored: Option<(&Connection, Timestamp)>, evidence: &Connection, now: Timestamp) -> Option<Settled> {
+    let joined = join_connection(stored.map(|(c, _)| c), evidence);
+    match stored {
+        Some((c, _)) if *c == joined => None,
+        Some((c, updated_at)) if c.view() == joined.view() => Some(Settled { connection: joined, updated_at }),
+        _ => Some(Settled { connection: joined, updated_at: now }),
+    }
+}
+
+/// What an `account.*` webhook says about one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountNews {
+    /// The account is connected: authoritative, and re-links the platform to it.
+    Connected(Connection),
+    /// The account was disconnected: news only for a record that holds that account.
+    Disconnected(Connection),
+}
+
+impl AccountNews {
+    /// The evidence to join into the platform's record, if the news concerns it: a disconnect
+    /// of an account the record does not point at changes nothing.
+    pub fn evidence_for(&self, stored: Option<&Connection>) -> Option<&Connection> {
+        match self {
+            AccountNews::Connected(evidence) => Some(evidence),
+            AccountNews::Disconnected(evidence) => {
+                stored.is_none_or(|s| s.account_id == evidence.account_id).then_some(evidence)
+            }
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        match self {
+            AccountNews::Connected(e) | AccountNews::Disconnected(e) => e.platform,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -140,7 +187,7 @@ mod tests {
             platform: Platform::X,
             status,
             evidence_at: Timestamp::from_unix(at),
-            account_id: Some(account.to_owned()),
+            account_id: Some(AccountId::parse(account).unwrap()),
             username: Some(format!("user-{account}")),
             display_name: None,
             reason: None,
@@ -173,7 +220,7 @@ mod tests {
         let mut refreshed = evidence(100, ConnectionStatus::Connected, "a");
         refreshed.looks = Some(AccountLooks {
             evidence_at: Timestamp::from_unix(100),
-            account_id: "a".into(),
+            account_id: AccountId::parse("a").unwrap(),
             avatar_url: Some("https://img/a".into()),
             profile_url: None,
         });
@@ -183,6 +230,31 @@ mod tests {
         assert_eq!(joined.view().avatar_url, None);
         let same_account_later = evidence(300, ConnectionStatus::Expired, "a");
         assert_eq!(joined.join(&same_account_later).view().avatar_url, Some("https://img/a"));
+    }
+
+    #[test]
+    fn a_disconnect_of_an_account_the_record_does_not_hold_changes_nothing() {
+        let stored = evidence(100, ConnectionStatus::Connected, "b");
+        let news = AccountNews::Disconnected(evidence(200, ConnectionStatus::Expired, "a"));
+        assert_eq!(news.evidence_for(Some(&stored)), None);
+        let own = AccountNews::Disconnected(evidence(200, ConnectionStatus::Expired, "b"));
+        assert_eq!(own.evidence_for(Some(&stored)).map(|e| e.status), Some(ConnectionStatus::Expired));
+        let relink = AccountNews::Connected(evidence(200, ConnectionStatus::Connected, "a"));
+        let joined = join_connection(Some(&stored), relink.evidence_for(Some(&stored)).unwrap());
+        assert_eq!(joined.view().account_id, Some("a"));
+    }
+
+    #[test]
+    fn updated_at_moves_only_when_what_the_api_shows_moves() {
+        let stored = evidence(100, ConnectionStatus::Connected, "a");
+        let (then, now) = (Timestamp::from_unix(100), Timestamp::from_unix(500));
+        let confirming = evidence(300, ConnectionStatus::Connected, "a");
+        let settled = settle(Some((&stored, then)), &confirming, now).unwrap();
+        assert_eq!((settled.updated_at, settled.connection.evidence_at), (then, Timestamp::from_unix(300)));
+        assert_eq!(settle(Some((&settled.connection, then)), &confirming, now), None);
+        let broken = evidence(400, ConnectionStatus::Expired, "a");
+        assert_eq!(settle(Some((&stored, then)), &broken, now).unwrap().updated_at, now);
+        assert_eq!(settle(None, &broken, now).unwrap().updated_at, now);
     }
 
     fn any_evidence() -> impl Strategy<Value = Connection> {
@@ -197,7 +269,7 @@ mod tests {
             if looks {
                 e.looks = Some(AccountLooks {
                     evidence_at: Timestamp::from_unix(at),
-                    account_id: account.into(),
+                    account_id: AccountId::parse(account).unwrap(),
                     avatar_url: Some(format!("https://img/{account}/{at}")),
                     profile_url: None,
                 });

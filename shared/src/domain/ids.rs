@@ -55,6 +55,13 @@ macro_rules! id_type {
             }
         }
 
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -81,7 +88,11 @@ id_type!(
 );
 id_type!(
     /// A post on the publishing service: one generation of our post.
-    ServicePostId, "a service post id", 128, is_opaque_id_char, "printable ASCII"
+    ServicePostId, "a service post id", 256, is_opaque_id_char, "printable ASCII"
+);
+id_type!(
+    /// A social account on the publishing service (one platform's login under a profile).
+    AccountId, "an account id", 256, is_opaque_id_char, "printable ASCII"
 );
 
 #[cfg(test)]
@@ -103,5 +114,7 @@ mod tests {
         assert!(EventId::parse("evt_65f1#ab").is_ok());
         assert!(EventId::parse("evt 1").is_err());
         assert!(EventId::parse("evt\n").is_err());
+        assert!(AccountId::parse("a".repeat(256)).is_ok());
+        assert!(AccountId::parse("a".repeat(257)).is_err());
     }
 }

@@ -5,12 +5,13 @@ pub mod event;
 pub mod ids;
 pub mod platform;
 pub mod post;
+pub mod publish;
 pub mod refresh;
 pub mod text;
 pub mod time;
 
 pub use connection::{Connection, ConnectionStatus};
-pub use ids::{EventId, InvalidId, PostId, ProfileId, ProjectId, ServicePostId};
+pub use ids::{AccountId, EventId, InvalidId, PostId, ProfileId, ProjectId, ServicePostId};
 pub use platform::{Platform, UnknownPlatform};
-pub use post::{EntryStatus, Generation, PlatformEntry, PostReport, PostState, PostStatus};
+pub use post::{EntryStatus, Generation, PlatformEntry, PostReport, PostState, PostStatus, ShownStatus};
 pub use time::Timestamp;

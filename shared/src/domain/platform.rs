@@ -64,6 +64,16 @@ impl Platform {
     }
 }
 
+/// "Instagram", "LinkedIn and X", "Facebook, LinkedIn and X": platforms as a person reads them.
+pub fn spoken_list(platforms: &[Platform]) -> String {
+    let names: Vec<&str> = platforms.iter().map(|p| p.display_name()).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.api_name())
@@ -81,6 +91,13 @@ mod tests {
             assert_eq!(Platform::from_wire(p.wire_name()), Ok(p));
         }
         assert_eq!(Platform::from_wire("Twitter"), Ok(Platform::X));
+    }
+
+    #[test]
+    fn platform_lists_read_as_a_sentence() {
+        assert_eq!(spoken_list(&[Platform::Instagram]), "Instagram");
+        assert_eq!(spoken_list(&[Platform::Linkedin, Platform::X]), "LinkedIn and X");
+        assert_eq!(spoken_list(&[Platform::Facebook, Platform::Linkedin, Platform::X]), "Facebook, LinkedIn and X");
     }
 
     #[test]

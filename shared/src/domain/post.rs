@@ -1,11 +1,11 @@
 //! A post's state as a join-semilattice: any order and any repetition of the same evidence gives
 //! the same state, and nothing ever moves backwards within a generation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::ids::ServicePostId;
+use super::ids::{AccountId, ServicePostId};
 use super::platform::Platform;
 use super::time::Timestamp;
 
@@ -24,6 +24,29 @@ pub enum EntryStatus {
     Removed,
 }
 
+/// What an entry reads as: its status, or `cancelled` for a copy of a cancelled publication that
+/// never went live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShownStatus {
+    Queued,
+    Failed,
+    Published,
+    Removed,
+    Cancelled,
+}
+
+impl ShownStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShownStatus::Queued => "queued",
+            ShownStatus::Failed => "failed",
+            ShownStatus::Published => "published",
+            ShownStatus::Removed => "removed",
+            ShownStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One platform's copy of a post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformEntry {
@@ -32,7 +55,7 @@ pub struct PlatformEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_post_id: Option<ServicePostId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,9 +78,15 @@ pub struct Schedule {
 pub struct PostState {
     #[serde(default)]
     pub entries: BTreeMap<Platform, PlatformEntry>,
-    /// The newest generation the service reported cancelled (or Sync found gone everywhere).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancelled_generation: Option<Generation>,
+    /// The generations the service reported cancelled (or Sync found gone everywhere): a set
+    /// that only grows. Items written before it was a set hold one number.
+    #[serde(
+        default,
+        alias = "cancelled_generation",
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    pub cancelled: BTreeSet<Generation>,
     /// When the post first went live anywhere; kept through cancellation and removal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_at: Option<Timestamp>,
@@ -92,6 +121,20 @@ impl PostStatus {
             PostStatus::Removed => "removed",
         }
     }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<Generation>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Generation),
+        Many(BTreeSet<Generation>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => BTreeSet::new(),
+        Some(OneOrMany::One(g)) => BTreeSet::from([g]),
+        Some(OneOrMany::Many(set)) => set,
+    })
 }
 
 fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
@@ -145,7 +188,7 @@ impl PostState {
         }
         PostState {
             entries,
-            cancelled_generation: self.cancelled_generation.max(other.cancelled_generation),
+            cancelled: self.cancelled.union(&other.cancelled).copied().collect(),
             published_at: earliest(self.published_at, other.published_at),
             schedule: self.schedule.max(other.schedule),
         }
@@ -161,27 +204,65 @@ impl PostState {
         self.entries.values().find(|e| e.service_post_id.as_ref() == Some(service_post_id)).map(|e| e.generation)
     }
 
+    /// Whether the entry's publication was cancelled: settled, never queued or live.
+    pub fn is_cancelled(&self, entry: &PlatformEntry) -> bool {
+        self.cancelled.contains(&entry.generation)
+    }
+
+    /// What an entry reads as.
+    pub fn shown(&self, entry: &PlatformEntry) -> ShownStatus {
+        match entry.status {
+            EntryStatus::Queued | EntryStatus::Failed if self.is_cancelled(entry) => ShownStatus::Cancelled,
+            EntryStatus::Queued => ShownStatus::Queued,
+            EntryStatus::Failed => ShownStatus::Failed,
+            EntryStatus::Published => ShownStatus::Published,
+            EntryStatus::Removed => ShownStatus::Removed,
+        }
+    }
+
+    /// The platforms among `platforms` whose current copy is queued or live and not cancelled: a
+    /// publish to them again would post twice.
+    pub fn still_active(&self, platforms: &[Platform]) -> Vec<Platform> {
+        let active = |p: &Platform| {
+            self.entries.get(p).is_some_and(|e| {
+                !self.is_cancelled(e) && matches!(e.status, EntryStatus::Queued | EntryStatus::Published)
+            })
+        };
+        platforms.iter().copied().filter(active).collect()
+    }
+
+    /// The generation a new publish gets: above every one this post has heard of.
+    pub fn next_generation(&self) -> Generation {
+        let highest = [self.latest_generation(), self.cancelled.last().copied(), self.schedule.map(|s| s.generation)];
+        highest.into_iter().flatten().max().unwrap_or(0) + 1
+    }
+
+    /// The time the post is scheduled for, while its newest publication is the scheduled one.
+    pub fn scheduled_for(&self) -> Option<Timestamp> {
+        self.schedule.filter(|s| self.latest_generation().is_none_or(|g| s.generation >= g)).map(|s| s.at)
+    }
+
     /// The overall status at `now`, first match wins, as `state-rules.md` lists.
     pub fn overall(&self, now: Timestamp) -> PostStatus {
-        if let Some(cancelled) = self.cancelled_generation
-            && self.latest_generation().is_none_or(|latest| cancelled >= latest)
-        {
-            return PostStatus::Cancelled;
-        }
         if self.entries.is_empty() {
             return PostStatus::Draft;
         }
-        let live: Vec<&PlatformEntry> = self.entries.values().filter(|e| e.status != EntryStatus::Removed).collect();
-        if live.is_empty() {
-            return PostStatus::Removed;
+        if self.entries.values().all(|e| self.is_cancelled(e)) {
+            return PostStatus::Cancelled;
         }
-        if let Some(queued) = live.iter().filter(|e| e.status == EntryStatus::Queued).map(|e| e.generation).max() {
+        let open: Vec<&PlatformEntry> =
+            self.entries.values().filter(|e| e.status != EntryStatus::Removed && !self.is_cancelled(e)).collect();
+        if open.is_empty() {
+            let any_cancelled = self.entries.values().any(|e| self.is_cancelled(e));
+            return if any_cancelled { PostStatus::Cancelled } else { PostStatus::Removed };
+        }
+        if let Some(queued) = open.iter().filter(|e| e.status == EntryStatus::Queued).map(|e| e.generation).max() {
             let before_its_time = self.schedule.is_some_and(|s| s.generation >= queued && now < s.at);
             return if before_its_time { PostStatus::Scheduled } else { PostStatus::Publishing };
         }
-        let published = live.iter().filter(|e| e.status == EntryStatus::Published).count();
+        let published = open.iter().filter(|e| e.status == EntryStatus::Published).count();
         match published {
-            n if n == live.len() => PostStatus::Published,
+            n if n == open.len() => PostStatus::Published,
             0 => PostStatus::Failed,
             _ => PostStatus::PartiallyPublished,
         }
@@ -198,6 +279,9 @@ pub struct PostReport {
     pub cancelled: bool,
     pub published_at: Option<Timestamp>,
     pub scheduled_for: Option<Timestamp>,
+    /// When the report was made (a webhook's `timestamp`, the moment a read or publish was sent):
+    /// the time a copy reported live without a time of its own went live by.
+    pub reported_at: Timestamp,
     /// Used for a platform the report lists without a status of its own.
     pub default_status: EntryStatus,
     pub platforms: Vec<PlatformReport>,
@@ -207,7 +291,7 @@ pub struct PostReport {
 pub struct PlatformReport {
     pub platform: Platform,
     pub status: Option<EntryStatus>,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub url: Option<String>,
     pub platform_post_id: Option<String>,
     pub published_at: Option<Timestamp>,
@@ -223,7 +307,8 @@ pub enum Unapplied {
 }
 
 impl PostReport {
-    /// The report as a piece of state, ready to be joined into the stored one.
+    /// The report as a piece of state, ready to be joined into the stored one. A report listing
+    /// no platforms changes no entry (it may still cancel its publication or give its schedule).
     pub fn to_state(&self, stored: Option<&PostState>) -> Result<PostState, Unapplied> {
         let generation = self
             .generation
@@ -231,14 +316,18 @@ impl PostReport {
             .ok_or(Unapplied::UnknownGeneration)?;
         let mut entries = BTreeMap::new();
         for p in &self.platforms {
+            let status = p.status.unwrap_or(self.default_status);
+            // A copy reported live without its own time went live no later than the report.
+            let published_at = (status >= EntryStatus::Published)
+                .then(|| p.published_at.or(self.published_at).unwrap_or(self.reported_at));
             let entry = PlatformEntry {
                 generation,
-                status: p.status.unwrap_or(self.default_status),
+                status,
                 service_post_id: Some(self.service_post_id.clone()),
                 account_id: p.account_id.clone(),
                 url: p.url.clone(),
                 platform_post_id: p.platform_post_id.clone(),
-                published_at: p.published_at,
+                published_at: published_at.or(p.published_at),
                 error: p.error.clone(),
             };
             let joined = match entries.get(&p.platform) {
@@ -247,40 +336,91 @@ impl PostReport {
             };
             entries.insert(p.platform, joined);
         }
-        if self.platforms.is_empty() {
-            // A report that lists no platforms speaks for every entry of its generation.
-            for (platform, entry) in stored.map(|s| &s.entries).into_iter().flatten() {
-                if entry.generation == generation {
-                    let mut said = entry.clone();
-                    said.status = said.status.max(self.default_status);
-                    entries.insert(*platform, said.normalized());
-                }
-            }
-        }
         let first_live = entries.values().filter_map(|e| e.published_at).min();
         Ok(PostState {
             entries,
-            cancelled_generation: self.cancelled.then_some(generation),
-            published_at: earliest(self.published_at, first_live),
+            cancelled: if self.cancelled { BTreeSet::from([generation]) } else { BTreeSet::new() },
+            published_at: first_live,
             schedule: self.scheduled_for.map(|at| Schedule { generation, at }),
         })
     }
 }
 
-/// "I deleted this on [platform] myself": that platform's current copy is removed.
-pub fn manual_delete(stored: &PostState, platform: Platform) -> Option<PostState> {
-    let current = stored.entries.get(&platform)?;
-    let removed = PlatformEntry {
-        generation: current.generation,
-        status: EntryStatus::Removed,
-        service_post_id: None,
-        account_id: None,
-        url: None,
-        platform_post_id: None,
-        published_at: None,
-        error: None,
-    };
-    Some(stored.join(&PostState { entries: BTreeMap::from([(platform, removed)]), ..PostState::default() }))
+/// What the service answered about one publication when asked (`GET /v1/posts/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAnswer {
+    Found(PostReport),
+    /// The service's own 404: deleted on its side.
+    Gone,
+}
+
+/// The publications a Sync asks about, one per generation; none for a post never published.
+pub fn publications(state: &PostState) -> Vec<(Generation, ServicePostId)> {
+    let known: BTreeSet<(Generation, ServicePostId)> =
+        state.entries.values().filter_map(|e| e.service_post_id.clone().map(|id| (e.generation, id))).collect();
+    known.into_iter().collect()
+}
+
+/// Sync's reading of the service's answers, as evidence to join: what was found joins like a
+/// webhook; gone everywhere cancels those publications; gone for some removes their copies.
+pub fn sync_evidence(stored: &PostState, answers: Vec<(Generation, ServiceAnswer)>) -> PostState {
+    let all_gone = answers.iter().all(|(_, a)| *a == ServiceAnswer::Gone);
+    let mut evidence = PostState::default();
+    for (generation, answer) in answers {
+        match answer {
+            ServiceAnswer::Found(mut report) => {
+                report.generation = Some(generation);
+                if let Ok(state) = report.to_state(Some(stored)) {
+                    evidence = evidence.join(&state);
+                }
+            }
+            ServiceAnswer::Gone if all_gone => {
+                evidence.cancelled.insert(generation);
+            }
+            ServiceAnswer::Gone => {
+                for (platform, entry) in stored.entries.iter().filter(|(_, e)| e.generation == generation) {
+                    let removed = PlatformEntry { status: EntryStatus::Removed, ..entry.clone() }.normalized();
+                    evidence.entries.insert(*platform, removed);
+                }
+            }
+        }
+    }
+    evidence
+}
+
+/// What "I deleted this on [platform] myself" does to a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManualDelete {
+    /// The post has no copy on that platform.
+    NoEntry,
+    /// That copy never went live (queued, failed or cancelled): nothing to mark deleted.
+    NotLive,
+    /// Already marked deleted: the same answer again, nothing written.
+    AlreadyRemoved,
+    /// Join this into the stored state.
+    Remove(PostState),
+}
+
+/// "I deleted this on [platform] myself": that platform's live copy is removed.
+pub fn manual_delete(stored: &PostState, platform: Platform) -> ManualDelete {
+    let Some(current) = stored.entries.get(&platform) else { return ManualDelete::NoEntry };
+    match stored.shown(current) {
+        ShownStatus::Removed => ManualDelete::AlreadyRemoved,
+        ShownStatus::Queued | ShownStatus::Failed | ShownStatus::Cancelled => ManualDelete::NotLive,
+        ShownStatus::Published => {
+            let removed = PlatformEntry {
+                generation: current.generation,
+                status: EntryStatus::Removed,
+                service_post_id: None,
+                account_id: None,
+                url: None,
+                platform_post_id: None,
+                published_at: None,
+                error: None,
+            };
+            ManualDelete::Remove(PostState { entries: BTreeMap::from([(platform, removed)]), ..PostState::default() })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::connection::{AccountLooks, Connection, ConnectionStatus, reason};
-use super::platform::Platform;
+use super::ids::AccountId;
+use super::platform::{Platform, spoken_list};
 use super::time::Timestamp;
 
 /// An account in the service's live list for a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveAccount {
-    pub id: String,
+    pub id: AccountId,
     pub platform: Platform,
     pub username: Option<String>,
     pub display_name: Option<String>,
@@ -29,12 +30,13 @@ pub enum HealthStatus {
 /// The service's health signal for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountHealth {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub status: Option<HealthStatus>,
     pub needs_reconnect: bool,
 }
 
-/// The evidence a Refresh brings for every platform it can say something about, read at `at`.
+/// The evidence a Refresh brings for every platform it can say something about, from the live
+/// list (and the health answer, a hint: empty when it could not be read) requested at `at`.
 /// First match wins, as `state-rules.md` lists: gone → expired; live under another id → re-link,
 /// then judge; unusable → expired; health error → error; otherwise connected.
 pub fn reconcile(
@@ -68,10 +70,19 @@ pub fn reconcile(
     evidence
 }
 
+/// Why an account cannot be posted to, if it cannot: gone from the list, or not usable.
+fn unusable(account: Option<&LiveAccount>, signal: Option<&AccountHealth>) -> Option<&'static str> {
+    match account {
+        None => Some(reason::ACCOUNT_REMOVED),
+        Some(a) if !a.usable || signal.is_some_and(|h| h.needs_reconnect) => Some(reason::TOKEN_EXPIRED),
+        Some(_) => None,
+    }
+}
+
 fn judge(account: &LiveAccount, health: &[AccountHealth], at: Timestamp, relinked: bool) -> Connection {
     let signal = health.iter().find(|h| h.account_id == account.id);
-    let (status, why) = if !account.usable || signal.is_some_and(|h| h.needs_reconnect) {
-        (ConnectionStatus::Expired, Some(reason::TOKEN_EXPIRED))
+    let (status, why) = if let Some(why) = unusable(Some(account), signal) {
+        (ConnectionStatus::Expired, Some(why))
     } else if signal.is_some_and(|h| h.status == Some(HealthStatus::Error)) {
         (ConnectionStatus::Error, Some(reason::HEALTH_ERROR))
     } else {
@@ -94,13 +105,37 @@ fn judge(account: &LiveAccount, health: &[AccountHealth], at: Timestamp, relinke
     }
 }
 
+/// After the service refused a publish over its accounts: which of this publish's platforms have
+/// no usable live account with the stored id, as `expired` evidence read at `at`. Every other
+/// connection is left alone.
+pub fn stale_at_publish(
+    stored: &[Connection],
+    live: &[LiveAccount],
+    platforms: &[Platform],
+    at: Timestamp,
+) -> Vec<Connection> {
+    platforms
+        .iter()
+        .filter_map(|p| stored.iter().find(|c| c.platform == *p))
+        .filter_map(|c| {
+            let account = live.iter().find(|a| a.platform == c.platform && Some(&a.id) == c.account_id.as_ref());
+            let why = unusable(account, None)?;
+            Some(Connection {
+                status: ConnectionStatus::Expired,
+                evidence_at: at,
+                reason: Some(why.to_owned()),
+                ..c.clone()
+            })
+        })
+        .collect()
+}
+
 /// The sentence that tells how many connections need attention.
 pub fn message(needing: &[Platform]) -> String {
-    let names: Vec<&str> = needing.iter().map(|p| p.display_name()).collect();
-    match names.as_slice() {
-        [] => "All your connections are working.".to_owned(),
-        [one] => format!("1 connection needs reconnecting: {one}."),
-        [init @ .., last] => format!("{} connections need reconnecting: {} and {last}.", names.len(), init.join(", ")),
+    match needing.len() {
+        0 => "All your connections are working.".to_owned(),
+        1 => format!("1 connection needs reconnecting: {}.", spoken_list(needing)),
+        n => format!("{n} connections need reconnecting: {}.", spoken_list(needing)),
     }
 }
 
@@ -114,7 +149,7 @@ mod tests {
 
     fn live(id: &str, platform: Platform, usable: bool) -> LiveAccount {
         LiveAccount {
-            id: id.into(),
+            id: AccountId::parse(id).unwrap(),
             platform,
             username: Some(format!("u_{id}")),
             display_name: None,
@@ -129,7 +164,7 @@ mod tests {
             platform,
             status: ConnectionStatus::Connected,
             evidence_at: Timestamp::from_unix(1),
-            account_id: Some(account.into()),
+            account_id: Some(AccountId::parse(account).unwrap()),
             username: Some("old".into()),
             display_name: None,
             reason: None,
@@ -139,7 +174,7 @@ mod tests {
     }
 
     fn health(id: &str, status: Option<HealthStatus>, needs_reconnect: bool) -> AccountHealth {
-        AccountHealth { account_id: id.into(), status, needs_reconnect }
+        AccountHealth { account_id: AccountId::parse(id).unwrap(), status, needs_reconnect }
     }
 
     #[test]
@@ -205,6 +240,41 @@ mod tests {
         assert_eq!(
             (out[&Platform::Instagram].status, out[&Platform::Instagram].reason.as_deref()),
             (ConnectionStatus::Connected, None)
+        );
+    }
+
+    #[test]
+    fn a_recorded_account_gone_is_relinked_to_a_usable_one_on_the_platform_before_anything_expires() {
+        let known = BTreeMap::from([stored(Platform::Linkedin, "person")]);
+        let accounts = [live("page_b", Platform::Linkedin, false), live("page_a", Platform::Linkedin, true)];
+        let li = &reconcile(&known, &accounts, &[], at())[&Platform::Linkedin];
+        assert_eq!(
+            (li.status, li.account_id.as_ref().map(AccountId::as_str), li.reason.as_deref()),
+            (ConnectionStatus::Connected, Some("page_a"), Some("relinked"))
+        );
+    }
+
+    #[test]
+    fn at_publish_only_the_platforms_without_a_usable_stored_account_are_marked() {
+        let known: Vec<Connection> = [
+            stored(Platform::X, "x1"),
+            stored(Platform::Linkedin, "li1"),
+            stored(Platform::Facebook, "fb1"),
+            stored(Platform::Instagram, "ig1"),
+        ]
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+        let accounts = [
+            live("x1", Platform::X, true),
+            live("li1", Platform::Linkedin, false),
+            live("ig1", Platform::Instagram, false),
+        ];
+        let stale = stale_at_publish(&known, &accounts, &[Platform::X, Platform::Linkedin, Platform::Facebook], at());
+        let got: Vec<(Platform, Option<&str>)> = stale.iter().map(|c| (c.platform, c.reason.as_deref())).collect();
+        assert_eq!(
+            got,
+            vec![(Platform::Linkedin, Some("token_expired")), (Platform::Facebook, Some("account_removed"))]
         );
     }
 

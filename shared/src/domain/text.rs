@@ -23,6 +23,23 @@ pub fn bounded_url(raw: Option<&str>) -> Option<String> {
     (!raw.is_empty() && raw.len() <= MAX_TEXT_BYTES).then(|| raw.to_owned())
 }
 
+/// Longest id from the service kept, in bytes; a cut id is a wrong id, so a longer one is dropped.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Keeps an id only if it is non-empty and at most [`MAX_ID_BYTES`].
+pub fn bounded_id(raw: Option<&str>) -> Option<String> {
+    let raw = raw?.trim();
+    (!raw.is_empty() && raw.len() <= MAX_ID_BYTES).then(|| raw.to_owned())
+}
+
+/// Whether `raw` is an http(s) URL of at most `max_bytes`, as the app's bounds require.
+pub fn is_http_url(raw: &str, max_bytes: usize) -> bool {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+    let has_host = raw.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+    scheme_ok && has_host && raw.len() <= max_bytes && !raw.chars().any(char::is_whitespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +52,17 @@ mod tests {
         assert_eq!(bounded_url(Some(&"h".repeat(MAX_TEXT_BYTES + 1))), None);
         assert_eq!(bounded_url(Some("")), None);
         assert_eq!(bounded_text(Some("  ")), None);
+        assert_eq!(bounded_id(Some(&"1".repeat(MAX_ID_BYTES + 1))), None);
+        assert_eq!(bounded_id(Some("185")).as_deref(), Some("185"));
+    }
+
+    #[test]
+    fn app_urls_must_be_http_and_short_enough() {
+        assert!(is_http_url("https://cdn.example/a.png?X-Amz-Signature=abc", 8192));
+        assert!(is_http_url("HTTP://example.com", 2048));
+        assert!(!is_http_url("ftp://example.com/a", 8192));
+        assert!(!is_http_url("javascript:alert(1)", 8192));
+        assert!(!is_http_url("https://", 8192));
+        assert!(!is_http_url(&format!("https://e.com/{}", "a".repeat(2048)), 2048));
     }
 }

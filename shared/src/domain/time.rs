@@ -10,11 +10,25 @@ use time::{OffsetDateTime, UtcOffset};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
 
-impl Timestamp {
-    pub fn now() -> Self {
-        Self(OffsetDateTime::now_utc())
-    }
+/// How far a claimed evidence time may run ahead of the receiving clock before it is not believed.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
 
+impl From<OffsetDateTime> for Timestamp {
+    fn from(t: OffsetDateTime) -> Self {
+        Self(t.to_offset(UtcOffset::UTC))
+    }
+}
+
+/// The time evidence is taken to be from: what it claims, unless that is later than the receiving
+/// clock plus the allowed skew (or absent): then the clock, so a wrong time cannot pin a record.
+pub fn evidence_time(claimed: Option<Timestamp>, clock: Timestamp) -> Timestamp {
+    match claimed {
+        Some(t) if t <= clock.plus_seconds(MAX_CLOCK_SKEW_SECONDS) => t,
+        _ => clock,
+    }
+}
+
+impl Timestamp {
     pub fn from_unix(seconds: i64) -> Self {
         Self(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
     }
@@ -67,5 +81,14 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.to_rfc3339(), "2026-03-01T10:00:00Z");
         assert!(Timestamp::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn a_claimed_time_far_in_the_future_is_taken_as_the_clock() {
+        let clock = Timestamp::from_unix(1_000_000);
+        assert_eq!(evidence_time(Some(clock.plus_seconds(300)), clock), clock.plus_seconds(300));
+        assert_eq!(evidence_time(Some(clock.plus_seconds(301)), clock), clock);
+        assert_eq!(evidence_time(Some(clock.plus_seconds(-50)), clock), clock.plus_seconds(-50));
+        assert_eq!(evidence_time(None, clock), clock);
     }
 }

@@ -6,10 +6,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use super::http;
+use crate::domain::platform::spoken_list;
 use crate::domain::{Platform, ProjectId};
 use crate::ports::{PublisherError, StoreError};
 
-/// Why a request is refused, each with its stable code.
+/// Why a request is refused, each with its stable code: every 4xx and 5xx an app route writes
+/// comes from here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Unauthorized,
@@ -17,12 +19,26 @@ pub enum Refusal {
     InvalidPlatform(String),
     InvalidRequest(String),
     NotFound(String),
-    PublisherUnavailable { retry_after: u64 },
+    /// These platforms' copies are queued or live: publishing again would post twice.
+    AlreadyPublished(Vec<Platform>),
+    /// These platforms need reconnecting; `verified` when the live list (or our records) said so.
+    ReconnectRequired {
+        platforms: Vec<Platform>,
+        verified: bool,
+    },
+    DuplicateContent,
+    NotPublished,
+    NotPublishedOnPlatform(Platform),
+    PublisherUnavailable {
+        retry_after: u64,
+    },
     StoreUnavailable,
 }
 
 /// The `Retry-After` given when the service did not say.
 pub const DEFAULT_RETRY_AFTER: u64 = 5;
+/// The longest `Retry-After` passed on from the service: past it, the app had better try again.
+pub const MAX_RETRY_AFTER: u64 = 300;
 
 impl Refusal {
     pub fn response(&self) -> Response<Body> {
@@ -38,6 +54,35 @@ impl Refusal {
             ),
             Refusal::InvalidRequest(why) => http::error(400, "invalid_request", why),
             Refusal::NotFound(what) => http::error(404, "not_found", what),
+            Refusal::AlreadyPublished(platforms) => http::error(
+                409,
+                "already_published",
+                &format!(
+                    "This post is already queued or live on {}; mark it deleted there first to publish again.",
+                    spoken_list(platforms)
+                ),
+            ),
+            Refusal::ReconnectRequired { platforms, verified } => {
+                let names: Vec<&str> = platforms.iter().map(|p| p.api_name()).collect();
+                let message = format!("Reconnect {}, then publish again.", spoken_list(platforms));
+                http::json(
+                    409,
+                    &json!({"error": {"code": "reconnect_required", "message": message, "platforms": names, "verified": verified}}),
+                )
+            }
+            Refusal::DuplicateContent => http::error(
+                409,
+                "duplicate_content",
+                "The same text went to the same account in the last 24 hours; change it or wait.",
+            ),
+            Refusal::NotPublished => {
+                http::error(409, "not_published", "This post was never published, so there is nothing to sync.")
+            }
+            Refusal::NotPublishedOnPlatform(platform) => http::error(
+                409,
+                "not_published_on_platform",
+                &format!("This post is not live on {}, so there is nothing to mark deleted.", platform.display_name()),
+            ),
             Refusal::PublisherUnavailable { retry_after } => {
                 let mut response = http::error(
                     503,
@@ -65,9 +110,9 @@ impl From<PublisherError> for Refusal {
         tracing::warn!(error = %e, "publishing service call failed");
         crate::metrics::count(crate::metrics::Metric::PublisherErrors, 1);
         match e {
-            PublisherError::Unavailable { retry_after, .. } => {
-                Refusal::PublisherUnavailable { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }
-            }
+            PublisherError::Unavailable { retry_after, .. } => Refusal::PublisherUnavailable {
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, MAX_RETRY_AFTER),
+            },
             // An answer we cannot use is, for the user, the service not working right now.
             PublisherError::Refused { .. } => Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER },
         }
@@ -76,6 +121,10 @@ impl From<PublisherError> for Refusal {
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
+        if e == StoreError::TooLarge {
+            tracing::warn!("refused: the item would be too large to store");
+            return Refusal::InvalidRequest("This post is too large to store; shorten its text or media list.".into());
+        }
         tracing::error!(error = %e, "store call failed");
         Refusal::StoreUnavailable
     }
@@ -94,7 +143,7 @@ pub fn caller(request: &Request) -> Result<ProjectId, Refusal> {
         }
         _ => None,
     };
-    let claimed = claims.and_then(|c| c.get("project_id")).ok_or(Refusal::Unauthorized)?;
+    let claimed = claims.ok_or(Refusal::Unauthorized)?.get("project_id").ok_or(Refusal::Forbidden)?;
     let path = path_param(request, "projectId").unwrap_or_default();
     let project = ProjectId::parse(path).map_err(|e| Refusal::InvalidRequest(format!("projectId: {e}.")))?;
     if claimed != project.as_str() {
@@ -126,4 +175,25 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, Refusal> {
 /// Runs a route: its refusals become answers.
 pub fn answer(result: Result<Response<Body>, Refusal>) -> Response<Body> {
     result.unwrap_or_else(|refusal| refusal.response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_retry_after_is_passed_on_at_most_five_minutes() {
+        let refusal = |retry_after| Refusal::from(PublisherError::Unavailable { retry_after, reason: "429".into() });
+        assert_eq!(refusal(Some(86_400)), Refusal::PublisherUnavailable { retry_after: MAX_RETRY_AFTER });
+        assert_eq!(refusal(Some(12)), Refusal::PublisherUnavailable { retry_after: 12 });
+        assert_eq!(refusal(None), Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER });
+        let response = refusal(Some(86_400)).response();
+        assert_eq!(response.headers()["retry-after"], "300");
+    }
+
+    #[test]
+    fn an_item_too_large_is_the_callers_400_not_a_503() {
+        assert_eq!(Refusal::from(StoreError::TooLarge).response().status(), 400);
+        assert_eq!(Refusal::from(StoreError::Unavailable("x".into())).response().status(), 503);
+    }
 }

@@ -6,15 +6,32 @@ use serde_json::{Value, json};
 use super::app::{self, Refusal};
 use super::http;
 use crate::domain::refresh::{message, reconcile};
+use crate::domain::text::is_http_url;
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId};
 use crate::ports::{Clock, ConnectionStore, Publisher, StoredConnection};
 
-/// Everything the connection routes need, built once per process.
-pub struct Connections<S, P, C> {
+/// `GET /projects/{projectId}/connections`: the store only.
+pub struct ListConnections<S> {
+    pub store: S,
+}
+
+/// `POST /projects/{projectId}/connections/refresh`.
+pub struct Refresh<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
 }
+
+/// `POST /projects/{projectId}/connections/{platform}/connect`.
+pub struct Connect<S, P> {
+    pub store: S,
+    pub publisher: P,
+}
+
+/// Longest `redirect_url` accepted, in bytes.
+pub const MAX_REDIRECT_URL_BYTES: usize = 2048;
+/// Rounds of Refresh when a concurrent Connect moves the project's profile under it.
+const REFRESH_ROUNDS: usize = 3;
 
 /// The API shape of one platform's connection (`not_connected` when there is no record).
 fn view(platform: Platform, stored: Option<&StoredConnection>) -> Value {
@@ -48,9 +65,8 @@ pub fn profile_name(project: &ProjectId) -> String {
     format!("stacc-{project}")
 }
 
-impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
-    /// `GET /projects/{projectId}/connections`
-    pub async fn list(&self, request: Request) -> Response<Body> {
+impl<S: ConnectionStore> ListConnections<S> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_list(&request).await)
     }
 
@@ -63,37 +79,53 @@ impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
         let (connections, needing) = views(&stored);
         Ok(http::json(200, &json!({"connections": connections, "needs_reconnect": needing.len()})))
     }
+}
 
-    /// `POST /projects/{projectId}/connections/refresh`
-    pub async fn refresh(&self, request: Request) -> Response<Body> {
+impl<S: ConnectionStore, P: Publisher, C: Clock> Refresh<S, P, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_refresh(&request).await)
     }
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
-        let Some(profile) = self.store.project_profile(&project).await? else {
-            return Ok(refreshed(&[], false));
-        };
-        let read = self.store.connections(&profile).await?;
-        let (accounts, health) = tokio::join!(self.publisher.accounts(&profile), self.publisher.health(&profile));
-        let (accounts, health) = (accounts?, health?);
-        let read_at = self.clock.now();
-        if accounts.as_ref().is_none_or(Vec::is_empty) && !self.publisher.profile_exists(&profile).await? {
-            tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
-            self.store.forget_profile(&project, &profile, &read).await?;
-            return Ok(refreshed(&[], true));
+        for _ in 0..REFRESH_ROUNDS {
+            let Some(profile) = self.store.project_profile(&project).await? else {
+                return Ok(refreshed(&[], false));
+            };
+            let read = self.store.connections(&profile).await?;
+            // The evidence time is when the list was asked for: a webhook stamped meanwhile wins.
+            let asked_at = self.clock.now();
+            let (accounts, health) = tokio::join!(self.publisher.accounts(&profile), self.publisher.health(&profile));
+            let accounts = accounts?;
+            // Health is a hint: without it, every account is judged by the list alone.
+            let health = health.unwrap_or_else(|e| {
+                tracing::warn!(project = %project, error = %e, "health unreadable; judging by the list alone");
+                None
+            });
+            if accounts.as_ref().is_none_or(Vec::is_empty) && !self.publisher.profile_exists(&profile).await? {
+                if self.store.forget_profile(&project, &profile, &read).await? {
+                    tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
+                    return Ok(refreshed(&[], true));
+                }
+                // A Connect moved the project (or wrote a connection) meanwhile: read and decide again.
+                continue;
+            }
+            let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
+            let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), asked_at);
+            let saved = self
+                .store
+                .save_connections(&project, &profile, read, evidence.into_values().collect(), self.clock.now())
+                .await?;
+            tracing::info!(project = %project, profile = %profile, "connections refreshed");
+            crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
+            return Ok(refreshed(&saved, false));
         }
-        let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
-        let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), read_at);
-        let saved =
-            self.store.save_connections(&project, &profile, read, evidence.into_values().collect(), read_at).await?;
-        tracing::info!(project = %project, profile = %profile, "connections refreshed");
-        crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
-        Ok(refreshed(&saved, false))
+        Err(Refusal::from(crate::ports::StoreError::Contention))
     }
+}
 
-    /// `POST /projects/{projectId}/connections/{platform}/connect`
-    pub async fn connect(&self, request: Request) -> Response<Body> {
+impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_connect(&request).await)
     }
 
@@ -103,8 +135,12 @@ impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
         let body = app::json_body(request)?;
         let redirect_url = match body.get("redirect_url") {
             None | Some(Value::Null) => None,
-            Some(Value::String(url)) => Some(url.as_str()),
-            Some(_) => return Err(Refusal::InvalidRequest("redirect_url must be a string.".into())),
+            Some(Value::String(url)) if is_http_url(url, MAX_REDIRECT_URL_BYTES) => Some(url.as_str()),
+            Some(_) => {
+                return Err(Refusal::InvalidRequest(format!(
+                    "redirect_url must be an http(s) URL of at most {MAX_REDIRECT_URL_BYTES} bytes."
+                )));
+            }
         };
         let mut profile = match self.store.project_profile(&project).await? {
             Some(profile) => profile,
@@ -115,7 +151,10 @@ impl<S: ConnectionStore, P: Publisher, C: Clock> Connections<S, P, C> {
             // "Profile not found": the service forgot it. Provision a fresh one and ask again, once.
             let read = self.store.connections(&profile).await?;
             self.store.forget_profile(&project, &profile, &read).await?;
-            profile = self.provision(&project).await?;
+            profile = match self.store.project_profile(&project).await? {
+                Some(moved) if moved != profile => moved,
+                _ => self.provision(&project).await?,
+            };
             link = self.publisher.connect_link(platform, &profile, redirect_url).await?;
         }
         let auth_url = link.ok_or(Refusal::PublisherUnavailable { retry_after: app::DEFAULT_RETRY_AFTER })?;

@@ -9,8 +9,6 @@ pub async fn apply<S: EventStore>(store: &S, event: &WebhookEvent, now: Timestam
     match &event.action {
         Action::Ignore(_) => Ok(Outcome::Ignored),
         Action::Post { project, post, report } => store.apply_post_report(&event.id, project, post, report, now).await,
-        Action::Connection { profile, evidence } => {
-            store.apply_connection_evidence(&event.id, profile, evidence, now).await
-        }
+        Action::Account { profile, news } => store.apply_account_news(&event.id, profile, news, now).await,
     }
 }

@@ -1,75 +1,82 @@
 //! The post routes: publish (with stale-connection detection), read, Sync, and manual delete.
 
-use std::collections::BTreeSet;
-
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::app::{self, Refusal};
 use super::http;
-use crate::domain::connection::reason;
-use crate::domain::post::{EntryStatus, PlatformEntry, Schedule, manual_delete};
-use crate::domain::text::bounded_url;
-use crate::domain::{Connection, ConnectionStatus, Platform, PostId, PostState, ProjectId, Timestamp};
+use crate::domain::post::{ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence};
+use crate::domain::publish::{self, Draft};
+use crate::domain::refresh::stale_at_publish;
+use crate::domain::text::is_http_url;
+use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    Clock, ConnectionStore, Draft, PostPublisher, PostStore, Publication, PublishRefusal, Publisher, ServicePost,
-    StoredConnection, StoredPost, Target,
+    Clock, ConnectionStore, PostPublisher, PostStore, Publication, PublishRefusal, Publisher, StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
+/// Most media URLs a post may carry, and the longest one (presigned links are long).
+pub const MAX_MEDIA_URLS: usize = 20;
+pub const MAX_MEDIA_URL_BYTES: usize = 8 * 1024;
 
-pub struct Posts<S, P, C> {
+/// `GET /projects/{projectId}/posts/{postId}`: the store only.
+pub struct ReadPost<S, C> {
+    pub store: S,
+    pub clock: C,
+}
+
+/// `POST /projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete`: the store only.
+pub struct ManualDelete<S, C> {
+    pub store: S,
+    pub clock: C,
+}
+
+/// `POST /projects/{projectId}/posts/{postId}/sync`.
+pub struct Sync<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
 }
 
-fn entry_view(platform: Platform, e: &PlatformEntry) -> Value {
-    let status = match e.status {
-        EntryStatus::Queued => "queued",
-        EntryStatus::Failed => "failed",
-        EntryStatus::Published => "published",
-        EntryStatus::Removed => "removed",
-    };
-    json!({"platform": platform.api_name(), "status": status, "url": e.url, "platform_post_id": e.platform_post_id,
-           "published_at": e.published_at.map(Timestamp::to_rfc3339), "error": e.error, "account_id": e.account_id})
+/// `POST /projects/{projectId}/posts`.
+pub struct Publish<S, P, C> {
+    pub store: S,
+    pub publisher: P,
+    pub clock: C,
+}
+
+fn entry_view(state: &PostState, platform: Platform, e: &PlatformEntry) -> Value {
+    json!({"platform": platform.api_name(), "status": state.shown(e).as_str(), "url": e.url,
+           "platform_post_id": e.platform_post_id, "published_at": e.published_at.map(Timestamp::to_rfc3339),
+           "error": e.error, "account_id": e.account_id.as_ref().map(AccountId::as_str)})
 }
 
 /// The API shape of a post, its overall status derived at `now`.
 pub fn post_view(project: &ProjectId, post: &PostId, stored: &StoredPost, now: Timestamp) -> Value {
     let state = &stored.state;
-    let scheduled_for =
-        state.schedule.filter(|s| state.latest_generation().is_none_or(|g| s.generation >= g)).map(|s| s.at);
     json!({
         "post_id": post.as_str(), "project_id": project.as_str(), "status": state.overall(now).as_str(),
         "content": stored.draft.as_ref().map(|d| &d.content),
-        "scheduled_for": scheduled_for.map(Timestamp::to_rfc3339),
+        "media_urls": stored.draft.as_ref().map(|d| &d.media_urls),
+        "scheduled_for": state.scheduled_for().map(Timestamp::to_rfc3339),
         "published_at": state.published_at.map(Timestamp::to_rfc3339),
         "updated_at": stored.updated_at.to_rfc3339(),
-        "platforms": state.entries.iter().map(|(p, e)| entry_view(*p, e)).collect::<Vec<_>>(),
+        "platforms": state.entries.iter().map(|(p, e)| entry_view(state, *p, e)).collect::<Vec<_>>(),
     })
 }
 
-/// "Reconnect LinkedIn and X, then publish again."
-fn reconnect_message(platforms: &[Platform]) -> String {
-    let names: Vec<&str> = platforms.iter().map(|p| p.display_name()).collect();
-    let list = match names.as_slice() {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    };
-    format!("Reconnect {list}, then publish again.")
+fn post_id(request: &Request) -> Result<PostId, Refusal> {
+    let raw = app::path_param(request, "postId").unwrap_or_default();
+    PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))
 }
 
-fn reconnect_required(platforms: &[Platform], verified: bool) -> Response<Body> {
-    let names: Vec<&str> = platforms.iter().map(|p| p.api_name()).collect();
-    http::json(
-        409,
-        &json!({"error": {"code": "reconnect_required", "message": reconnect_message(platforms), "platforms": names, "verified": verified}}),
-    )
+async fn existing<S: PostStore>(store: &S, project: &ProjectId, post: &PostId) -> Result<StoredPost, Refusal> {
+    store
+        .post(project, post)
+        .await?
+        .ok_or_else(|| Refusal::NotFound(format!("There is no post {post} in this project.")))
 }
 
 #[derive(Deserialize)]
@@ -99,21 +106,24 @@ struct PublishRequest {
 }
 
 fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
-    let invalid = |why: &str| Refusal::InvalidRequest(why.to_owned());
+    let invalid = |why: String| Refusal::InvalidRequest(why);
     let body: PublishBody =
-        serde_json::from_value(body).map_err(|e| Refusal::InvalidRequest(format!("The body does not fit: {e}.")))?;
+        serde_json::from_value(body).map_err(|e| invalid(format!("The body does not fit: {e}.")))?;
     let post = match body.post_id {
-        Some(id) => PostId::parse(id).map_err(|e| Refusal::InvalidRequest(format!("post_id: {e}.")))?,
-        None => PostId::parse(format!("post_{}", uuid::Uuid::new_v4().simple()))
-            .map_err(|e| Refusal::InvalidRequest(e.to_string()))?,
+        Some(id) => PostId::parse(id).map_err(|e| invalid(format!("post_id: {e}.")))?,
+        None => PostId::parse(format!("post_{}", uuid::Uuid::new_v4().simple())).map_err(|e| invalid(e.to_string()))?,
     };
     if let Some(content) = &body.content
         && (content.trim().is_empty() || content.len() > MAX_CONTENT_BYTES)
     {
-        return Err(invalid("content must be 1 to 65536 bytes of text."));
+        return Err(invalid(format!("content must be 1 to {MAX_CONTENT_BYTES} bytes of text.")));
+    }
+    let names = body.platforms.unwrap_or_default();
+    if names.len() > Platform::ALL.len() {
+        return Err(invalid("platforms may name at most 4 platforms: instagram, facebook, linkedin, x.".into()));
     }
     let mut platforms = Vec::new();
-    for name in body.platforms.unwrap_or_default() {
+    for name in names {
         let platform = Platform::from_api(&name).map_err(|_| Refusal::InvalidPlatform(name.clone()))?;
         if !platforms.contains(&platform) {
             platforms.push(platform);
@@ -121,148 +131,85 @@ fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
     }
     let draft = body.draft.unwrap_or(false);
     if platforms.is_empty() && !draft {
-        return Err(invalid("platforms must name at least one of instagram, facebook, linkedin, x."));
+        return Err(invalid("platforms must name at least one of instagram, facebook, linkedin, x.".into()));
     }
     let scheduled_for = match body.scheduled_for {
-        Some(raw) => Some(Timestamp::parse(&raw).ok_or_else(|| invalid("scheduled_for must be an RFC 3339 time."))?),
+        Some(raw) => {
+            Some(Timestamp::parse(&raw).ok_or_else(|| invalid("scheduled_for must be an RFC 3339 time.".into()))?)
+        }
         None => None,
     };
-    let media_urls = match body.media_urls {
-        Some(urls) => Some(
-            urls.iter()
-                .map(|u| bounded_url(Some(u)).ok_or_else(|| invalid("media_urls must be URLs of at most 2048 bytes.")))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        None => None,
-    };
-    Ok(PublishRequest { post, content: body.content, platforms, scheduled_for, media_urls, draft })
+    if let Some(urls) = &body.media_urls {
+        if urls.len() > MAX_MEDIA_URLS {
+            return Err(invalid(format!("media_urls may hold at most {MAX_MEDIA_URLS} URLs.")));
+        }
+        if !urls.iter().all(|u| is_http_url(u, MAX_MEDIA_URL_BYTES)) {
+            return Err(invalid(format!("media_urls must be http(s) URLs of at most {MAX_MEDIA_URL_BYTES} bytes.")));
+        }
+    }
+    Ok(PublishRequest { post, content: body.content, platforms, scheduled_for, media_urls: body.media_urls, draft })
 }
 
-/// The same publish retried derives the same id, so the service answers with the first post.
-fn request_id(project: &ProjectId, post: &PostId, generation: u32, platforms: &[Platform]) -> String {
-    let mut hash = Sha256::new();
-    hash.update(format!("{project}\n{post}\n{generation}\n"));
-    for p in platforms {
-        hash.update(p.api_name());
-    }
-    let h = hex::encode(&hash.finalize()[..16]);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
-
-fn next_generation(state: &PostState) -> u32 {
-    let highest = [state.latest_generation(), state.cancelled_generation, state.schedule.map(|s| s.generation)];
-    highest.into_iter().flatten().max().unwrap_or(0) + 1
-}
-
-impl<S, P, C> Posts<S, P, C>
-where
-    S: PostStore + ConnectionStore,
-    P: Publisher + PostPublisher,
-    C: Clock,
-{
-    fn post_id(request: &Request) -> Result<PostId, Refusal> {
-        let raw = app::path_param(request, "postId").unwrap_or_default();
-        PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))
-    }
-
-    async fn existing(&self, project: &ProjectId, post: &PostId) -> Result<StoredPost, Refusal> {
-        self.store
-            .post(project, post)
-            .await?
-            .ok_or_else(|| Refusal::NotFound(format!("There is no post {post} in this project.")))
-    }
-
-    /// `GET /projects/{projectId}/posts/{postId}`
-    pub async fn read(&self, request: Request) -> Response<Body> {
+impl<S: PostStore, C: Clock> ReadPost<S, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
                 let project = app::caller(&request)?;
-                let post = Self::post_id(&request)?;
-                let stored = self.existing(&project, &post).await?;
+                let post = post_id(&request)?;
+                let stored = existing(&self.store, &project, &post).await?;
                 Ok(http::json(200, &post_view(&project, &post, &stored, self.clock.now())))
             }
             .await,
         )
     }
+}
 
-    /// `POST /projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete`
-    pub async fn manual_delete(&self, request: Request) -> Response<Body> {
-        app::answer(async {
-            let project = app::caller(&request)?;
-            let post = Self::post_id(&request)?;
-            let platform = app::platform(&request)?;
-            let stored = self.existing(&project, &post).await?;
-            let now = self.clock.now();
-            let entry = stored.state.entries.get(&platform).ok_or_else(|| {
-                Refusal::NotFound(format!("This post was never published to {}.", platform.display_name()))
-            })?;
-            let saved = match entry.status {
-                EntryStatus::Removed => stored,
-                EntryStatus::Published => {
-                    let removed = manual_delete(&stored.state, platform).unwrap_or_default();
-                    self.store.save_post(&project, &post, Some(&stored), None, &removed, now).await?
-                }
-                EntryStatus::Queued | EntryStatus::Failed => {
-                    return Ok(http::error(
-                        409,
-                        "not_published_on_platform",
-                        &format!("This post is not live on {}, so there is nothing to mark deleted.", platform.display_name()),
-                    ));
-                }
-            };
-            tracing::info!(project = %project, post = %post, platform = %platform, "marked deleted on the platform");
-            Ok(http::json(200, &post_view(&project, &post, &saved, now)))
-        }.await)
-    }
-
-    /// `POST /projects/{projectId}/posts/{postId}/sync`
-    pub async fn sync(&self, request: Request) -> Response<Body> {
+impl<S: PostStore, C: Clock> ManualDelete<S, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
                 let project = app::caller(&request)?;
-                let post = Self::post_id(&request)?;
-                let stored = self.existing(&project, &post).await?;
-                let generations: BTreeSet<(u32, crate::domain::ServicePostId)> = stored
-                    .state
-                    .entries
-                    .values()
-                    .filter_map(|e| e.service_post_id.clone().map(|id| (e.generation, id)))
-                    .collect();
-                if generations.is_empty() {
-                    return Ok(http::error(
-                        409,
-                        "not_published",
-                        "This post was never published, so there is nothing to sync.",
-                    ));
+                let post = post_id(&request)?;
+                let platform = app::platform(&request)?;
+                let stored = existing(&self.store, &project, &post).await?;
+                let now = self.clock.now();
+                let saved = match manual_delete(&stored.state, platform) {
+                    Deletion::NoEntry => {
+                        let never = format!("This post was never published to {}.", platform.display_name());
+                        return Err(Refusal::NotFound(never));
+                    }
+                    Deletion::NotLive => return Err(Refusal::NotPublishedOnPlatform(platform)),
+                    Deletion::AlreadyRemoved => stored,
+                    Deletion::Remove(evidence) => {
+                        self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?
+                    }
+                };
+                tracing::info!(project = %project, post = %post, platform = %platform, "marked deleted on the platform");
+                Ok(http::json(200, &post_view(&project, &post, &saved, now)))
+            }
+            .await,
+        )
+    }
+}
+
+impl<S: PostStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        app::answer(
+            async {
+                let project = app::caller(&request)?;
+                let post = post_id(&request)?;
+                let stored = existing(&self.store, &project, &post).await?;
+                let asked = publications(&stored.state);
+                if asked.is_empty() {
+                    return Err(Refusal::NotPublished);
                 }
                 // One read per generation, one after another: the service's rate limit is low.
-                let mut answers = Vec::new();
-                for (generation, id) in &generations {
-                    answers.push((*generation, self.publisher.post(id).await));
+                let asked_at = self.clock.now();
+                let mut answers = Vec::with_capacity(asked.len());
+                for (generation, id) in asked {
+                    answers.push((generation, self.publisher.post(&id, asked_at).await?));
                 }
-                let mut evidence = PostState::default();
-                let all_gone = answers.iter().all(|(_, a)| matches!(a, Ok(ServicePost::Gone)));
-                for (generation, answer) in answers {
-                    match answer? {
-                        ServicePost::Found(mut report) => {
-                            report.generation = Some(generation);
-                            if let Ok(state) = report.to_state(Some(&stored.state)) {
-                                evidence = evidence.join(&state);
-                            }
-                        }
-                        ServicePost::Gone if all_gone => {
-                            evidence.cancelled_generation = evidence.cancelled_generation.max(Some(generation))
-                        }
-                        ServicePost::Gone => {
-                            for (platform, entry) in &stored.state.entries {
-                                if entry.generation == generation {
-                                    let removed = PlatformEntry { status: EntryStatus::Removed, ..entry.clone() };
-                                    evidence.entries.insert(*platform, removed);
-                                }
-                            }
-                        }
-                    }
-                }
+                let evidence = sync_evidence(&stored.state, answers);
                 let now = self.clock.now();
                 let saved = self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?;
                 let changed = saved.version != stored.version;
@@ -273,137 +220,104 @@ where
             .await,
         )
     }
+}
 
-    /// `POST /projects/{projectId}/posts`
-    pub async fn publish(&self, request: Request) -> Response<Body> {
+impl<S, P, C> Publish<S, P, C>
+where
+    S: PostStore + ConnectionStore,
+    P: Publisher + PostPublisher,
+    C: Clock,
+{
+    pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_publish(&request).await)
     }
 
     async fn try_publish(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
         let body = parse_publish(app::json_body(request)?)?;
-        let post = body.post.clone();
-        let (existing, profile) = self.store.post_and_profile(&project, &post).await?;
-        let stored_draft = existing.as_ref().and_then(|s| s.draft.clone());
-        let content = body
-            .content
-            .clone()
-            .or(stored_draft.as_ref().map(|d| d.content.clone()))
+        let post = &body.post;
+        let (existing, profile) = self.store.post_and_profile(&project, post).await?;
+        let stored_draft = existing.as_ref().and_then(|s| s.draft.as_ref());
+        let draft = publish::draft_for(body.content.as_deref(), body.media_urls.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
-        let media_urls =
-            body.media_urls.clone().or(stored_draft.as_ref().map(|d| d.media_urls.clone())).unwrap_or_default();
-        let draft = Draft { content, media_urls };
-        let now = self.clock.now();
-        let state = existing.as_ref().map(|s| s.state.clone()).unwrap_or_default();
-        // Stores a post that is new, as a draft, before any refusal: a refused publish keeps it.
-        let keep_new = async |this: &Self| -> Result<StoredPost, Refusal> {
-            Ok(this
-                .store
-                .save_post(&project, &post, existing.as_ref(), Some(&draft), &PostState::default(), now)
-                .await?)
+        let saved = if body.draft {
+            self.store_draft(&project, post, existing.as_ref(), &draft).await
+        } else {
+            self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref()).await
         };
-        if body.draft {
-            let saved = keep_new(self).await?;
-            return Ok(http::json(201, &post_view(&project, &post, &saved, now)));
-        }
-        let live: Vec<Platform> = body
-            .platforms
-            .iter()
-            .copied()
-            .filter(|p| {
-                state.entries.get(p).is_some_and(|e| matches!(e.status, EntryStatus::Queued | EntryStatus::Published))
-            })
-            .collect();
-        if !live.is_empty() {
-            if existing.is_none() {
-                keep_new(self).await?;
+        match saved {
+            Ok(saved) => Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now()))),
+            Err(refusal) => {
+                // A refused or failed publish leaves an existing post as it was; a new one is kept
+                // as a draft with the request's content.
+                if existing.is_none()
+                    && let Err(e) = self.store_draft(&project, post, None, &draft).await
+                {
+                    tracing::warn!(project = %project, post = %post, error = ?e, "a refused new post could not be kept");
+                }
+                Err(refusal)
             }
-            let names: Vec<&str> = live.iter().map(|p| p.display_name()).collect();
-            return Ok(http::error(
-                409,
-                "already_published",
-                &format!(
-                    "This post is already queued or live on {}; mark it deleted there first to publish again.",
-                    names.join(", ")
-                ),
-            ));
         }
-        let connections = match &profile {
+    }
+
+    async fn store_draft(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        existing: Option<&StoredPost>,
+        draft: &Draft,
+    ) -> Result<StoredPost, Refusal> {
+        let now = self.clock.now();
+        Ok(self.store.save_post(project, post, existing, Some(draft), &PostState::default(), now).await?)
+    }
+
+    /// Checks, one call to the service, and one write that stores the new generation together
+    /// with the content it went out with.
+    async fn publish_once(
+        &self,
+        project: &ProjectId,
+        body: &PublishRequest,
+        draft: &Draft,
+        existing: Option<&StoredPost>,
+        profile: Option<&ProfileId>,
+    ) -> Result<StoredPost, Refusal> {
+        let state = existing.map(|s| s.state.clone()).unwrap_or_default();
+        let stored_connections = match profile {
             Some(profile) => self.store.connections(profile).await?,
             None => Vec::new(),
         };
-        let connected = |p: Platform| {
-            connections
-                .iter()
-                .find(|c| c.connection.platform == p && c.connection.status == ConnectionStatus::Connected)
-                .and_then(|c| c.connection.account_id.clone())
-        };
-        let not_connected: Vec<Platform> = body.platforms.iter().copied().filter(|p| connected(*p).is_none()).collect();
-        if !not_connected.is_empty() {
-            if existing.is_none() {
-                keep_new(self).await?;
-            }
-            return Ok(reconnect_required(&not_connected, true));
-        }
-        let profile = profile.expect("connected platforms imply a profile");
-        // The post (and its new content) is stored before the service is asked.
-        let kept = if existing.is_none() || body.content.is_some() || body.media_urls.is_some() {
-            Some(keep_new(self).await?)
-        } else {
-            existing.clone()
-        };
-        let generation = next_generation(&state);
-        let targets: Vec<Target> = body
-            .platforms
-            .iter()
-            .map(|p| Target { platform: *p, account_id: connected(*p).unwrap_or_default() })
-            .collect();
+        let connections: Vec<Connection> = stored_connections.iter().map(|s| s.connection.clone()).collect();
+        let plan = publish::plan(project, &body.post, &state, &body.platforms, &connections).map_err(|r| match r {
+            publish::Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
+            publish::Refused::ReconnectRequired(platforms) => Refusal::ReconnectRequired { platforms, verified: true },
+        })?;
         let publication = Publication {
-            request_id: request_id(&project, &post, generation, &body.platforms),
+            request_id: plan.request_id.clone(),
             content: draft.content.clone(),
-            targets,
+            targets: plan.targets.clone(),
             scheduled_for: body.scheduled_for,
             media_urls: draft.media_urls.clone(),
             project: project.clone(),
-            post: post.clone(),
-            generation,
+            post: body.post.clone(),
+            generation: plan.generation,
+            sent_at: self.clock.now(),
         };
         let report = match self.publisher.publish(&publication).await? {
             Ok(report) => report,
             Err(PublishRefusal::StaleAccounts) => {
-                return self.stale_connections(&project, &profile, connections, &body.platforms).await;
+                return Err(self.stale_connections(project, profile, stored_connections, &body.platforms).await);
             }
-            Err(PublishRefusal::DuplicateContent) => {
-                return Ok(http::error(
-                    409,
-                    "duplicate_content",
-                    "The same text went to the same account in the last 24 hours; change it or wait.",
-                ));
-            }
+            Err(PublishRefusal::DuplicateContent) => return Err(Refusal::DuplicateContent),
             Err(PublishRefusal::Other(message)) => {
                 return Err(Refusal::InvalidRequest(format!("The publishing service refused this post: {message}")));
             }
         };
-        let mut evidence = report.to_state(Some(&state)).unwrap_or_default();
-        // Every target belongs to this generation, even one the answer left out.
-        for t in &publication.targets {
-            evidence.entries.entry(t.platform).or_insert_with(|| PlatformEntry {
-                generation,
-                status: EntryStatus::Queued,
-                service_post_id: Some(report.service_post_id.clone()),
-                account_id: Some(t.account_id.clone()),
-                url: None,
-                platform_post_id: None,
-                published_at: None,
-                error: None,
-            });
-        }
-        if let Some(at) = body.scheduled_for {
-            evidence.schedule = evidence.schedule.max(Some(Schedule { generation, at }));
-        }
-        let saved = self.store.save_post(&project, &post, kept.as_ref(), None, &evidence, now).await?;
-        tracing::info!(project = %project, post = %post, generation, service_post = %report.service_post_id, "published");
-        Ok(http::json(201, &post_view(&project, &post, &saved, now)))
+        let evidence = publish::evidence(&plan, &report, body.scheduled_for, &state);
+        let now = self.clock.now();
+        let saved = self.store.save_post(project, &body.post, existing, Some(draft), &evidence, now).await?;
+        tracing::info!(project = %project, post = %body.post, generation = plan.generation,
+                       service_post = %report.service_post_id, "published");
+        Ok(saved)
     }
 
     /// After a 403 about accounts: one read of the live list decides which of this publish's
@@ -411,40 +325,29 @@ where
     async fn stale_connections(
         &self,
         project: &ProjectId,
-        profile: &crate::domain::ProfileId,
-        connections: Vec<StoredConnection>,
+        profile: Option<&ProfileId>,
+        read: Vec<crate::ports::StoredConnection>,
         platforms: &[Platform],
-    ) -> Result<Response<Body>, Refusal> {
+    ) -> Refusal {
+        let unverified = Refusal::ReconnectRequired { platforms: platforms.to_vec(), verified: false };
+        let Some(profile) = profile else { return unverified };
+        let asked_at = self.clock.now();
         let Ok(Some(live)) = self.publisher.accounts(profile).await else {
             tracing::warn!(project = %project, "live list unreadable after a stale-account refusal; nothing marked");
-            return Ok(reconnect_required(platforms, false));
+            return unverified;
         };
-        let read_at = self.clock.now();
-        let mut evidence: Vec<Connection> = Vec::new();
-        for p in platforms {
-            let Some(stored) = connections.iter().find(|c| c.connection.platform == *p) else { continue };
-            let account =
-                live.iter().find(|a| a.platform == *p && Some(&a.id) == stored.connection.account_id.as_ref());
-            let why = match account {
-                Some(a) if a.usable => continue,
-                Some(_) => reason::TOKEN_EXPIRED,
-                None => reason::ACCOUNT_REMOVED,
-            };
-            evidence.push(Connection {
-                status: ConnectionStatus::Expired,
-                evidence_at: read_at,
-                reason: Some(why.to_owned()),
-                ..stored.connection.clone()
-            });
-        }
+        let stored: Vec<Connection> = read.iter().map(|s| s.connection.clone()).collect();
+        let evidence = stale_at_publish(&stored, &live, platforms, asked_at);
         if evidence.is_empty() {
-            return Ok(reconnect_required(platforms, false));
+            return unverified;
         }
         let stale: Vec<Platform> = evidence.iter().map(|c| c.platform).collect();
-        self.store.save_connections(project, profile, connections, evidence, read_at).await?;
+        if let Err(e) = self.store.save_connections(project, profile, read, evidence, self.clock.now()).await {
+            return e.into();
+        }
         tracing::warn!(project = %project, stale = ?stale, "stale connections found at publish");
         crate::metrics::count(crate::metrics::Metric::StaleConnectionsFound, stale.len() as u64);
-        Ok(reconnect_required(&stale, true))
+        Refusal::ReconnectRequired { platforms: stale, verified: true }
     }
 }
 
@@ -453,35 +356,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_request_id_is_stable_for_a_retry_and_new_for_a_new_generation() {
-        let (project, post) = (ProjectId::parse("p").unwrap(), PostId::parse("q").unwrap());
-        let a = request_id(&project, &post, 1, &[Platform::X]);
-        assert_eq!(a, request_id(&project, &post, 1, &[Platform::X]));
-        assert_ne!(a, request_id(&project, &post, 2, &[Platform::X]));
-        assert_eq!(a.len(), 36);
-    }
-
-    #[test]
-    fn the_reconnect_message_names_each_platform() {
-        assert_eq!(
-            reconnect_message(&[Platform::Linkedin, Platform::X]),
-            "Reconnect LinkedIn and X, then publish again."
-        );
-        assert_eq!(reconnect_message(&[Platform::Instagram]), "Reconnect Instagram, then publish again.");
-    }
-
-    #[test]
-    fn content_over_the_limit_and_unknown_platforms_are_refused() {
-        let too_long = json!({"content": "x".repeat(MAX_CONTENT_BYTES + 1), "platforms": ["x"]});
-        assert!(matches!(parse_publish(too_long), Err(Refusal::InvalidRequest(_))));
+    fn a_post_body_is_bounded_at_the_door() {
+        let refused = |body: Value| match parse_publish(body) {
+            Err(Refusal::InvalidRequest(why)) => why,
+            other => panic!("expected a 400, got {:?}", other.map(|r| r.post)),
+        };
+        assert!(refused(json!({"content": "x".repeat(MAX_CONTENT_BYTES + 1), "platforms": ["x"]})).contains("65536"));
+        let many: Vec<String> = (0..=MAX_MEDIA_URLS).map(|i| format!("https://m/{i}.png")).collect();
+        assert!(refused(json!({"content": "hi", "platforms": ["x"], "media_urls": many})).contains("at most 20"));
+        let long = format!("https://m/{}", "a".repeat(MAX_MEDIA_URL_BYTES));
+        assert!(refused(json!({"content": "hi", "platforms": ["x"], "media_urls": [long]})).contains("8192"));
+        assert!(refused(json!({"content": "hi", "platforms": ["x"], "media_urls": ["ftp://m/a"]})).contains("http(s)"));
+        assert!(refused(json!({"content": "hi", "platforms": ["x", "x", "x", "x", "x"]})).contains("at most 4"));
+        assert!(refused(json!({"content": "hi", "platforms": []})).contains("at least one"));
+        assert!(refused(json!({"content": "hi", "platforms": ["x"], "scheduled_for": "soon"})).contains("RFC 3339"));
         assert!(matches!(
             parse_publish(json!({"content": "hi", "platforms": ["tiktok"]})),
             Err(Refusal::InvalidPlatform(_))
         ));
-        assert!(matches!(parse_publish(json!({"content": "hi", "platforms": []})), Err(Refusal::InvalidRequest(_))));
-        assert!(matches!(
-            parse_publish(json!({"content": "hi", "platforms": ["x"], "scheduled_for": "soon"})),
-            Err(Refusal::InvalidRequest(_))
-        ));
+        let presigned = format!("https://m/clip.mp4?X-Amz-Signature={}", "a".repeat(4000));
+        let ok = parse_publish(json!({"content": "hi", "platforms": ["x", "x"], "media_urls": [presigned]})).unwrap();
+        assert_eq!(ok.platforms, vec![Platform::X]);
     }
 }

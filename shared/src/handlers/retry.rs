@@ -4,14 +4,16 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use super::events;
-use crate::domain::event::parse_event;
-use crate::ports::{EventStore, Outcome, RetryMessage};
+use crate::adapters::zernio::webhook::parse_event;
+use crate::ports::{Clock, EventStore, Outcome, RetryMessage};
 
-pub struct RetryWorker<S> {
+pub struct RetryWorker<S, C> {
     pub store: S,
+    /// "Now" is when a message is processed: a redrive days later never moves `updated_at` back.
+    pub clock: C,
 }
 
-impl<S: EventStore> RetryWorker<S> {
+impl<S: EventStore, C: Clock> RetryWorker<S, C> {
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in batch.records {
@@ -41,7 +43,7 @@ impl<S: EventStore> RetryWorker<S> {
                 return false;
             }
         };
-        match events::apply(&self.store, &event, message.received_at).await {
+        match events::apply(&self.store, &event, self.clock.now()).await {
             Ok(Outcome::Applied { .. } | Outcome::Duplicate | Outcome::Ignored) => {
                 tracing::info!(message_id, event_id = %event.id, "queued event applied");
                 true

@@ -6,7 +6,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{events, http};
-use crate::domain::event::{Action, WebhookEvent, parse_event};
+use crate::adapters::zernio::webhook::parse_event;
+use crate::domain::event::{Action, WebhookEvent};
 use crate::domain::{EventId, Timestamp};
 use crate::metrics::{self, Metric};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};

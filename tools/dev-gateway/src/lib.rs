@@ -22,13 +22,13 @@ use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::ZernioClient;
-use shared::handlers::connections::Connections;
+use shared::handlers::connections::{Connect, ListConnections, Refresh};
 use shared::handlers::http;
-use shared::handlers::posts::Posts;
-use shared::handlers::retry::RetryWorker;
+use shared::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use shared::handlers::webhook::Webhook;
 use shared::ports::SystemClock;
 use shared::signature::WebhookSecrets;
+use shared::wiring;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -62,10 +62,16 @@ pub struct GatewayConfig {
 
 type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
 
+/// One handler per route, each assembled by the same composition root as the Lambda functions.
 struct AppState {
     webhook: LocalWebhook,
-    connections: Connections<DynamoStore, ZernioClient, SystemClock>,
-    posts: Posts<DynamoStore, ZernioClient, SystemClock>,
+    list_connections: ListConnections<DynamoStore>,
+    refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
+    connect: Connect<DynamoStore, ZernioClient>,
+    publish: Publish<DynamoStore, ZernioClient, SystemClock>,
+    read_post: ReadPost<DynamoStore, SystemClock>,
+    sync: Sync<DynamoStore, ZernioClient, SystemClock>,
+    manual_delete: ManualDelete<DynamoStore, SystemClock>,
     jwt_secret: String,
 }
 
@@ -113,19 +119,20 @@ impl Gateway {
         let sqs = aws::sqs_client(&sdk, &config.sqs);
         let publisher =
             ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key).map_err(std::io::Error::other)?;
+        let store = DynamoStore::new(dynamodb.clone(), &config.table);
         let state = Arc::new(AppState {
-            webhook: Webhook {
-                store: DynamoStore::new(dynamodb.clone(), &config.table),
-                queue: SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
-                clock: SystemClock,
-                secrets: config.secrets.clone().into(),
-            },
-            connections: Connections {
-                store: DynamoStore::new(dynamodb.clone(), &config.table),
-                publisher: publisher.clone(),
-                clock: SystemClock,
-            },
-            posts: Posts { store: DynamoStore::new(dynamodb.clone(), &config.table), publisher, clock: SystemClock },
+            webhook: wiring::webhook(
+                store.clone(),
+                SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
+                config.secrets.clone().into(),
+            ),
+            list_connections: wiring::list_connections(store.clone()),
+            refresh: wiring::refresh(store.clone(), publisher.clone()),
+            connect: wiring::connect(store.clone(), publisher.clone()),
+            publish: wiring::publish(store.clone(), publisher.clone()),
+            read_post: wiring::read_post(store.clone()),
+            sync: wiring::sync(store.clone(), publisher),
+            manual_delete: wiring::manual_delete(store.clone()),
             jwt_secret: config.jwt_secret.clone(),
         });
         let app_route = |route: AppRoute| {
@@ -179,7 +186,7 @@ impl Gateway {
                 ..config.sqs.clone()
             };
             let sqs = aws::sqs_client(&sdk, &long_poll);
-            let worker = RetryWorker { store: DynamoStore::new(dynamodb, &config.table) };
+            let worker = wiring::retry_worker(store);
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
         }
         Ok(Gateway { addr, stop, tasks })
@@ -225,13 +232,13 @@ async fn app(
         Err(e) => return bridge::from_lambda(e.response()),
     };
     let response = match route {
-        AppRoute::ListConnections => state.connections.list(request).await,
-        AppRoute::RefreshConnections => state.connections.refresh(request).await,
-        AppRoute::Connect => state.connections.connect(request).await,
-        AppRoute::Publish => state.posts.publish(request).await,
-        AppRoute::ReadPost => state.posts.read(request).await,
-        AppRoute::Sync => state.posts.sync(request).await,
-        AppRoute::ManualDelete => state.posts.manual_delete(request).await,
+        AppRoute::ListConnections => state.list_connections.handle(request).await,
+        AppRoute::RefreshConnections => state.refresh.handle(request).await,
+        AppRoute::Connect => state.connect.handle(request).await,
+        AppRoute::Publish => state.publish.handle(request).await,
+        AppRoute::ReadPost => state.read_post.handle(request).await,
+        AppRoute::Sync => state.sync.handle(request).await,
+        AppRoute::ManualDelete => state.manual_delete.handle(request).await,
     };
     bridge::from_lambda(response)
 }

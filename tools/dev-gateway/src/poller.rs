@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use shared::handlers::retry::RetryWorker;
-use shared::ports::EventStore;
+use shared::ports::{Clock, EventStore};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PollSettings {
@@ -23,10 +23,10 @@ impl Default for PollSettings {
 }
 
 /// Receives one batch and hands it to the worker; returns how many messages it received.
-pub async fn poll_once<S: EventStore>(
+pub async fn poll_once<S: EventStore, C: Clock>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    worker: &RetryWorker<S>,
+    worker: &RetryWorker<S, C>,
     settings: PollSettings,
 ) -> Result<usize, String> {
     let received = sqs
@@ -75,10 +75,10 @@ pub async fn poll_once<S: EventStore>(
 }
 
 /// Polls until `stop` fires.
-pub async fn run<S: EventStore>(
+pub async fn run<S: EventStore, C: Clock>(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
-    worker: RetryWorker<S>,
+    worker: RetryWorker<S, C>,
     settings: PollSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {

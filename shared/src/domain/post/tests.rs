@@ -1,6 +1,15 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::domain::ids::AccountId;
+
+fn removed_by_hand(state: &PostState, platform: Platform) -> PostState {
+    match manual_delete(state, platform) {
+        ManualDelete::Remove(evidence) => state.join(&evidence),
+        ManualDelete::AlreadyRemoved => state.clone(),
+        other => panic!("expected a removal, got {other:?}"),
+    }
+}
 
 fn sid(n: u32) -> ServicePostId {
     ServicePostId::parse(format!("svc{n}")).unwrap()
@@ -13,11 +22,12 @@ fn report(generation: Generation, platform: Platform, status: EntryStatus, url: 
         cancelled: false,
         published_at: None,
         scheduled_for: None,
+        reported_at: Timestamp::from_unix(2_000 + i64::from(generation)),
         default_status: EntryStatus::Queued,
         platforms: vec![PlatformReport {
             platform,
             status: Some(status),
-            account_id: Some("acc".into()),
+            account_id: Some(AccountId::parse("acc").unwrap()),
             url: url.map(str::to_owned),
             platform_post_id: None,
             published_at: (status == EntryStatus::Published)
@@ -105,25 +115,24 @@ fn overall_status_follows_the_first_matching_rule() {
         report(1, Platform::Facebook, EntryStatus::Failed, None),
     ]);
     assert_eq!(failed.overall(now), PostStatus::Failed);
-    let one_removed = manual_delete(
+    let one_removed = removed_by_hand(
         &fold(&[
             report(1, Platform::X, EntryStatus::Published, Some("u")),
             report(1, Platform::Facebook, EntryStatus::Published, None),
         ]),
         Platform::X,
-    )
-    .unwrap();
+    );
     assert_eq!(one_removed.overall(now), PostStatus::Published);
     assert_eq!(one_removed.entries[&Platform::X].url, None);
-    let all_removed = manual_delete(&one_removed, Platform::Facebook).unwrap();
+    let all_removed = removed_by_hand(&one_removed, Platform::Facebook);
     assert_eq!(all_removed.overall(now), PostStatus::Removed);
-    assert_eq!(manual_delete(&all_removed, Platform::Facebook).unwrap(), all_removed);
+    assert_eq!(manual_delete(&all_removed, Platform::Facebook), ManualDelete::AlreadyRemoved);
 }
 
 #[test]
 fn a_removed_copy_is_not_brought_back_by_a_late_published_report() {
     let live = fold(&[report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1"))]);
-    let removed = manual_delete(&live, Platform::X).unwrap();
+    let removed = removed_by_hand(&live, Platform::X);
     let late = removed.join(
         &report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1")).to_state(Some(&removed)).unwrap(),
     );
@@ -142,6 +151,92 @@ fn a_report_without_our_generation_is_matched_by_service_id_or_deferred() {
     assert_eq!(untagged.to_state(None), Err(Unapplied::UnknownGeneration));
 }
 
+fn cancel(generation: Generation, platform: Platform) -> PostReport {
+    let mut r = report(generation, platform, EntryStatus::Queued, None);
+    r.cancelled = true;
+    r
+}
+
+#[test]
+fn a_cancelled_publication_is_not_a_dead_end() {
+    let state = fold(&[report(1, Platform::X, EntryStatus::Queued, None), cancel(1, Platform::X)]);
+    let x = &state.entries[&Platform::X];
+    assert_eq!(state.shown(x), ShownStatus::Cancelled);
+    assert_eq!(state.overall(Timestamp::from_unix(NOW)), PostStatus::Cancelled);
+    assert!(state.still_active(&[Platform::X]).is_empty(), "a cancelled copy never blocks a new publish");
+    assert_eq!(manual_delete(&state, Platform::X), ManualDelete::NotLive);
+    assert_eq!(state.next_generation(), 2);
+}
+
+#[test]
+fn a_cancelled_later_publication_does_not_hide_live_copies_of_an_earlier_one() {
+    let state = fold(&[
+        report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1")),
+        report(2, Platform::Linkedin, EntryStatus::Queued, None),
+        cancel(2, Platform::Linkedin),
+    ]);
+    let now = Timestamp::from_unix(NOW);
+    assert_eq!(state.overall(now), PostStatus::Published);
+    assert_eq!(state.shown(&state.entries[&Platform::Linkedin]), ShownStatus::Cancelled);
+    assert_eq!(state.still_active(&[Platform::X, Platform::Linkedin]), vec![Platform::X]);
+}
+
+#[test]
+fn a_copy_that_went_live_keeps_its_link_when_its_publication_is_cancelled() {
+    let state =
+        fold(&[cancel(1, Platform::X), report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1"))]);
+    let x = &state.entries[&Platform::X];
+    assert_eq!((state.shown(x), x.url.as_deref()), (ShownStatus::Published, Some("https://x.com/1")));
+    assert_eq!(state.overall(Timestamp::from_unix(NOW)), PostStatus::Cancelled);
+    assert!(state.still_active(&[Platform::X]).is_empty());
+}
+
+#[test]
+fn a_report_listing_no_platforms_changes_no_entry_in_any_order() {
+    let mut empty = report(1, Platform::X, EntryStatus::Published, None);
+    empty.platforms.clear();
+    empty.default_status = EntryStatus::Published;
+    let queued = report(1, Platform::X, EntryStatus::Queued, None);
+    assert_eq!(fold(&[queued.clone(), empty.clone()]), fold(&[queued.clone()]));
+    assert_eq!(fold(&[empty, queued.clone()]), fold(&[queued]));
+}
+
+#[test]
+fn a_copy_reported_live_without_a_time_went_live_by_the_reports_time() {
+    let mut r = report(1, Platform::X, EntryStatus::Published, None);
+    r.platforms[0].published_at = None;
+    let state = fold(&[r.clone()]);
+    assert_eq!(state.entries[&Platform::X].published_at, Some(r.reported_at));
+    r.published_at = Some(Timestamp::from_unix(1_500));
+    assert_eq!(fold(&[r]).entries[&Platform::X].published_at, Some(Timestamp::from_unix(1_500)));
+}
+
+#[test]
+fn sync_reads_gone_everywhere_as_cancelled_and_gone_for_some_as_removed() {
+    let stored = fold(&[
+        report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1")),
+        report(2, Platform::Linkedin, EntryStatus::Published, Some("https://li/2")),
+    ]);
+    let asked = publications(&stored);
+    assert_eq!(asked.iter().map(|(g, _)| *g).collect::<Vec<_>>(), vec![1, 2]);
+    let all_gone = stored.join(&sync_evidence(&stored, vec![(1, ServiceAnswer::Gone), (2, ServiceAnswer::Gone)]));
+    assert_eq!(all_gone.overall(Timestamp::from_unix(NOW)), PostStatus::Cancelled);
+    assert_eq!(all_gone.published_at, stored.published_at);
+    let some_gone = stored.join(&sync_evidence(
+        &stored,
+        vec![
+            (1, ServiceAnswer::Gone),
+            (2, ServiceAnswer::Found(report(2, Platform::Linkedin, EntryStatus::Published, None))),
+        ],
+    ));
+    assert_eq!(some_gone.entries[&Platform::X].status, EntryStatus::Removed);
+    assert_eq!(some_gone.entries[&Platform::X].url, None);
+    assert_eq!(some_gone.overall(Timestamp::from_unix(NOW)), PostStatus::Published);
+    assert!(publications(&PostState::default()).is_empty());
+}
+
+/// A report about one platform, drawn from several generations, accounts, links and errors, with
+/// cancellations, empty platform lists and missing times.
 pub(crate) fn any_report() -> impl Strategy<Value = PostReport> {
     let platform = prop_oneof![Just(Platform::X), Just(Platform::Linkedin), Just(Platform::Instagram)];
     let status = prop_oneof![
@@ -150,13 +245,97 @@ pub(crate) fn any_report() -> impl Strategy<Value = PostReport> {
         Just(EntryStatus::Published),
         Just(EntryStatus::Removed)
     ];
-    (1u32..4, platform, status, any::<bool>(), any::<bool>()).prop_map(
-        |(generation, platform, status, with_url, cancelled)| {
-            let mut r = report(generation, platform, status, with_url.then_some("https://p/1"));
-            r.cancelled = cancelled && status == EntryStatus::Queued;
+    (1u32..4, platform, status, 0u8..3, 0u8..3, any::<bool>(), 0u8..6, any::<bool>()).prop_map(
+        |(generation, platform, status, account, url, cancelled, shape, timed)| {
+            let mut r = report(generation, platform, status, (url > 0).then(|| format!("https://p/{url}")).as_deref());
+            r.platforms[0].account_id = Some(AccountId::parse(format!("acc{account}")).unwrap());
+            r.platforms[0].error = (status == EntryStatus::Failed).then(|| format!("error {url}"));
+            if !timed {
+                r.platforms[0].published_at = None;
+            }
+            r.cancelled = cancelled && shape == 0;
+            if shape == 1 {
+                r.platforms.clear();
+            }
             r
         },
     )
+}
+
+/// The state-rules, read plainly and computed another way: group every report by platform, keep the
+/// newest generation mentioned, and aggregate each field of that generation's reports.
+fn model(reports: &[PostReport]) -> PostState {
+    let cancelled: BTreeSet<Generation> = reports.iter().filter(|r| r.cancelled).filter_map(|r| r.generation).collect();
+    let mut entries = BTreeMap::new();
+    for platform in Platform::ALL {
+        let about: Vec<(&PostReport, &PlatformReport)> = reports
+            .iter()
+            .flat_map(|r| r.platforms.iter().filter(move |p| p.platform == platform).map(move |p| (r, p)))
+            .collect();
+        let Some(newest) = about.iter().filter_map(|(r, _)| r.generation).max() else { continue };
+        let said: Vec<_> = about.iter().filter(|(r, _)| r.generation == Some(newest)).collect();
+        let status = said.iter().map(|(r, p)| p.status.unwrap_or(r.default_status)).max().unwrap();
+        let live_times = said
+            .iter()
+            .filter(|(r, p)| p.status.unwrap_or(r.default_status) >= EntryStatus::Published)
+            .map(|(r, p)| p.published_at.or(r.published_at).unwrap_or(r.reported_at));
+        let other_times = said.iter().filter_map(|(_, p)| p.published_at);
+        let entry = PlatformEntry {
+            generation: newest,
+            status,
+            service_post_id: said.iter().map(|(r, _)| r.service_post_id.clone()).max(),
+            account_id: said.iter().filter_map(|(_, p)| p.account_id.clone()).max(),
+            url: if status == EntryStatus::Removed {
+                None
+            } else {
+                said.iter().filter_map(|(_, p)| p.url.clone()).max()
+            },
+            platform_post_id: said.iter().filter_map(|(_, p)| p.platform_post_id.clone()).max(),
+            published_at: live_times.chain(other_times).min(),
+            error: if status >= EntryStatus::Published {
+                None
+            } else {
+                said.iter().filter_map(|(_, p)| p.error.clone()).max()
+            },
+        };
+        entries.insert(platform, entry);
+    }
+    // When the post first went live anywhere, in any publication: kept through everything after.
+    let published_at = reports
+        .iter()
+        .flat_map(|r| r.platforms.iter().map(move |p| (r, p)))
+        .filter_map(|(r, p)| {
+            let live = p.status.unwrap_or(r.default_status) >= EntryStatus::Published;
+            if live { Some(p.published_at.or(r.published_at).unwrap_or(r.reported_at)) } else { p.published_at }
+        })
+        .min();
+    PostState { entries, cancelled, published_at, schedule: None }
+}
+
+/// The overall status as the contract words it, over the shown statuses.
+fn model_overall(state: &PostState) -> PostStatus {
+    let shown: Vec<(ShownStatus, bool)> =
+        state.entries.values().map(|e| (state.shown(e), state.cancelled.contains(&e.generation))).collect();
+    if shown.is_empty() {
+        return PostStatus::Draft;
+    }
+    if shown.iter().all(|(_, cancelled)| *cancelled) {
+        return PostStatus::Cancelled;
+    }
+    let open: Vec<ShownStatus> =
+        shown.iter().filter(|(s, c)| !c && *s != ShownStatus::Removed).map(|(s, _)| *s).collect();
+    if open.is_empty() {
+        return if shown.iter().any(|(_, c)| *c) { PostStatus::Cancelled } else { PostStatus::Removed };
+    }
+    if open.contains(&ShownStatus::Queued) {
+        PostStatus::Publishing
+    } else if open.iter().all(|s| *s == ShownStatus::Published) {
+        PostStatus::Published
+    } else if open.contains(&ShownStatus::Published) {
+        PostStatus::PartiallyPublished
+    } else {
+        PostStatus::Failed
+    }
 }
 
 proptest! {
@@ -166,6 +345,13 @@ proptest! {
         prop_assert_eq!(a.join(&b), b.join(&a));
         prop_assert_eq!(a.join(&b).join(&c), a.join(&b.join(&c)));
         prop_assert_eq!(a.join(&a), a.clone());
+    }
+
+    #[test]
+    fn the_joined_state_is_what_a_plain_reading_of_the_rules_says(reports in prop::collection::vec(any_report(), 1..14)) {
+        let joined = fold(&reports);
+        prop_assert_eq!(&joined, &model(&reports));
+        prop_assert_eq!(joined.overall(Timestamp::from_unix(NOW)), model_overall(&joined));
     }
 
     #[test]

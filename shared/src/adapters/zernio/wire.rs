@@ -6,8 +6,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::domain::post::{EntryStatus, PlatformReport, PostReport};
-use crate::domain::text::{bounded_text, bounded_url};
-use crate::domain::{Platform, ServicePostId, Timestamp};
+use crate::domain::text::{bounded_id, bounded_text, bounded_url};
+use crate::domain::{AccountId, Platform, ServicePostId, Timestamp};
 
 /// A string, or a number printed as one; anything else (null, objects, arrays) is `None`.
 pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -24,6 +24,38 @@ pub fn id_or_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
         Value::String(s) => Some(s),
         Value::Object(map) => map.get("_id").or_else(|| map.get("id")).and_then(Value::as_str).map(str::to_owned),
         _ => None,
+    })
+}
+
+/// A flag as a boolean, or as a string or number saying one (`"true"`, `"false"`, `1`, `0`);
+/// anything else is `None` (absent), never a parse failure.
+pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => Some(b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => n.as_f64().map(|n| n != 0.0),
+        _ => None,
+    })
+}
+
+/// A field that may be absent, or present but not a string: the two mean different things.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Field {
+    #[default]
+    Absent,
+    Text(String),
+    Unreadable,
+}
+
+fn field<'de, D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => Field::Absent,
+        Value::String(s) => Field::Text(s),
+        _ => Field::Unreadable,
     })
 }
 
@@ -51,8 +83,8 @@ pub struct WireMetadata {
 pub struct WirePlatform {
     #[serde(default, deserialize_with = "lenient_string")]
     pub platform: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "field")]
+    pub status: Field,
     #[serde(default, deserialize_with = "id_or_object")]
     pub account_id: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
@@ -124,7 +156,7 @@ pub struct WireAccount {
     pub reason: Option<String>,
 }
 
-/// A platform's wire status as an entry status; `None` for one we do not recognise.
+/// A status on the wire as an entry status; `None` for one we do not recognise.
 pub fn entry_status(wire: &str) -> Option<EntryStatus> {
     match wire.to_ascii_lowercase().as_str() {
         "published" => Some(EntryStatus::Published),
@@ -139,24 +171,39 @@ impl WirePost {
         self.id.as_deref().or(self.object_id.as_deref()).and_then(|id| ServicePostId::parse(id).ok())
     }
 
-    /// What this post says, as a report. `None` when it carries no usable post id.
-    pub fn report(&self, default_status: EntryStatus, cancelled: bool) -> Option<PostReport> {
+    /// The status a platform listed without its own takes from the post's status.
+    fn default_status(&self, fallback: EntryStatus) -> EntryStatus {
+        match self.status.as_deref() {
+            Some("published") => EntryStatus::Published,
+            Some("failed") => EntryStatus::Failed,
+            _ => fallback,
+        }
+    }
+
+    /// What this post says, made at `reported_at`, as a report; `None` when it carries no usable
+    /// post id. A platform whose status cannot be read (not a string, or a word we do not know)
+    /// is no news for that entry; a `platforms` that is not a list is no entry news at all.
+    pub fn report(&self, default_status: EntryStatus, cancelled: bool, reported_at: Timestamp) -> Option<PostReport> {
         let platforms = self
             .platforms
             .iter()
             .filter_map(|p| {
                 let platform = Platform::from_wire(p.platform.as_deref()?).ok()?;
                 let removed = p.removed_from_platform_at.as_deref().is_some_and(|s| !s.trim().is_empty());
-                let status =
-                    if removed { Some(EntryStatus::Removed) } else { p.status.as_deref().and_then(entry_status) };
+                let status = match &p.status {
+                    _ if removed => Some(EntryStatus::Removed),
+                    Field::Absent => None,
+                    Field::Text(word) => Some(entry_status(word)?),
+                    Field::Unreadable => return None,
+                };
                 Some(PlatformReport {
                     platform,
                     status,
-                    account_id: p.account_id.clone(),
+                    account_id: p.account_id.as_deref().and_then(|id| AccountId::parse(id).ok()),
                     url: bounded_url(
                         p.platform_post_url.as_deref().filter(|u| !u.is_empty()).or(p.published_url.as_deref()),
                     ),
-                    platform_post_id: bounded_text(p.platform_post_id.as_deref()),
+                    platform_post_id: bounded_id(p.platform_post_id.as_deref()),
                     published_at: p.published_at.as_deref().and_then(Timestamp::parse),
                     error: bounded_text(p.error_message.as_deref().or(p.error.as_deref())),
                 })
@@ -168,7 +215,8 @@ impl WirePost {
             cancelled: cancelled || self.status.as_deref() == Some("cancelled"),
             published_at: self.published_at.as_deref().and_then(Timestamp::parse),
             scheduled_for: self.scheduled_for.as_deref().and_then(Timestamp::parse),
-            default_status,
+            reported_at,
+            default_status: self.default_status(default_status),
             platforms,
         })
     }
@@ -190,12 +238,13 @@ mod tests {
                 "platformPostUrl":"https://x.com/1","platformPostId":"185","errorMessage":null}],"metadata":{"stacc_generation":2}}"#,
         )
         .unwrap();
-        let a = webhook.report(EntryStatus::Queued, false).unwrap();
-        let b = got.report(EntryStatus::Queued, false).unwrap();
+        let at = Timestamp::from_unix(1);
+        let a = webhook.report(EntryStatus::Queued, false, at).unwrap();
+        let b = got.report(EntryStatus::Queued, false, at).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.generation, Some(2));
         assert_eq!(a.platforms[0].url.as_deref(), Some("https://x.com/1"));
-        assert_eq!(a.platforms[0].account_id.as_deref(), Some("a1"));
+        assert_eq!(a.platforms[0].account_id.as_ref().map(AccountId::as_str), Some("a1"));
     }
 
     #[test]
@@ -204,9 +253,24 @@ mod tests {
             r#"{"id":"p1","platforms":[{"platform":"tiktok","status":"published"}, 7, {"platform":"linkedin","removedFromPlatformAt":"2026-01-01T00:00:00Z"}],"metadata":"junk"}"#,
         )
         .unwrap();
-        let report = post.report(EntryStatus::Queued, false).unwrap();
+        let report = post.report(EntryStatus::Queued, false, Timestamp::from_unix(1)).unwrap();
         assert_eq!(report.platforms.len(), 1);
         assert_eq!(report.platforms[0].status, Some(EntryStatus::Removed));
         assert_eq!(report.generation, None);
+    }
+
+    #[test]
+    fn flags_are_read_leniently() {
+        #[derive(Deserialize)]
+        struct Flag {
+            #[serde(default, deserialize_with = "lenient_bool")]
+            f: Option<bool>,
+        }
+        let read = |json: &str| serde_json::from_str::<Flag>(json).unwrap().f;
+        assert_eq!(read(r#"{"f":"true"}"#), Some(true));
+        assert_eq!(read(r#"{"f":"FALSE"}"#), Some(false));
+        assert_eq!(read(r#"{"f":0}"#), Some(false));
+        assert_eq!(read(r#"{"f":{"x":1}}"#), None);
+        assert_eq!(read(r#"{}"#), None);
     }
 }

@@ -1,24 +1,26 @@
 //! The publishing service (Zernio, formerly Late) over HTTPS: the only place its wire format
-//! and reqwest appear. Every failure to get an answer in time is `Unavailable`.
+//! and reqwest appear. Every failure to get an answer in time is `Unavailable`, and so is every
+//! answer that is not the service's own (an HTML 404 from a proxy is not "gone").
+
+pub mod webhook;
+pub mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::ServicePostId;
-use crate::domain::post::EntryStatus;
+use self::wire::{WirePost, id_or_object, lenient_bool, lenient_string};
+use crate::domain::post::{EntryStatus, ServiceAnswer};
 use crate::domain::text::{bounded_text, bounded_url};
-use crate::domain::{Platform, ProfileId};
+use crate::domain::{AccountId, Platform, ProfileId, ServicePostId, Timestamp};
+use crate::metrics::{self, Metric};
 use crate::ports::{
     AccountHealth, HealthStatus, LiveAccount, PostPublisher, Publication, PublishRefusal, Publisher, PublisherError,
-    ServicePost,
 };
 use crate::reloading::Reloading;
-use crate::wire::WirePost;
-use crate::wire::{id_or_object, lenient_string};
 
 /// A read gets 5 seconds; past that the service counts as unreachable.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,9 +56,9 @@ struct WireLiveAccount {
     profile_picture: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     profile_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     is_active: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     needs_reconnection: Option<bool>,
 }
 
@@ -67,7 +69,7 @@ struct WireHealth {
     account_id: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     needs_reconnect: Option<bool>,
 }
 
@@ -93,17 +95,27 @@ impl ZernioClient {
         format!("{}/v1{path}", self.base_url)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, PublisherError> {
+    /// Sends a request within `budget`, retries included: when the service refuses our key, the
+    /// key is read again and the call made once more with what is left of the budget. A key still
+    /// refused is an outage on our side, never the caller's mistake.
+    async fn send(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, PublisherError> {
+        let started = Instant::now();
         let again = request.try_clone();
-        let mut response = self.attempt(request).await?;
+        let mut response = self.attempt(request.timeout(budget)).await?;
         if response.status() == StatusCode::UNAUTHORIZED
             && let Some(again) = again
+            && let Some(left) = remaining(budget, started.elapsed())
             && self.api_key.refresh().await
         {
             tracing::info!("publishing-service API key read again after a 401");
-            response = self.attempt(again).await?;
+            response = self.attempt(again.timeout(left)).await?;
         }
         let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            tracing::error!("the publishing service refuses our API key");
+            metrics::count(Metric::PublisherKeyRefused, 1);
+            return Err(PublisherError::Unavailable { retry_after: None, reason: "our API key was refused".into() });
+        }
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let retry_after =
                 response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
@@ -138,14 +150,36 @@ impl ZernioClient {
         }
     }
 
+    /// A read: `None` for the service's own 404 (its JSON error envelope); any other 404 (an HTML
+    /// page, a wrong base URL, a proxy) means the service was not reached.
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Option<Value>, PublisherError> {
-        let response = self.send(self.http.get(self.url(path)).query(query)).await?;
+        let response = self.send(self.http.get(self.url(path)).query(query), READ_TIMEOUT).await?;
         match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND => {
+                let body = Self::body(response).await?;
+                if is_service_error(&body) {
+                    Ok(None)
+                } else {
+                    Err(PublisherError::Unavailable {
+                        retry_after: None,
+                        reason: "a 404 that is not the service's own answer".into(),
+                    })
+                }
+            }
             s if s.is_success() => Self::body(response).await.map(Some),
             _ => Err(Self::refused(response).await),
         }
     }
+}
+
+/// What is left of a budget after `elapsed`, if anything worth a second attempt.
+fn remaining(budget: Duration, elapsed: Duration) -> Option<Duration> {
+    budget.checked_sub(elapsed).filter(|left| *left >= Duration::from_millis(500))
+}
+
+/// The service's own error envelope: a JSON object with a string `error`.
+fn is_service_error(body: &Value) -> bool {
+    body.get("error").is_some_and(Value::is_string)
 }
 
 impl Publisher for ZernioClient {
@@ -157,7 +191,7 @@ impl Publisher for ZernioClient {
             .into_iter()
             .filter_map(|a| {
                 Some(LiveAccount {
-                    id: a.id?,
+                    id: AccountId::parse(a.id?).ok()?,
                     platform: Platform::from_wire(a.platform.as_deref()?).ok()?,
                     username: bounded_text(a.username.as_deref()),
                     display_name: bounded_text(a.display_name.as_deref()),
@@ -178,7 +212,7 @@ impl Publisher for ZernioClient {
             .into_iter()
             .filter_map(|h| {
                 Some(AccountHealth {
-                    account_id: h.account_id?,
+                    account_id: AccountId::parse(h.account_id?).ok()?,
                     status: match h.status.as_deref() {
                         Some("healthy") => Some(HealthStatus::Healthy),
                         Some("warning") => Some(HealthStatus::Warning),
@@ -199,7 +233,7 @@ impl Publisher for ZernioClient {
     async fn create_profile(&self, name: &str) -> Result<ProfileId, PublisherError> {
         let request =
             self.http.post(self.url("/profiles")).json(&json!({"name": name, "description": "theStacc project"}));
-        let response = self.send(request).await?;
+        let response = self.send(request, READ_TIMEOUT).await?;
         let status = response.status();
         if !(status.is_success() || status == StatusCode::CONFLICT) {
             return Err(Self::refused(response).await);
@@ -239,15 +273,6 @@ impl Publisher for ZernioClient {
     }
 }
 
-/// The status a platform listed without its own takes from the post's status.
-fn default_status(post: &WirePost) -> EntryStatus {
-    match post.status.as_deref() {
-        Some("published") => EntryStatus::Published,
-        Some("failed") => EntryStatus::Failed,
-        _ => EntryStatus::Queued,
-    }
-}
-
 impl PostPublisher for ZernioClient {
     async fn publish(
         &self,
@@ -256,7 +281,7 @@ impl PostPublisher for ZernioClient {
         let platforms: Vec<Value> = publication
             .targets
             .iter()
-            .map(|t| json!({"platform": t.platform.wire_name(), "accountId": t.account_id}))
+            .map(|t| json!({"platform": t.platform.wire_name(), "accountId": t.account_id.as_str()}))
             .collect();
         let mut body = json!({
             "content": publication.content,
@@ -272,22 +297,19 @@ impl PostPublisher for ZernioClient {
             body["mediaItems"] =
                 publication.media_urls.iter().map(|url| json!({"type": "image", "url": url})).collect();
         }
-        let request = self
-            .http
-            .post(self.url("/posts"))
-            .timeout(PUBLISH_TIMEOUT)
-            .header("x-request-id", &publication.request_id)
-            .json(&body);
-        let response = self.send(request).await?;
+        let request = self.http.post(self.url("/posts")).header("x-request-id", &publication.request_id).json(&body);
+        let response = self.send(request, PUBLISH_TIMEOUT).await?;
         let status = response.status();
         if status.is_success() {
             let body = Self::body(response).await?;
             let post: WirePost =
                 body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
-            let mut report = post.report(default_status(&post), false).ok_or_else(|| PublisherError::Refused {
-                status: status.as_u16(),
-                code: None,
-                message: "the answer carries no post id".into(),
+            let mut report = post.report(EntryStatus::Queued, false, publication.sent_at).ok_or_else(|| {
+                PublisherError::Refused {
+                    status: status.as_u16(),
+                    code: None,
+                    message: "the answer carries no post id".into(),
+                }
             })?;
             report.generation = Some(publication.generation);
             return Ok(Ok(report));
@@ -301,19 +323,38 @@ impl PostPublisher for ZernioClient {
         }))
     }
 
-    async fn post(&self, id: &ServicePostId) -> Result<ServicePost, PublisherError> {
+    async fn post(&self, id: &ServicePostId, asked_at: Timestamp) -> Result<ServiceAnswer, PublisherError> {
         let Some(body) = self.get_json(&format!("/posts/{id}"), &[]).await? else {
-            return Ok(ServicePost::Gone);
+            return Ok(ServiceAnswer::Gone);
         };
         let post: WirePost = body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
-        let cancelled = post.status.as_deref() == Some("cancelled");
-        match post.report(default_status(&post), cancelled) {
-            Some(report) => Ok(ServicePost::Found(report)),
+        match post.report(EntryStatus::Queued, false, asked_at) {
+            Some(report) => Ok(ServiceAnswer::Found(report)),
             None => Err(PublisherError::Refused {
                 status: 200,
                 code: None,
                 message: "the answer carries no post id".into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_attempt_gets_only_what_is_left_of_the_budget() {
+        let budget = PUBLISH_TIMEOUT;
+        assert_eq!(remaining(budget, Duration::from_secs(4)), Some(Duration::from_secs(11)));
+        assert_eq!(remaining(budget, Duration::from_millis(14_800)), None);
+        assert_eq!(remaining(budget, Duration::from_secs(20)), None);
+    }
+
+    #[test]
+    fn only_the_services_json_error_is_its_own_answer() {
+        assert!(is_service_error(&json!({"error": "Not found"})));
+        assert!(!is_service_error(&json!({})));
+        assert!(!is_service_error(&json!({"error": {"nested": true}})));
     }
 }
