@@ -5,7 +5,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::connection::{AccountNews, Settled};
+use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Draft, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
@@ -61,7 +61,7 @@ pub trait EventStore: Send + Sync {
         &self,
         event: &EventId,
         profile: &ProfileId,
-        news: &AccountNews,
+        news: &ConnectionEvidence,
         now: Timestamp,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 }
@@ -137,23 +137,19 @@ pub trait Publisher: Send + Sync {
 /// A connection as stored, with what the API shows beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredConnection {
+    /// What the API shows.
     pub connection: Connection,
+    /// Everything known, which `connection` is derived from.
+    pub record: ConnectionRecord,
     pub updated_at: Timestamp,
     pub version: u64,
 }
 
 impl StoredConnection {
     /// What the domain's connection rules read of a stored record.
-    pub fn settled(&self) -> (&Connection, Timestamp) {
-        (&self.connection, self.updated_at)
+    pub fn settled(&self) -> (&ConnectionRecord, Timestamp) {
+        (&self.record, self.updated_at)
     }
-}
-
-/// A connection write the domain decided on, and the version it must find.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionWrite {
-    pub settled: Settled,
-    pub expected: Option<u64>,
 }
 
 /// What the connection routes need of the store.

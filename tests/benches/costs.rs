@@ -10,7 +10,7 @@ use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::webhook::parse_event;
 use shared::domain::event::Action;
-use shared::domain::{Connection, PostState, ProfileId, ProjectId};
+use shared::domain::{PostState, ProfileId, ProjectId};
 use shared::handlers::webhook::Webhook;
 use shared::ports::ConnectionStore;
 use shared::ports::SystemClock;
@@ -42,7 +42,7 @@ fn cpu_per_event() {
         let Action::Post { report, .. } = first.action else { unreachable!() };
         report.to_state(None).unwrap()
     };
-    let stored_connection: Option<Connection> = None;
+    let stored_connection: Option<shared::domain::connection::ConnectionRecord> = None;
     let iterations = 20_000;
     println!("\nCPU time of verify + parse + decide, per event ({iterations} iterations each, one core):");
     println!("{:<32} {:>10}", "sample", "µs/event");
@@ -58,9 +58,11 @@ fn cpu_per_event() {
                     black_box(stored_post.join(&fragment) == stored_post);
                 }
                 Action::Account { news, .. } => {
-                    if let Some(evidence) = news.evidence_for(stored_connection.as_ref()) {
-                        black_box(shared::domain::connection::join_connection(stored_connection.as_ref(), evidence));
-                    }
+                    black_box(shared::domain::connection::settle(
+                        stored_connection.as_ref().map(|r| (r, now)),
+                        &news,
+                        now,
+                    ));
                 }
                 Action::Ignore(_) => {}
             }

@@ -8,6 +8,7 @@ use integration_tests::{Backend, StoreUnderTest};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::adapters::zernio::webhook::parse_event;
+use shared::domain::connection::ConnectionRecord;
 use shared::domain::event::Action;
 use shared::domain::post::{ServiceAnswer, sync_evidence};
 use shared::domain::{Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
@@ -91,6 +92,7 @@ struct World {
 /// The pure fold: parse each delivery and join it in (a repeated id is skipped, as the store does).
 fn fold(deliveries: &[Value]) -> World {
     let mut world = World::default();
+    let mut records: BTreeMap<Platform, ConnectionRecord> = BTreeMap::new();
     let mut taken = std::collections::BTreeSet::new();
     for body in deliveries {
         let event = parse_event(body.to_string().as_bytes(), None, received_at()).unwrap();
@@ -103,12 +105,9 @@ fn fold(deliveries: &[Value]) -> World {
                 *stored = stored.join(&report.to_state(Some(stored)).unwrap());
             }
             Action::Account { news, .. } => {
-                let Some(evidence) = news.evidence_for(world.connections.get(&news.platform())) else { continue };
-                let joined = match world.connections.get(&evidence.platform) {
-                    Some(stored) => stored.join(&evidence),
-                    None => evidence.clone(),
-                };
-                world.connections.insert(evidence.platform, joined);
+                let record = records.entry(news.platform()).or_default();
+                *record = record.with(&news);
+                world.connections.insert(news.platform(), record.shown().unwrap());
             }
             Action::Ignore(_) => {}
         }

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::connection::{AccountNews, Settled, settle};
+use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{ConnectionStore, Draft, EventStore, Outcome, PostStore, StoreError, StoredConnection, StoredPost};
 
@@ -96,8 +96,11 @@ pub struct ConnectionItem {
     pub profile_id: ProfileId,
     pub version: u64,
     pub updated_at: Timestamp,
+    /// What the API shows, kept beside the record it is derived from for whoever reads the table.
     #[serde(flatten)]
     pub connection: Connection,
+    #[serde(flatten)]
+    pub record: ConnectionRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,7 +473,7 @@ impl EventStore for DynamoStore {
         &self,
         event: &EventId,
         profile: &ProfileId,
-        news: &AccountNews,
+        news: &ConnectionEvidence,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let keys = [keys::route(profile), keys::connection(profile, news.platform())];
@@ -479,11 +482,8 @@ impl EventStore for DynamoStore {
             let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
                 return Ok(Plan::Ignore);
             };
-            let Some(evidence) = news.evidence_for(stored.as_ref().map(|s| &s.connection)) else {
-                return Ok(Plan::Nothing);
-            };
             let read = stored.map(ConnectionItem::stored);
-            match settle(read.as_ref().map(StoredConnection::settled), evidence, now) {
+            match settle(read.as_ref().map(StoredConnection::settled), news, now) {
                 None => Ok(Plan::Nothing),
                 Some(settled) => Ok(Plan::Write {
                     item: connection_item(&route.project_id, profile, settled)?,
@@ -496,7 +496,7 @@ impl EventStore for DynamoStore {
 }
 
 fn connection_item(project: &ProjectId, profile: &ProfileId, settled: Settled) -> Result<Item, StoreError> {
-    let (pk, sk) = keys::connection(profile, settled.connection.platform);
+    let (pk, sk) = keys::connection(profile, settled.shown.platform);
     encode(&ConnectionItem {
         pk,
         sk,
@@ -504,13 +504,20 @@ fn connection_item(project: &ProjectId, profile: &ProfileId, settled: Settled) -
         profile_id: profile.clone(),
         version: 0,
         updated_at: settled.updated_at,
-        connection: settled.connection,
+        connection: settled.shown,
+        record: settled.record,
     })
 }
 
 impl ConnectionItem {
     fn stored(self) -> StoredConnection {
-        StoredConnection { connection: self.connection, updated_at: self.updated_at, version: self.version }
+        // An item written before records were kept holds its link alone.
+        let record = if self.record == ConnectionRecord::default() {
+            ConnectionRecord { link: Some(self.connection.clone()), ..ConnectionRecord::default() }
+        } else {
+            self.record
+        };
+        StoredConnection { connection: self.connection, record, updated_at: self.updated_at, version: self.version }
     }
 }
 
@@ -580,10 +587,12 @@ impl ConnectionStore for DynamoStore {
             let mut writes = Vec::new();
             for e in evidence {
                 let current = stored.iter().find(|s| s.connection.platform == e.platform);
-                let Some(settled) = settle(current.map(StoredConnection::settled), e, now) else { continue };
+                let news = ConnectionEvidence::Linked(e.clone());
+                let Some(settled) = settle(current.map(StoredConnection::settled), &news, now) else { continue };
                 let expected = current.map(|s| s.version);
                 let written = StoredConnection {
-                    connection: settled.connection.clone(),
+                    connection: settled.shown.clone(),
+                    record: settled.record.clone(),
                     updated_at: settled.updated_at,
                     version: expected.map_or(1, |v| v + 1),
                 };

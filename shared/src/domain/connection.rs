@@ -1,5 +1,9 @@
 //! A connection's state: the last writer by evidence time wins, and at equal times the status
-//! that needs attention wins, so a tie never hides a broken connection.
+//! that needs attention wins, so a tie never hides a broken connection. A platform's record keeps
+//! what it is linked to apart from the disconnects it heard of, account by account, so that a
+//! disconnect of an account the platform no longer points at changes nothing, in any order.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +126,7 @@ impl Connection {
     }
 }
 
-/// Joins evidence into what is stored (or into nothing, for a first record).
+/// Joins link evidence into a connection (or into nothing).
 pub fn join_connection(stored: Option<&Connection>, evidence: &Connection) -> Connection {
     match stored {
         Some(stored) => stored.join(evidence),
@@ -130,49 +134,123 @@ pub fn join_connection(stored: Option<&Connection>, evidence: &Connection) -> Co
     }
 }
 
-/// A connection as it is to be written: the joined state and when what the API shows last changed.
+/// A piece of evidence about one platform's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settled {
-    pub connection: Connection,
-    pub updated_at: Timestamp,
-}
-
-/// Joins evidence into a stored connection (with its `updated_at`). `None` when nothing changes,
-/// so nothing is written; `updated_at` moves to `now` only when what the API shows moves.
-pub fn settle(stored: Option<(&Connection, Timestamp)>, evidence: &Connection, now: Timestamp) -> Option<Settled> {
-    let joined = join_connection(stored.map(|(c, _)| c), evidence);
-    match stored {
-        Some((c, _)) if *c == joined => None,
-        Some((c, updated_at)) if c.view() == joined.view() => Some(Settled { connection: joined, updated_at }),
-        _ => Some(Settled { connection: joined, updated_at: now }),
-    }
-}
-
-/// What an `account.*` webhook says about one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccountNews {
-    /// The account is connected: authoritative, and re-links the platform to it.
-    Connected(Connection),
-    /// The account was disconnected: news only for a record that holds that account.
+pub enum ConnectionEvidence {
+    /// The platform is linked to this account, in this state: `account.connected` (authoritative,
+    /// and it re-links), a Refresh's judgement, a publish that found the account stale.
+    Linked(Connection),
+    /// This account was disconnected (`account.disconnected`): news only while the platform is
+    /// linked to that account.
     Disconnected(Connection),
 }
 
-impl AccountNews {
-    /// The evidence to join into the platform's record, if the news concerns it: a disconnect
-    /// of an account the record does not point at changes nothing.
-    pub fn evidence_for(&self, stored: Option<&Connection>) -> Option<&Connection> {
+impl ConnectionEvidence {
+    pub fn platform(&self) -> Platform {
         match self {
-            AccountNews::Connected(evidence) => Some(evidence),
-            AccountNews::Disconnected(evidence) => {
-                stored.is_none_or(|s| s.account_id == evidence.account_id).then_some(evidence)
-            }
+            ConnectionEvidence::Linked(e) | ConnectionEvidence::Disconnected(e) => e.platform,
         }
     }
 
-    pub fn platform(&self) -> Platform {
+    fn connection(&self) -> &Connection {
         match self {
-            AccountNews::Connected(e) | AccountNews::Disconnected(e) => e.platform,
+            ConnectionEvidence::Linked(e) | ConnectionEvidence::Disconnected(e) => e,
         }
+    }
+}
+
+/// Everything known of one platform's connection: a join of evidence, in any order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// What the platform is linked to: the newest link evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Connection>,
+    /// The newest disconnect heard of each account; one older than the link can never count again
+    /// and is dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disconnects: BTreeMap<AccountId, Connection>,
+}
+
+impl ConnectionRecord {
+    pub fn of(evidence: &ConnectionEvidence) -> ConnectionRecord {
+        let mut record = ConnectionRecord::default();
+        match evidence {
+            ConnectionEvidence::Linked(e) => record.link = Some(e.clone()),
+            ConnectionEvidence::Disconnected(e) => {
+                if let Some(account) = &e.account_id {
+                    record.disconnects.insert(account.clone(), e.clone());
+                }
+            }
+        }
+        record
+    }
+
+    pub fn join(&self, other: &ConnectionRecord) -> ConnectionRecord {
+        let link = match (&self.link, &other.link) {
+            (Some(a), Some(b)) => Some(a.join(b)),
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        let mut disconnects = self.disconnects.clone();
+        for (account, theirs) in &other.disconnects {
+            let joined = disconnects.get(account).map_or_else(|| theirs.clone(), |ours| ours.join(theirs));
+            disconnects.insert(account.clone(), joined);
+        }
+        if let Some(link) = &link {
+            disconnects.retain(|_, d| d.evidence_at >= link.evidence_at);
+        }
+        ConnectionRecord { link, disconnects }
+    }
+
+    pub fn with(&self, evidence: &ConnectionEvidence) -> ConnectionRecord {
+        self.join(&ConnectionRecord::of(evidence))
+    }
+
+    /// The connection as the API shows it: the link, unless its account was disconnected since
+    /// (at equal times the disconnect, which needs attention, wins); with no link yet, the newest
+    /// disconnect heard. `None` for a record that holds nothing.
+    pub fn shown(&self) -> Option<Connection> {
+        let Some(link) = &self.link else {
+            return self.disconnects.values().max_by(|a, b| a.precedence().cmp(&b.precedence())).cloned();
+        };
+        let since = link.account_id.as_ref().and_then(|a| self.disconnects.get(a));
+        match since {
+            Some(d) if (d.evidence_at, d.status.attention()) > (link.evidence_at, link.status.attention()) => {
+                Some(Connection {
+                    status: d.status,
+                    evidence_at: d.evidence_at,
+                    reason: d.reason.clone(),
+                    ..link.clone()
+                })
+            }
+            _ => Some(link.clone()),
+        }
+    }
+}
+
+/// A record as it is to be written: the joined record, what it shows, and when what the API shows
+/// last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub record: ConnectionRecord,
+    pub shown: Connection,
+    pub updated_at: Timestamp,
+}
+
+/// Joins evidence into a stored record (with its `updated_at`). `None` when nothing changes, so
+/// nothing is written; `updated_at` moves to `now` only when what the API shows moves.
+pub fn settle(
+    stored: Option<(&ConnectionRecord, Timestamp)>,
+    evidence: &ConnectionEvidence,
+    now: Timestamp,
+) -> Option<Settled> {
+    let record = stored.map_or_else(|| ConnectionRecord::of(evidence), |(r, _)| r.with(evidence));
+    let shown = record.shown().unwrap_or_else(|| evidence.connection().clone());
+    match stored {
+        Some((r, _)) if *r == record => None,
+        Some((r, updated_at)) if r.shown().is_some_and(|old| old.view() == shown.view()) => {
+            Some(Settled { record, shown, updated_at })
+        }
+        _ => Some(Settled { record, shown, updated_at: now }),
     }
 }
 
@@ -232,29 +310,90 @@ mod tests {
         assert_eq!(joined.join(&same_account_later).view().avatar_url, Some("https://img/a"));
     }
 
+    fn linked(at: i64, status: ConnectionStatus, account: &str) -> ConnectionEvidence {
+        ConnectionEvidence::Linked(evidence(at, status, account))
+    }
+
+    fn disconnected(at: i64, status: ConnectionStatus, account: &str) -> ConnectionEvidence {
+        ConnectionEvidence::Disconnected(evidence(at, status, account))
+    }
+
+    fn record(evidence: &[ConnectionEvidence]) -> ConnectionRecord {
+        evidence.iter().fold(ConnectionRecord::default(), |r, e| r.with(e))
+    }
+
     #[test]
     fn a_disconnect_of_an_account_the_record_does_not_hold_changes_nothing() {
-        let stored = evidence(100, ConnectionStatus::Connected, "b");
-        let news = AccountNews::Disconnected(evidence(200, ConnectionStatus::Expired, "a"));
-        assert_eq!(news.evidence_for(Some(&stored)), None);
-        let own = AccountNews::Disconnected(evidence(200, ConnectionStatus::Expired, "b"));
-        assert_eq!(own.evidence_for(Some(&stored)).map(|e| e.status), Some(ConnectionStatus::Expired));
-        let relink = AccountNews::Connected(evidence(200, ConnectionStatus::Connected, "a"));
-        let joined = join_connection(Some(&stored), relink.evidence_for(Some(&stored)).unwrap());
-        assert_eq!(joined.view().account_id, Some("a"));
+        let b = [linked(100, ConnectionStatus::Connected, "b")];
+        let other = disconnected(200, ConnectionStatus::Expired, "a");
+        assert_eq!(record(&[b[0].clone(), other.clone()]).shown(), record(&b).shown());
+        let own = disconnected(200, ConnectionStatus::Expired, "b");
+        assert_eq!(record(&[b[0].clone(), own]).shown().map(|c| c.status), Some(ConnectionStatus::Expired));
+        let relink = linked(300, ConnectionStatus::Connected, "a");
+        let shown = record(&[b[0].clone(), relink]).shown().unwrap();
+        assert_eq!((shown.view().account_id, shown.status), (Some("a"), ConnectionStatus::Connected));
+    }
+
+    #[test]
+    fn a_relink_made_before_an_old_accounts_disconnect_is_not_undone_by_it_in_any_order() {
+        // A linked at 100, B linked at 300, A disconnected at 400: B stays connected.
+        let history = [
+            linked(100, ConnectionStatus::Connected, "a"),
+            disconnected(400, ConnectionStatus::Expired, "a"),
+            linked(300, ConnectionStatus::Connected, "b"),
+        ];
+        let shown = record(&history).shown().unwrap();
+        assert_eq!((shown.view().account_id, shown.status), (Some("b"), ConnectionStatus::Connected));
+        let reversed: Vec<_> = history.iter().rev().cloned().collect();
+        assert_eq!(record(&reversed).shown(), Some(shown));
     }
 
     #[test]
     fn updated_at_moves_only_when_what_the_api_shows_moves() {
-        let stored = evidence(100, ConnectionStatus::Connected, "a");
+        let stored = record(&[linked(100, ConnectionStatus::Connected, "a")]);
         let (then, now) = (Timestamp::from_unix(100), Timestamp::from_unix(500));
-        let confirming = evidence(300, ConnectionStatus::Connected, "a");
+        let confirming = linked(300, ConnectionStatus::Connected, "a");
         let settled = settle(Some((&stored, then)), &confirming, now).unwrap();
-        assert_eq!((settled.updated_at, settled.connection.evidence_at), (then, Timestamp::from_unix(300)));
-        assert_eq!(settle(Some((&settled.connection, then)), &confirming, now), None);
-        let broken = evidence(400, ConnectionStatus::Expired, "a");
+        assert_eq!((settled.updated_at, settled.shown.evidence_at), (then, Timestamp::from_unix(300)));
+        assert_eq!(settle(Some((&settled.record, then)), &confirming, now), None);
+        let broken = disconnected(400, ConnectionStatus::Expired, "a");
         assert_eq!(settle(Some((&stored, then)), &broken, now).unwrap().updated_at, now);
         assert_eq!(settle(None, &broken, now).unwrap().updated_at, now);
+    }
+
+    fn any_news() -> impl Strategy<Value = ConnectionEvidence> {
+        (any_evidence(), any::<bool>()).prop_map(|(mut e, link)| {
+            if link {
+                ConnectionEvidence::Linked(e)
+            } else {
+                e.looks = None;
+                if e.status == ConnectionStatus::Connected {
+                    e.status = ConnectionStatus::Expired;
+                }
+                ConnectionEvidence::Disconnected(e)
+            }
+        })
+    }
+
+    /// The rule read plainly: the newest link says which account; that account's newest
+    /// disconnect, if it is newer (or as new and needs attention), says its status.
+    fn model(history: &[ConnectionEvidence]) -> Option<(Option<String>, ConnectionStatus)> {
+        let key = |e: &Connection| (e.evidence_at, e.status.attention(), e.account_id.clone(), e.username.clone());
+        let links: Vec<&Connection> =
+            history.iter().filter_map(|e| if let ConnectionEvidence::Linked(c) = e { Some(c) } else { None }).collect();
+        let drops: Vec<&Connection> = history
+            .iter()
+            .filter_map(|e| if let ConnectionEvidence::Disconnected(c) = e { Some(c) } else { None })
+            .collect();
+        let Some(link) = links.iter().max_by_key(|c| key(c)) else {
+            return drops.iter().max_by_key(|c| key(c)).map(|d| (d.account_id.as_deref().map(str::to_owned), d.status));
+        };
+        let newest_drop = drops.iter().filter(|d| d.account_id == link.account_id).max_by_key(|d| key(d));
+        let status = match newest_drop {
+            Some(d) if (d.evidence_at, d.status.attention()) > (link.evidence_at, link.status.attention()) => d.status,
+            _ => link.status,
+        };
+        Some((link.account_id.as_deref().map(str::to_owned), status))
     }
 
     fn any_evidence() -> impl Strategy<Value = Connection> {
@@ -284,6 +423,20 @@ mod tests {
             prop_assert_eq!(a.join(&b), b.join(&a));
             prop_assert_eq!(a.join(&b).join(&c), a.join(&b.join(&c)));
             prop_assert_eq!(a.join(&a), a.clone());
+        }
+
+        #[test]
+        fn records_join_in_any_order_to_what_a_plain_reading_says(
+            history in prop::collection::vec(any_news(), 1..10),
+            split in 0usize..10,
+        ) {
+            let forward = record(&history);
+            let backward = record(&history.iter().rev().cloned().collect::<Vec<_>>());
+            prop_assert_eq!(&forward, &backward);
+            let (left, right) = history.split_at(split.min(history.len()));
+            prop_assert_eq!(&record(left).join(&record(right)), &forward);
+            let shown = forward.shown().map(|c| (c.account_id.as_deref().map(str::to_owned), c.status));
+            prop_assert_eq!(shown, model(&history));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A verified webhook event, as what it asks us to do. The vendor's payload shapes are read into
 //! this at the edge (`adapters::zernio::webhook`).
 
-use super::connection::AccountNews;
+use super::connection::ConnectionEvidence;
 use super::ids::{EventId, PostId, ProfileId, ProjectId};
 use super::post::PostReport;
 
@@ -33,7 +33,7 @@ impl IgnoreReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Post { project: ProjectId, post: PostId, report: PostReport },
-    Account { profile: ProfileId, news: AccountNews },
+    Account { profile: ProfileId, news: ConnectionEvidence },
     Ignore(IgnoreReason),
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::wire::{WireAccount, WirePost};
-use crate::domain::connection::{AccountNews, Connection, ConnectionStatus, reason};
+use crate::domain::connection::{Connection, ConnectionEvidence, ConnectionStatus, reason};
 use crate::domain::event::{Action, IgnoreReason, WebhookEvent};
 use crate::domain::post::EntryStatus;
 use crate::domain::text::bounded_text;
@@ -149,8 +149,8 @@ fn account_action(kind: EventKind, account: &WireAccount, evidence_at: Timestamp
         looks: None,
     };
     let news = match kind {
-        EventKind::AccountConnected => AccountNews::Connected(evidence),
-        _ => AccountNews::Disconnected(evidence),
+        EventKind::AccountConnected => ConnectionEvidence::Linked(evidence),
+        _ => ConnectionEvidence::Disconnected(evidence),
     };
     Action::Account { profile, news }
 }
@@ -219,7 +219,7 @@ mod tests {
     fn a_timestamp_far_in_the_future_is_taken_as_the_receiving_clock() {
         let body = r#"{"id":"e","event":"account.connected","timestamp":"2099-01-01T00:00:00Z",
                        "account":{"accountId":"a","profileId":"pr","platform":"twitter"}}"#;
-        let Action::Account { news: AccountNews::Connected(evidence), .. } = parse(body).unwrap().action else {
+        let Action::Account { news: ConnectionEvidence::Linked(evidence), .. } = parse(body).unwrap().action else {
             panic!()
         };
         assert_eq!(evidence.evidence_at, Timestamp::from_unix(NOW));
@@ -242,14 +242,14 @@ mod tests {
                 r#"{{"id":"e","event":"account.disconnected","timestamp":"2026-03-01T10:00:00Z","account":{{"accountId":"a","profileId":"pr","platform":"twitter","disconnectionType":"{kind}"}}}}"#
             )
         };
-        let Action::Account { news: AccountNews::Disconnected(evidence), .. } =
+        let Action::Account { news: ConnectionEvidence::Disconnected(evidence), .. } =
             parse(&body("unintentional")).unwrap().action
         else {
             panic!()
         };
         assert_eq!((evidence.status, evidence.reason.as_deref()), (ConnectionStatus::Expired, Some("token_expired")));
         assert_eq!(evidence.platform, Platform::X);
-        let Action::Account { news: AccountNews::Disconnected(evidence), .. } =
+        let Action::Account { news: ConnectionEvidence::Disconnected(evidence), .. } =
             parse(&body("intentional")).unwrap().action
         else {
             panic!()
