@@ -249,3 +249,27 @@ async fn the_post_and_the_project_profile_are_read_in_one_consistent_request() {
         assert_eq!(t.store.post_and_profile(&project, &other).await, Ok((None, Some(profile))), "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn forgetting_a_profile_changes_nothing_when_it_moved_or_a_connection_was_written_since_the_read() {
+    for backend in BACKENDS {
+        // GIVEN a profile with one connection, as a Refresh read it
+        let t = StoreUnderTest::start(backend).await;
+        let (project, _, profile) = ids();
+        t.store.link_profile(&project, &profile).await.unwrap();
+        let first = news(evidence(100, ConnectionStatus::Connected));
+        t.store.apply_account_news(&event(1), &profile, &first, Timestamp::from_unix(100)).await.unwrap();
+        let read = t.store.connections(&profile).await.unwrap();
+        // WHEN a Connect completes meanwhile (the connection is written again)
+        let again = news(evidence(200, ConnectionStatus::Connected));
+        t.store.apply_account_news(&event(2), &profile, &again, Timestamp::from_unix(200)).await.unwrap();
+        // THEN forgetting with the stale read is refused and changes nothing
+        assert_eq!(t.store.forget_profile(&project, &profile, &read).await, Ok(false), "{backend:?}");
+        assert_eq!(t.store.project_profile(&project).await.unwrap(), Some(profile.clone()));
+        assert_eq!(t.store.connections(&profile).await.unwrap().len(), 1);
+        // AND with a fresh read it goes through
+        let read = t.store.connections(&profile).await.unwrap();
+        assert_eq!(t.store.forget_profile(&project, &profile, &read).await, Ok(true), "{backend:?}");
+        assert_eq!(t.store.project_profile(&project).await.unwrap(), None);
+    }
+}

@@ -333,3 +333,58 @@ async fn redrive_moves_dead_lettered_events_back_intact_and_they_then_apply() {
     assert_eq!(stack.poll(1).await, 1);
     assert_eq!(stored(&stack).await.unwrap().entries[&Platform::X].url.as_deref(), Some("https://x.com/1"));
 }
+
+fn sqs_batch(messages: &[(&str, String)]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut batch = aws_lambda_events::event::sqs::SqsEvent::default();
+    for (id, body) in messages {
+        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+        message.message_id = Some((*id).to_owned());
+        message.body = Some(body.clone());
+        batch.records.push(message);
+    }
+    batch
+}
+
+fn retry_message(event: &Value, received_at: Timestamp) -> String {
+    let event_id = shared::domain::EventId::parse(event["id"].as_str().unwrap()).unwrap();
+    serde_json::to_string(&RetryMessage { event_id, received_at, body: event.to_string() }).unwrap()
+}
+
+#[tokio::test]
+async fn a_mixed_retry_batch_reports_exactly_the_messages_that_failed() {
+    // GIVEN one event that applies, one unreadable message, and one that names a publication not stored yet
+    let stack = Stack::start().await;
+    let applies = post_event("evt_ok", "post.published", 1, published_x("https://x.com/1"));
+    let mut unknown = post_event("evt_later", "post.published", 1, published_x("https://x.com/2"));
+    unknown["post"]["metadata"] = json!({"stacc_project_id": "proj_1", "stacc_post_id": "post_other"});
+    let now = integration_tests::now();
+    let batch = sqs_batch(&[
+        ("m_ok", retry_message(&applies, now)),
+        ("m_bad", "not a retry message".to_owned()),
+        ("m_deferred", retry_message(&unknown, now)),
+    ]);
+    // WHEN the worker handles the batch
+    let response = stack.worker().handle(batch).await;
+    // THEN exactly the unreadable and the deferred ones are reported, and the first is applied
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, vec!["m_bad", "m_deferred"]);
+    assert_eq!(stored(&stack).await.unwrap().entries[&Platform::X].status, EntryStatus::Published);
+}
+
+#[tokio::test]
+async fn a_redriven_event_days_later_never_moves_updated_at_backwards() {
+    // GIVEN a post written now, and an event received three days ago, redriven only now
+    let stack = Stack::start().await;
+    let first = post_event("evt_now", "post.scheduled", 1, json!([{"platform": "twitter", "status": "pending"}]));
+    assert_eq!(stack.send(&first).await, (200, json!({"status": "processed"})));
+    let (project, post) = (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap());
+    let written = stack.store.post(&project, &post).await.unwrap().unwrap().updated_at;
+    let late = post_event("evt_old", "post.published", 1, published_x("https://x.com/1"));
+    let batch = sqs_batch(&[("m_old", retry_message(&late, written.plus_seconds(-3 * 24 * 3600)))]);
+    // WHEN the worker applies it
+    assert!(stack.worker().handle(batch).await.batch_item_failures.is_empty());
+    // THEN updated_at is when it was processed, not when it was received
+    let after = stack.store.post(&project, &post).await.unwrap().unwrap();
+    assert_eq!(after.state.entries[&Platform::X].status, EntryStatus::Published);
+    assert!(after.updated_at >= written, "{} < {written}", after.updated_at);
+}

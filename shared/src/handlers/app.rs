@@ -191,6 +191,29 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "300");
     }
 
+    fn request(claims: Option<serde_json::Value>) -> Request {
+        let authorizer = claims.map(|c| json!({"jwt": {"claims": c, "scopes": null}}));
+        let event = json!({
+            "version": "2.0", "routeKey": "GET /projects/{projectId}/connections", "rawPath": "/projects/p1/connections",
+            "rawQueryString": "", "headers": {}, "pathParameters": {"projectId": "p1"}, "isBase64Encoded": false,
+            "requestContext": {"http": {"method": "GET", "path": "/projects/p1/connections"}, "authorizer": authorizer,
+                               "routeKey": "GET /projects/{projectId}/connections", "stage": "$default"},
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("an HTTP API event")
+    }
+
+    #[test]
+    fn the_caller_is_the_verified_project_claim_and_nothing_else() {
+        assert_eq!(caller(&request(Some(json!({"project_id": "p1"})))).map(|p| p.to_string()), Ok("p1".to_owned()));
+        assert_eq!(caller(&request(Some(json!({"project_id": "p2"})))), Err(Refusal::Forbidden));
+        assert_eq!(
+            caller(&request(Some(json!({"sub": "user"})))),
+            Err(Refusal::Forbidden),
+            "claims without project_id"
+        );
+        assert_eq!(caller(&request(None)), Err(Refusal::Unauthorized));
+    }
+
     #[test]
     fn an_item_too_large_is_the_callers_400_not_a_503() {
         assert_eq!(Refusal::from(StoreError::TooLarge).response().status(), 400);

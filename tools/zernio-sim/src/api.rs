@@ -65,6 +65,11 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         Some(FaultMode::Status { code }) => {
             error(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "Internal server error")
         }
+        Some(FaultMode::Foreign { code }) => {
+            let page = "<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>";
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_FOUND);
+            (status, [("content-type", "text/html")], page).into_response()
+        }
         Some(FaultMode::RateLimited { retry_after }) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
             let headers = r.headers_mut();
@@ -95,7 +100,7 @@ async fn authorized_run(shared: &Shared, request: Request, next: Next) -> Respon
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {}", shared.api_key));
+        .is_some_and(|v| v == format!("Bearer {}", shared.api_key()));
     if authorized { next.run(request).await } else { error(StatusCode::UNAUTHORIZED, "Unauthorized") }
 }
 

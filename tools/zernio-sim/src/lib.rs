@@ -23,7 +23,8 @@ use crate::model::{World, now_rfc3339};
 
 pub struct Shared {
     world: Mutex<World>,
-    api_key: String,
+    /// The API key the service accepts; changed when a key is rotated on its side.
+    api_key: Mutex<String>,
     /// Where the hosted OAuth pages live (the control port).
     public_url: String,
     down: Arc<AtomicBool>,
@@ -40,6 +41,15 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 impl Shared {
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Rotates the key the service accepts: calls with any other key get 401.
+    pub fn set_api_key(&self, key: &str) {
+        *self.api_key.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = key.to_owned();
+    }
+
+    pub fn api_key(&self) -> String {
+        self.api_key.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn reset(&self) {
@@ -353,7 +363,7 @@ impl Simulator {
         let down = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
-            api_key: config.api_key,
+            api_key: Mutex::new(config.api_key),
             public_url: format!("http://{control_addr}"),
             down: down.clone(),
             http: reqwest::Client::builder()

@@ -163,6 +163,9 @@ pub enum FaultMode {
     /// The call is carried out, but its answer is lost: the caller gets this status instead
     /// (a create that landed while the client timed out).
     LostAnswer { code: u16 },
+    /// An answer that is not the service's own: an HTML page with this status, as a proxy or a
+    /// wrong base URL gives.
+    Foreign { code: u16 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -172,6 +172,20 @@ impl ZernioClient {
     }
 }
 
+/// An account of the live list; one without an id or on a platform we do not manage is skipped,
+/// and flags of unexpected types never drop it (it is live, whatever its flags say).
+fn live_account(a: WireLiveAccount) -> Option<LiveAccount> {
+    Some(LiveAccount {
+        id: AccountId::parse(a.id?).ok()?,
+        platform: Platform::from_wire(a.platform.as_deref()?).ok()?,
+        username: bounded_text(a.username.as_deref()),
+        display_name: bounded_text(a.display_name.as_deref()),
+        avatar_url: bounded_url(a.profile_picture.as_deref()),
+        profile_url: bounded_url(a.profile_url.as_deref()),
+        usable: a.is_active.unwrap_or(true) && !a.needs_reconnection.unwrap_or(false),
+    })
+}
+
 /// What is left of a budget after `elapsed`, if anything worth a second attempt.
 fn remaining(budget: Duration, elapsed: Duration) -> Option<Duration> {
     budget.checked_sub(elapsed).filter(|left| *left >= Duration::from_millis(500))
@@ -187,21 +201,7 @@ impl Publisher for ZernioClient {
         let Some(body) = self.get_json("/accounts", &[("profileId", profile.as_str())]).await? else {
             return Ok(None);
         };
-        let accounts = list::<WireLiveAccount>(&body, "accounts")
-            .into_iter()
-            .filter_map(|a| {
-                Some(LiveAccount {
-                    id: AccountId::parse(a.id?).ok()?,
-                    platform: Platform::from_wire(a.platform.as_deref()?).ok()?,
-                    username: bounded_text(a.username.as_deref()),
-                    display_name: bounded_text(a.display_name.as_deref()),
-                    avatar_url: bounded_url(a.profile_picture.as_deref()),
-                    profile_url: bounded_url(a.profile_url.as_deref()),
-                    usable: a.is_active.unwrap_or(true) && !a.needs_reconnection.unwrap_or(false),
-                })
-            })
-            .collect();
-        Ok(Some(accounts))
+        Ok(Some(list::<WireLiveAccount>(&body, "accounts").into_iter().filter_map(live_account).collect()))
     }
 
     async fn health(&self, profile: &ProfileId) -> Result<Option<Vec<AccountHealth>>, PublisherError> {
@@ -349,6 +349,18 @@ mod tests {
         assert_eq!(remaining(budget, Duration::from_secs(4)), Some(Duration::from_secs(11)));
         assert_eq!(remaining(budget, Duration::from_millis(14_800)), None);
         assert_eq!(remaining(budget, Duration::from_secs(20)), None);
+    }
+
+    #[test]
+    fn an_account_with_flags_of_unexpected_types_is_still_live() {
+        let read = |account: Value| live_account(serde_json::from_value(account).unwrap());
+        let usable = |account: Value| read(account).map(|a| a.usable);
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "true"})), Some(true));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "false"})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "needsReconnection": "true"})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": {"odd": 1}})), Some(true));
+        assert!(read(json!({"_id": "a", "platform": "tiktok"})).is_none());
+        assert!(read(json!({"_id": "a".repeat(300), "platform": "twitter"})).is_none());
     }
 
     #[test]

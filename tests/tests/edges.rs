@@ -1,0 +1,223 @@
+//! The service's real-world edges, end to end through the dev gateway, the local stack and the
+//! simulator: a cancelled publication, accounts that are not the one a platform holds, a refused or
+//! failed publish, bounds at the door, our own key refused, and a 404 that is not the service's.
+
+use integration_tests::{Stack, live_account as account};
+use reqwest::Method;
+use serde_json::{Value, json};
+use zernio_sim::{Fault, FaultMode};
+
+const PROJECT: &str = "proj_e";
+const PROFILE: &str = "65aa000000000000000000e1";
+
+/// A project whose X and LinkedIn are connected.
+async fn ready() -> Stack {
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
+    stack
+}
+
+async fn call(stack: &Stack, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let token = stack.token(PROJECT);
+    let (status, answer, _) = stack.call(method, &format!("/projects/{PROJECT}{path}"), Some(&token), body).await;
+    (status, answer)
+}
+
+async fn publish(stack: &Stack, body: Value) -> (u16, Value) {
+    call(stack, Method::POST, "/posts", Some(body)).await
+}
+
+async fn read(stack: &Stack, post: &str) -> Value {
+    let (status, post) = call(stack, Method::GET, &format!("/posts/{post}"), None).await;
+    assert_eq!(status, 200, "{post}");
+    post
+}
+
+fn entry<'a>(post: &'a Value, platform: &str) -> &'a Value {
+    post["platforms"].as_array().unwrap().iter().find(|p| p["platform"] == platform).expect("an entry")
+}
+
+fn newest_service_post(stack: &Stack) -> String {
+    stack.sim.shared.world().posts.keys().last().cloned().expect("a post on the service")
+}
+
+async fn connection(stack: &Stack, platform: &str) -> Value {
+    let (status, list) = call(stack, Method::GET, "/connections", None).await;
+    assert_eq!(status, 200);
+    list["connections"].as_array().unwrap().iter().find(|c| c["platform"] == platform).unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_cancelled_publication_reads_cancelled_and_the_post_can_be_published_again() {
+    // GIVEN a post scheduled on X
+    let stack = ready().await;
+    let body =
+        json!({"post_id": "post_c", "content": "Soon", "platforms": ["x"], "scheduled_for": "2030-01-01T10:00:00Z"});
+    assert_eq!(publish(&stack, body).await.0, 201);
+    // WHEN the service reports the publication cancelled
+    let cancelled = stack.sim.shared.post_event("post.cancelled", &newest_service_post(&stack)).unwrap();
+    assert_eq!(stack.send(&cancelled).await, (200, json!({"status": "processed"})));
+    // THEN the copy reads cancelled, manual delete has nothing to remove, and publishing again works
+    let post = read(&stack, "post_c").await;
+    assert_eq!((post["status"].as_str(), entry(&post, "x")["status"].as_str()), (Some("cancelled"), Some("cancelled")));
+    let (status, refused) = call(&stack, Method::POST, "/posts/post_c/platforms/x/manual-delete", None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("not_published_on_platform")));
+    let (status, again) = publish(&stack, json!({"post_id": "post_c", "content": "Now", "platforms": ["x"]})).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(
+        (again["status"].as_str(), entry(&again, "x")["status"].as_str()),
+        (Some("published"), Some("published"))
+    );
+}
+
+#[tokio::test]
+async fn a_post_sync_finds_gone_everywhere_is_cancelled_and_not_a_dead_end() {
+    let stack = ready().await;
+    let body = json!({"post_id": "post_g", "content": "Later", "platforms": ["linkedin"], "scheduled_for": "2030-01-01T10:00:00Z"});
+    assert_eq!(publish(&stack, body).await.0, 201);
+    stack.sim.shared.delete_post(&newest_service_post(&stack));
+    let (status, synced) = call(&stack, Method::POST, "/posts/post_g/sync", None).await;
+    assert_eq!((status, synced["post"]["status"].as_str()), (200, Some("cancelled")));
+    let (status, again) = publish(&stack, json!({"post_id": "post_g", "platforms": ["linkedin"]})).await;
+    assert_eq!(status, 201, "a cancelled copy never blocks a new publish: {again}");
+}
+
+#[tokio::test]
+async fn a_disconnect_of_another_account_on_the_platform_changes_nothing_and_refresh_relinks() {
+    // GIVEN X linked to x1, and a second X account x2 on the same profile
+    let stack = ready().await;
+    let before = connection(&stack, "x").await;
+    let event = json!({"id": "evt_other", "event": "account.disconnected", "timestamp": integration_tests::now().to_rfc3339(),
+        "account": {"accountId": "x2", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "unintentional"}});
+    // WHEN x2 is disconnected THEN X still reads connected to x1, updated_at unchanged
+    assert_eq!(stack.send(&event).await.0, 200);
+    assert_eq!(connection(&stack, "x").await, before);
+    // WHEN x1 leaves the profile and x2 is live and usable THEN Refresh re-links X to x2
+    stack.set_accounts(PROFILE, json!([account("x2", "twitter"), account("li1", "linkedin")])).await;
+    let (status, refreshed) = call(&stack, Method::POST, "/connections/refresh", None).await;
+    assert_eq!(status, 200);
+    let x = refreshed["connections"].as_array().unwrap().iter().find(|c| c["platform"] == "x").unwrap();
+    assert_eq!(
+        (x["status"].as_str(), x["account_id"].as_str(), x["reason"].as_str()),
+        (Some("connected"), Some("x2"), Some("relinked"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_or_failed_publish_leaves_the_post_exactly_as_it_was() {
+    // GIVEN a draft
+    let stack = ready().await;
+    assert_eq!(
+        publish(&stack, json!({"post_id": "post_r", "content": "v1", "platforms": ["x"], "draft": true})).await.0,
+        201
+    );
+    let before = stack.items().await;
+    // WHEN publishing it with new content fails (service down) or is refused (a platform not connected)
+    stack.sim.shared.set_fault(Fault { mode: FaultMode::Status { code: 503 }, ..Default::default() });
+    let (status, _) = publish(&stack, json!({"post_id": "post_r", "content": "v2", "platforms": ["x"]})).await;
+    assert_eq!(status, 503);
+    stack.sim.shared.set_fault(Fault::default());
+    let (status, refused) =
+        publish(&stack, json!({"post_id": "post_r", "content": "v3", "platforms": ["facebook"]})).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("reconnect_required")));
+    // THEN every item is as it was, content and updated_at included
+    assert_eq!(stack.items().await, before);
+    assert_eq!(read(&stack, "post_r").await["content"], "v1");
+    // AND a new post whose publish fails is kept as a draft with its content
+    stack.sim.shared.set_fault(Fault { mode: FaultMode::Status { code: 503 }, ..Default::default() });
+    assert_eq!(publish(&stack, json!({"post_id": "post_n", "content": "new", "platforms": ["x"]})).await.0, 503);
+    let kept = read(&stack, "post_n").await;
+    assert_eq!(
+        (kept["status"].as_str(), kept["content"].as_str(), kept["platforms"].as_array().map(Vec::len)),
+        (Some("draft"), Some("new"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_post_past_the_bounds_is_a_400_naming_the_limit_and_stores_nothing() {
+    let stack = ready().await;
+    let before = stack.items().await;
+    let urls: Vec<String> = (0..200).map(|i| format!("https://cdn.example/{i}.png")).collect();
+    let cases = [
+        (json!({"post_id": "b1", "content": "hi", "platforms": ["x"], "media_urls": urls}), "at most 20"),
+        (json!({"post_id": "b2", "content": "x".repeat(64 * 1024 + 1), "platforms": ["x"]}), "65536"),
+        (
+            json!({"post_id": "b3", "content": "hi", "platforms": ["x"], "media_urls": [format!("https://c/{}", "a".repeat(8192))]}),
+            "8192",
+        ),
+    ];
+    for (body, limit) in cases {
+        let (status, answer) = publish(&stack, body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")));
+        assert!(answer["error"]["message"].as_str().unwrap().contains(limit), "{answer}");
+    }
+    let (status, _) =
+        call(&stack, Method::POST, "/connections/x/connect", Some(json!({"redirect_url": "javascript:alert(1)"})))
+            .await;
+    assert_eq!(status, 400);
+    assert_eq!(stack.items().await, before);
+    assert_eq!(stack.sim.shared.world().posts.len(), 0, "no call reached the service");
+}
+
+#[tokio::test]
+async fn our_api_key_refused_is_a_503_on_every_route_and_changes_nothing() {
+    // GIVEN the service no longer accepts our key
+    let stack = ready().await;
+    assert_eq!(publish(&stack, json!({"post_id": "post_k", "content": "v1", "platforms": ["x"]})).await.0, 201);
+    let before = stack.items().await;
+    stack.sim.shared.set_api_key("sk_rotated_elsewhere");
+    // WHEN any route calls it THEN 503 publisher_unavailable, nothing changed
+    let routes = [
+        (Method::POST, "/posts", Some(json!({"post_id": "post_k", "content": "v2", "platforms": ["linkedin"]}))),
+        (Method::POST, "/posts/post_k/sync", None),
+        (Method::POST, "/connections/refresh", None),
+        (Method::POST, "/connections/linkedin/connect", None),
+    ];
+    for (method, path, body) in routes {
+        let (status, answer) = call(&stack, method, path, body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("publisher_unavailable")), "{path}");
+    }
+    assert_eq!(stack.items().await, before);
+}
+
+#[tokio::test]
+async fn a_404_that_is_not_the_services_own_deletes_and_cancels_nothing() {
+    // GIVEN a connected project with a live post, and a proxy answering HTML 404s
+    let stack = ready().await;
+    assert_eq!(publish(&stack, json!({"post_id": "post_h", "content": "Hi", "platforms": ["x"]})).await.0, 201);
+    let before = stack.items().await;
+    stack.sim.shared.set_fault(Fault { mode: FaultMode::Foreign { code: 404 }, ..Default::default() });
+    // WHEN Refresh and Sync run THEN both answer 503 and the profile, connections and post stay
+    let (status, refreshed) = call(&stack, Method::POST, "/connections/refresh", None).await;
+    assert_eq!((status, refreshed["error"]["code"].as_str()), (503, Some("publisher_unavailable")));
+    let (status, _) = call(&stack, Method::POST, "/posts/post_h/sync", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(stack.items().await, before);
+    // AND the service's own 404 for the profile still resets it
+    stack.sim.shared.set_fault(Fault::default());
+    stack.sim.shared.delete_profile(PROFILE);
+    let (status, reset) = call(&stack, Method::POST, "/connections/refresh", None).await;
+    assert_eq!((status, reset["profile_reset"].as_bool()), (200, Some(true)));
+}
+
+#[tokio::test]
+async fn a_failing_health_call_is_a_hint_and_refresh_judges_by_the_list_alone() {
+    let stack = ready().await;
+    stack
+        .set_accounts(
+            PROFILE,
+            json!([account("x1", "twitter"), {"_id": "li1", "platform": "linkedin", "isActive": false}]),
+        )
+        .await;
+    stack.sim.shared.set_fault(Fault {
+        mode: FaultMode::Status { code: 500 },
+        path_prefix: Some("/v1/accounts/health".into()),
+        ..Default::default()
+    });
+    let (status, refreshed) = call(&stack, Method::POST, "/connections/refresh", None).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let status_of = |p: &str| {
+        refreshed["connections"].as_array().unwrap().iter().find(|c| c["platform"] == p).unwrap()["status"].clone()
+    };
+    assert_eq!((status_of("x"), status_of("linkedin")), (json!("connected"), json!("expired")));
+}
