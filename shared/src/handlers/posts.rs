@@ -72,11 +72,16 @@ fn post_id(request: &Request) -> Result<PostId, Refusal> {
     PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))
 }
 
-async fn existing<S: PostStore>(store: &S, project: &ProjectId, post: &PostId) -> Result<StoredPost, Refusal> {
-    store
-        .post(project, post)
-        .await?
-        .ok_or_else(|| Refusal::NotFound(format!("There is no post {post} in this project.")))
+/// The caller's project, the post the path names, and that post as stored (404 when there is none).
+async fn requested_post<S: PostStore>(
+    store: &S,
+    request: &Request,
+) -> Result<(ProjectId, PostId, StoredPost), Refusal> {
+    let project = app::caller(request)?;
+    let post = post_id(request)?;
+    let stored = store.post(&project, &post).await?;
+    let stored = stored.ok_or_else(|| Refusal::NotFound(format!("There is no post {post} in this project.")))?;
+    Ok((project, post, stored))
 }
 
 #[derive(Deserialize)]
@@ -154,9 +159,7 @@ impl<S: PostStore, C: Clock> ReadPost<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::caller(&request)?;
-                let post = post_id(&request)?;
-                let stored = existing(&self.store, &project, &post).await?;
+                let (project, post, stored) = requested_post(&self.store, &request).await?;
                 Ok(http::json(200, &post_view(&project, &post, &stored, self.clock.now())))
             }
             .await,
@@ -168,10 +171,8 @@ impl<S: PostStore, C: Clock> ManualDelete<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::caller(&request)?;
-                let post = post_id(&request)?;
                 let platform = app::platform(&request)?;
-                let stored = existing(&self.store, &project, &post).await?;
+                let (project, post, stored) = requested_post(&self.store, &request).await?;
                 let now = self.clock.now();
                 let saved = match manual_delete(&stored.state, platform) {
                     Deletion::NoEntry => {
@@ -196,9 +197,7 @@ impl<S: PostStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::caller(&request)?;
-                let post = post_id(&request)?;
-                let stored = existing(&self.store, &project, &post).await?;
+                let (project, post, stored) = requested_post(&self.store, &request).await?;
                 let asked = publications(&stored.state);
                 if asked.is_empty() {
                     return Err(Refusal::NotPublished);

@@ -372,3 +372,12 @@ proptest! {
         prop_assert_eq!(fold(&shuffled), in_order);
     }
 }
+
+#[test]
+fn an_item_written_with_a_single_cancelled_generation_reads_as_a_set_of_one() {
+    let old: PostState = serde_json::from_str(r#"{"entries":{},"cancelled_generation":2}"#).unwrap();
+    assert_eq!(old.cancelled, BTreeSet::from([2]));
+    let new: PostState = serde_json::from_str(r#"{"entries":{},"cancelled":[1,3]}"#).unwrap();
+    assert_eq!(new.cancelled, BTreeSet::from([1, 3]));
+    assert_eq!(serde_json::to_value(&new).unwrap()["cancelled"], serde_json::json!([1, 3]));
+}
