@@ -77,6 +77,23 @@ pub struct PostItem {
 }
 
 impl PostItem {
+    /// The one way a post item is made: from the post as stored (or to be stored).
+    fn new(project: &ProjectId, post: &PostId, stored: &StoredPost) -> PostItem {
+        let (pk, sk) = keys::post(project, post);
+        PostItem {
+            pk,
+            sk,
+            project_id: project.clone(),
+            post_id: post.clone(),
+            version: stored.version,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            content: stored.draft.as_ref().map(|d| d.content.clone()),
+            media_urls: stored.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
+            state: stored.state.clone(),
+        }
+    }
+
     fn stored(self) -> StoredPost {
         StoredPost {
             state: self.state,
@@ -420,6 +437,32 @@ impl DynamoStore {
     }
 }
 
+/// The post after `evidence` (and a new draft, if any) joins in, and whether that changes it: when
+/// it does not, nothing is written and `updated_at` stays.
+fn next_post(
+    stored: Option<&StoredPost>,
+    draft: Option<&Draft>,
+    evidence: &PostState,
+    now: Timestamp,
+) -> (StoredPost, bool) {
+    let mut next = stored.cloned().unwrap_or(StoredPost {
+        state: PostState::default(),
+        draft: None,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    });
+    next.state = next.state.join(evidence);
+    if let Some(draft) = draft {
+        next.draft = Some(draft.clone());
+    }
+    if stored == Some(&next) {
+        return (next, false);
+    }
+    next.updated_at = now;
+    (next, true)
+}
+
 /// What a webhook's report does to the post: joined into what is stored (or deferred when it
 /// names a publication we have not stored yet).
 fn plan_post(
@@ -429,32 +472,16 @@ fn plan_post(
     now: Timestamp,
     report: &PostReport,
 ) -> Result<Plan, StoreError> {
-    let stored: Option<PostItem> = items.pop().flatten().map(decode).transpose()?;
+    let stored = items.pop().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
     let Ok(evidence) = report.to_state(stored.as_ref().map(|s| &s.state)) else {
         return Ok(Plan::Defer);
     };
-    let (pk, sk) = keys::post(project, post);
-    let (joined, expected, created_at) = match &stored {
-        Some(s) => (s.state.join(&evidence), Some(s.version), s.created_at),
-        None => (PostState::default().join(&evidence), None, now),
-    };
-    if stored.as_ref().is_some_and(|s| s.state == joined) {
-        return Ok(Plan::Nothing);
-    }
-    let (content, media_urls) = stored.map(|s| (s.content, s.media_urls)).unwrap_or_default();
-    let item = PostItem {
-        pk,
-        sk,
-        project_id: project.clone(),
-        post_id: post.clone(),
-        version: 0,
-        created_at,
-        updated_at: now,
-        content,
-        media_urls,
-        state: joined,
-    };
-    Ok(Plan::Write { item: encode(&item)?, expected })
+    Ok(match next_post(stored.as_ref(), None, &evidence, now) {
+        (_, false) => Plan::Nothing,
+        (next, true) => {
+            Plan::Write { item: encode(&PostItem::new(project, post, &next))?, expected: stored.map(|s| s.version) }
+        }
+    })
 }
 
 impl EventStore for DynamoStore {
@@ -669,52 +696,21 @@ impl PostStore for DynamoStore {
         evidence: &PostState,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
-        let (pk, sk) = keys::post(project, post);
-        let as_item = |r: &StoredPost| PostItem {
-            pk: pk.clone(),
-            sk: sk.clone(),
-            project_id: project.clone(),
-            post_id: post.clone(),
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            content: r.draft.as_ref().map(|d| d.content.clone()),
-            media_urls: r.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
-            state: r.state.clone(),
-        };
-        let (first, pk, sk) = (&read.map(as_item), &pk, &sk);
         until_landed(|round| async move {
             let stored = match round {
-                0 => first.clone(),
-                _ => self.get_post(project, post).await?,
+                0 => read.cloned(),
+                _ => self.get_post(project, post).await?.map(PostItem::stored),
             };
-            let mut item = stored.clone().unwrap_or_else(|| PostItem {
-                pk: pk.clone(),
-                sk: sk.clone(),
-                project_id: project.clone(),
-                post_id: post.clone(),
-                version: 0,
-                created_at: now,
-                updated_at: now,
-                content: None,
-                media_urls: Vec::new(),
-                state: PostState::default(),
-            });
-            item.state = item.state.join(evidence);
-            if let Some(draft) = draft {
-                item.content = Some(draft.content.clone());
-                item.media_urls = draft.media_urls.clone();
+            let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, now);
+            if !changed {
+                return Ok(Round::Done(next));
             }
-            if stored.as_ref() == Some(&item) {
-                return Ok(Round::Done(item.stored()));
-            }
-            item.updated_at = now;
             let expected = stored.as_ref().map(|s| s.version);
-            if !self.put(self.conditional_put(encode(&item)?, expected)?).await? {
+            if !self.put(self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?).await? {
                 return Ok(Round::Raced);
             }
-            item.version = expected.map_or(1, |v| v + 1);
-            Ok(Round::Done(item.stored()))
+            next.version = expected.map_or(1, |v| v + 1);
+            Ok(Round::Done(next))
         })
         .await
     }

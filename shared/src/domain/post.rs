@@ -317,8 +317,9 @@ impl PostReport {
         let mut entries = BTreeMap::new();
         for p in &self.platforms {
             let status = p.status.unwrap_or(self.default_status);
-            // A copy reported live without its own time went live no later than the report.
-            let published_at = (status >= EntryStatus::Published)
+            // A copy reported live without its own time went live no later than the report. (A
+            // removed one says nothing of when, or whether, it went live.)
+            let published_at = (status == EntryStatus::Published)
                 .then(|| p.published_at.or(self.published_at).unwrap_or(self.reported_at));
             let entry = PlatformEntry {
                 generation,

@@ -278,7 +278,7 @@ fn model(reports: &[PostReport]) -> PostState {
         let status = said.iter().map(|(r, p)| p.status.unwrap_or(r.default_status)).max().unwrap();
         let live_times = said
             .iter()
-            .filter(|(r, p)| p.status.unwrap_or(r.default_status) >= EntryStatus::Published)
+            .filter(|(r, p)| p.status.unwrap_or(r.default_status) == EntryStatus::Published)
             .map(|(r, p)| p.published_at.or(r.published_at).unwrap_or(r.reported_at));
         let other_times = said.iter().filter_map(|(_, p)| p.published_at);
         let entry = PlatformEntry {
@@ -306,7 +306,7 @@ fn model(reports: &[PostReport]) -> PostState {
         .iter()
         .flat_map(|r| r.platforms.iter().map(move |p| (r, p)))
         .filter_map(|(r, p)| {
-            let live = p.status.unwrap_or(r.default_status) >= EntryStatus::Published;
+            let live = p.status.unwrap_or(r.default_status) == EntryStatus::Published;
             if live { Some(p.published_at.or(r.published_at).unwrap_or(r.reported_at)) } else { p.published_at }
         })
         .min();
@@ -380,4 +380,80 @@ fn an_item_written_with_a_single_cancelled_generation_reads_as_a_set_of_one() {
     let new: PostState = serde_json::from_str(r#"{"entries":{},"cancelled":[1,3]}"#).unwrap();
     assert_eq!(new.cancelled, BTreeSet::from([1, 3]));
     assert_eq!(serde_json::to_value(&new).unwrap()["cancelled"], serde_json::json!([1, 3]));
+}
+
+/// What the service answers for one publication when Sync asks.
+#[derive(Debug, Clone)]
+enum Answer {
+    Found(PostReport),
+    Gone,
+}
+
+fn any_answer(generation: Generation) -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        2 => any_report().prop_map(move |mut r| {
+            r.generation = Some(generation);
+            r.service_post_id = sid(generation);
+            Answer::Found(r)
+        }),
+        1 => Just(Answer::Gone),
+    ]
+}
+
+/// The webhooks that say what a Sync answer says: the report itself; for a publication gone
+/// everywhere, its cancellation; for one gone where others are not, its copies removed.
+fn webhooks_for(stored: &PostState, answers: &[(Generation, Answer)]) -> Vec<PostReport> {
+    let all_gone = answers.iter().all(|(_, a)| matches!(a, Answer::Gone));
+    answers
+        .iter()
+        .map(|(generation, answer)| match answer {
+            Answer::Found(report) => report.clone(),
+            Answer::Gone if all_gone => {
+                let mut cancel = report(*generation, Platform::X, EntryStatus::Queued, None);
+                cancel.platforms.clear();
+                cancel.cancelled = true;
+                cancel
+            }
+            Answer::Gone => {
+                let mut removed = report(*generation, Platform::X, EntryStatus::Removed, None);
+                removed.platforms = stored
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.generation == *generation)
+                    .map(|(p, _)| PlatformReport {
+                        platform: *p,
+                        status: Some(EntryStatus::Removed),
+                        account_id: None,
+                        url: None,
+                        platform_post_id: None,
+                        published_at: None,
+                        error: None,
+                    })
+                    .collect();
+                removed
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn sync_of_the_services_answers_equals_applying_the_webhooks_that_say_the_same(
+        missed in prop::collection::vec(any_report(), 1..8),
+        answers in (any_answer(1), any_answer(2), any_answer(3)),
+    ) {
+        let stored = fold(&missed);
+        let asked: Vec<Generation> = publications(&stored).into_iter().map(|(g, _)| g).collect();
+        let (a1, a2, a3) = answers;
+        let answers: Vec<(Generation, Answer)> =
+            [(1, a1), (2, a2), (3, a3)].into_iter().filter(|(g, _)| asked.contains(g)).collect();
+        let domain_answers = answers
+            .iter()
+            .map(|(g, a)| (*g, match a { Answer::Found(r) => ServiceAnswer::Found(r.clone()), Answer::Gone => ServiceAnswer::Gone }))
+            .collect();
+        let synced = stored.join(&sync_evidence(&stored, domain_answers));
+        let webhooks = webhooks_for(&stored, &answers);
+        let applied = webhooks.iter().fold(stored.clone(), |s, r| s.join(&r.to_state(Some(&s)).unwrap()));
+        prop_assert_eq!(synced, applied);
+    }
 }
