@@ -144,7 +144,28 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         watched_sorted.sort();
         assert_eq!(watched_sorted, all, "{name} covers every function");
     }
-    for name in ["DeadLetterQueueAlarm", "WebhookServerErrorsAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
+    // Our key refused is watched on exactly the functions that hold the key.
+    let mut key_watched: Vec<String> = alarm("PublisherKeyRefusedAlarm")["Metrics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|m| m["MetricStat"]["Metric"]["MetricName"] == "PublisherKeyRefused")
+        .filter_map(|m| reference(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]).map(str::to_owned))
+        .collect();
+    let mut key_holders: Vec<String> = functions(&t)
+        .into_iter()
+        .filter(|f| !resource(&t, f)["Environment"]["Variables"]["PUBLISHER_API_KEY_SECRET_ID"].is_null())
+        .collect();
+    key_watched.sort();
+    key_holders.sort();
+    assert_eq!(key_watched, key_holders);
+    for name in [
+        "DeadLetterQueueAlarm",
+        "WebhookServerErrorsAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "PublisherKeyRefusedAlarm",
+    ] {
         assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
     }
     assert_eq!(resource(&t, "Table")["DeletionProtectionEnabled"], true);
