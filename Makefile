@@ -45,6 +45,7 @@ run: venv
 
 lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -53,9 +53,33 @@ fn every_error_code_of_the_spec_is_documented() {
         "publisher_unavailable",
         "invalid_signature",
         "invalid_event",
+        "method_not_allowed",
+        "rate_limited",
+        "profile_conflict",
     ] {
         assert!(codes.contains(&code), "{code}");
     }
+}
+
+#[test]
+fn every_operation_has_its_own_operation_id() {
+    let api = load("openapi.yaml");
+    let mut ids = Vec::new();
+    for (path, item) in api["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let id = operation["operationId"].as_str();
+            assert!(id.is_some(), "{path:?} {method:?} has no operationId");
+            ids.push(id.unwrap().to_owned());
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds are unique");
+    assert_eq!(count, 9);
 }
 
 /// Checks an answer against what `openapi.yaml` says for that route and status.
