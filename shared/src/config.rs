@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::adapters::secrets::SecretReader;
+use crate::domain::limits::{CallKind, Limit};
 use crate::reloading::{Reloading, Source};
 use crate::signature::{WebhookKeys, WebhookSecrets};
 
@@ -111,4 +112,42 @@ pub async fn publisher(sdk: &SdkConfig) -> Result<crate::adapters::zernio::Zerni
     let base_url = required("PUBLISHER_BASE_URL")?;
     crate::adapters::zernio::ZernioClient::with_key(base_url, publisher_api_key(sdk).await?)
         .map_err(|e| ConfigError(format!("publishing service client: {e}")))
+}
+
+/// The per-project budgets of calls to the shared service, a minute each (a burst of twice that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub refresh: Limit,
+    pub sync: Limit,
+    pub publish: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            refresh: Limit::default_for(CallKind::Refresh),
+            sync: Limit::default_for(CallKind::Sync),
+            publish: Limit::default_for(CallKind::Publish),
+        }
+    }
+}
+
+/// `REFRESHES_PER_MINUTE`, `SYNCS_PER_MINUTE`, `PUBLISHES_PER_MINUTE`: each a whole number of
+/// calls a minute per project, the contract's when unset.
+pub fn limits() -> Result<Limits, ConfigError> {
+    let read = |name: &str, kind: CallKind| -> Result<Limit, ConfigError> {
+        match optional(name) {
+            None => Ok(Limit::default_for(kind)),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map(|per_minute| Limit { per_minute })
+                .map_err(|_| ConfigError(format!("{name} must be a whole number of calls a minute, not {raw:?}"))),
+        }
+    };
+    Ok(Limits {
+        refresh: read("REFRESHES_PER_MINUTE", CallKind::Refresh)?,
+        sync: read("SYNCS_PER_MINUTE", CallKind::Sync)?,
+        publish: read("PUBLISHES_PER_MINUTE", CallKind::Publish)?,
+    })
 }

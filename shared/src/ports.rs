@@ -6,6 +6,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
+use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Draft, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
@@ -152,8 +153,28 @@ impl StoredConnection {
     }
 }
 
+/// A project's budget of calls to the shared service.
+pub trait BudgetStore: Send + Sync {
+    /// Takes one call of `kind` from the project's bucket (`domain::limits::take`), starting from
+    /// `read` (what the route's own read brought) and reading again after a race. Writes nothing
+    /// when the call is refused.
+    fn take_call(
+        &self,
+        project: &ProjectId,
+        kind: CallKind,
+        read: Option<Bucket>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Result<(), Limited>, StoreError>> + Send;
+}
+
 /// What the connection routes need of the store.
 pub trait ConnectionStore: Send + Sync {
+    /// The project's profile on the service and its Refresh budget, read together (one request).
+    fn profile_and_budget(
+        &self,
+        project: &ProjectId,
+    ) -> impl Future<Output = Result<(Option<ProfileId>, Option<Bucket>), StoreError>> + Send;
     /// The project's profile on the service, if it has one.
     fn project_profile(
         &self,
@@ -243,18 +264,35 @@ pub struct StoredPost {
     pub version: u64,
 }
 
+/// What a publish reads before it decides, in one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRead {
+    pub post: Option<StoredPost>,
+    /// The project's profile on the service.
+    pub profile: Option<ProfileId>,
+    /// The project's budget of publishes.
+    pub budget: Option<Bucket>,
+}
+
 pub trait PostStore: Send + Sync {
     fn post(
         &self,
         project: &ProjectId,
         post: &PostId,
     ) -> impl Future<Output = Result<Option<StoredPost>, StoreError>> + Send;
-    /// The post and the project's profile on the service, read together (one request).
-    fn post_and_profile(
+    /// The post, the project's profile on the service and its publish budget, read together (one
+    /// request).
+    fn post_profile_and_budget(
         &self,
         project: &ProjectId,
         post: &PostId,
-    ) -> impl Future<Output = Result<(Option<StoredPost>, Option<ProfileId>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<PublishRead, StoreError>> + Send;
+    /// The post and the project's Sync budget, read together (one request).
+    fn post_and_budget(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+    ) -> impl Future<Output = Result<(Option<StoredPost>, Option<Bucket>), StoreError>> + Send;
     /// Joins `evidence` into the post (creating it), replacing its draft when one is given, and
     /// returns the post as stored afterwards. Writes nothing when nothing changes. `read` is the
     /// post as the caller read it (`None`: it did not exist); a race makes the store read again.

@@ -6,6 +6,7 @@ use crate::adapters::aws;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
+use crate::config::Limits;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use crate::handlers::retry::RetryWorker;
@@ -29,24 +30,36 @@ pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore> {
     ListConnections { store }
 }
 
-pub fn refresh(store: DynamoStore, publisher: ZernioClient) -> Refresh<DynamoStore, ZernioClient, SystemClock> {
-    Refresh { store, publisher, clock: SystemClock }
+pub fn refresh(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    limits: &Limits,
+) -> Refresh<DynamoStore, ZernioClient, SystemClock> {
+    Refresh { store, publisher, clock: SystemClock, limit: limits.refresh }
 }
 
 pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoStore, ZernioClient> {
     Connect { store, publisher }
 }
 
-pub fn publish(store: DynamoStore, publisher: ZernioClient) -> Publish<DynamoStore, ZernioClient, SystemClock> {
-    Publish { store, publisher, clock: SystemClock }
+pub fn publish(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    limits: &Limits,
+) -> Publish<DynamoStore, ZernioClient, SystemClock> {
+    Publish { store, publisher, clock: SystemClock, limit: limits.publish }
 }
 
 pub fn read_post(store: DynamoStore) -> ReadPost<DynamoStore, SystemClock> {
     ReadPost { store, clock: SystemClock }
 }
 
-pub fn sync(store: DynamoStore, publisher: ZernioClient) -> Sync<DynamoStore, ZernioClient, SystemClock> {
-    Sync { store, publisher, clock: SystemClock }
+pub fn sync(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    limits: &Limits,
+) -> Sync<DynamoStore, ZernioClient, SystemClock> {
+    Sync { store, publisher, clock: SystemClock, limit: limits.sync }
 }
 
 pub fn manual_delete(store: DynamoStore) -> ManualDelete<DynamoStore, SystemClock> {
@@ -82,7 +95,7 @@ pub mod from_env {
 
     pub async fn refresh() -> Result<Refresh<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::refresh(store(&sdk)?, config::publisher(&sdk).await?))
+        Ok(super::refresh(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
     }
 
     pub async fn connect() -> Result<Connect<DynamoStore, ZernioClient>, ConfigError> {
@@ -92,7 +105,7 @@ pub mod from_env {
 
     pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::publish(store(&sdk)?, config::publisher(&sdk).await?))
+        Ok(super::publish(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
     }
 
     pub async fn read_post() -> Result<ReadPost<DynamoStore, SystemClock>, ConfigError> {
@@ -101,7 +114,7 @@ pub mod from_env {
 
     pub async fn sync() -> Result<Sync<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::sync(store(&sdk)?, config::publisher(&sdk).await?))
+        Ok(super::sync(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
     }
 
     pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {

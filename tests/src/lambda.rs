@@ -416,6 +416,9 @@ pub async fn prepare(stack: &crate::Stack) -> LocalAccount {
     refs.insert("RetryQueue".into(), stack.queues.retry_url.clone());
     refs.insert("PublisherBaseUrl".into(), stack.sim.api_url());
     refs.insert("LogLevel".into(), "info".into());
+    for (parameter, per_minute) in [("RefreshesPerMinute", 10), ("SyncsPerMinute", 30), ("PublishesPerMinute", 30)] {
+        refs.insert(parameter.into(), per_minute.to_string());
+    }
     stack
         .given_profile(
             PROJECT,

@@ -151,6 +151,7 @@ impl Stack {
             publisher_base_url: sim.api_url(),
             publisher_api_key: "sk_local".into(),
             jwt_secret: JWT_SECRET.into(),
+            limits: shared::config::Limits::default(),
         })
         .await
         .expect("gateway");
@@ -193,8 +194,16 @@ impl Stack {
         dev_gateway::poller::poll_once(&self.sqs, &self.queues.retry_url, &self.worker(), settings).await.expect("poll")
     }
 
-    /// Every item in the table, sorted by key, for before/after comparisons.
+    /// Every item the app's answers rest on, sorted by key, for before/after comparisons: the
+    /// project's call budgets are left out (a call to the service that failed was still a call).
     pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = self.all_items().await;
+        items.retain(|i| !i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("BUDGET#")));
+        items
+    }
+
+    /// Every item in the table, sorted by key.
+    pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {

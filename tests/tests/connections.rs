@@ -329,6 +329,7 @@ async fn evidence_of_the_same_time_ends_in_the_status_needing_attention_in_eithe
             store: stack.store.clone(),
             publisher: ZernioClient::new(stack.sim.api_url(), "sk_local").unwrap(),
             clock: FixedClock(at),
+            limit: shared::config::Limits::default().refresh,
         };
         let event = json!({"id": "evt_tie", "event": "account.disconnected", "timestamp": at.to_rfc3339(),
             "account": {"accountId": "x1", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "unintentional"}});

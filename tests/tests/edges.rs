@@ -221,3 +221,30 @@ async fn a_failing_health_call_is_a_hint_and_refresh_judges_by_the_list_alone() 
     };
     assert_eq!((status_of("x"), status_of("linkedin")), (json!("connected"), json!("expired")));
 }
+
+fn service_calls(stack: &Stack) -> u64 {
+    let calls = stack.publisher_calls();
+    calls.as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
+#[tokio::test]
+async fn past_its_burst_a_project_gets_429_with_no_call_while_another_project_is_unaffected() {
+    // GIVEN a project that used its burst of Refreshes (twice ten; getting ready took one)
+    let stack = ready().await;
+    for _ in 0..19 {
+        assert_eq!(call(&stack, Method::POST, "/connections/refresh", None).await.0, 200);
+    }
+    let before = (stack.all_items().await, service_calls(&stack));
+    // WHEN it refreshes once more THEN 429 rate_limited with Retry-After, no call, nothing changed
+    let token = stack.token(PROJECT);
+    let path = format!("/projects/{PROJECT}/connections/refresh");
+    let (status, answer, headers) = stack.call(Method::POST, &path, Some(&token), None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("rate_limited")));
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&retry_after), "{retry_after}");
+    assert_eq!((stack.all_items().await, service_calls(&stack)), before, "not even the budget moved");
+    // AND its Syncs and publishes, and another project's Refreshes, have budgets of their own
+    let (status, _) = publish(&stack, json!({"post_id": "post_l", "content": "Still", "platforms": ["x"]})).await;
+    assert_eq!(status, 201);
+    stack.given_connected("proj_other", "65aa000000000000000000e2", json!([account("x9", "twitter")])).await;
+}

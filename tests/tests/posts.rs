@@ -402,15 +402,19 @@ async fn every_post_route_refuses_another_projects_token_and_bad_bodies() {
 }
 
 #[tokio::test]
-async fn a_publish_reads_the_post_and_profile_in_one_request_and_costs_three_in_all() {
+async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_four_in_all() {
     let stack = ready().await;
     stack.tap.reset();
     let (status, post) =
         publish(&stack, json!({"post_id": "post_cost", "content": "Count me", "platforms": ["x", "linkedin"]})).await;
     assert_eq!(status, 201, "{post}");
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    let expected = [("BatchGetItem", 1), ("PutItem", 1), ("Query", 1)];
-    assert_eq!(counts, expected.map(|(op, n)| (op.to_owned(), n)), "one write: the post with its new generation");
+    let expected = [("BatchGetItem", 1), ("PutItem", 2), ("Query", 1)];
+    assert_eq!(
+        counts,
+        expected.map(|(op, n)| (op.to_owned(), n)),
+        "two writes: the call taken from the budget, the post with its new generation"
+    );
     // A project with no profile yet: the same one read tells both.
     let stack = Stack::start().await;
     let token = stack.token("proj_none");

@@ -4,11 +4,12 @@
 
 use integration_tests::{Backend, StoreUnderTest};
 use shared::domain::connection::{Connection, ConnectionEvidence};
+use shared::domain::limits::{CallKind, Limit};
 use shared::domain::post::{PlatformReport, PostReport};
 use shared::domain::{
     ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
 };
-use shared::ports::{ConnectionStore, PostStore};
+use shared::ports::{BudgetStore, ConnectionStore, PostStore, PublishRead};
 use shared::ports::{EventStore, Outcome};
 
 const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];
@@ -231,22 +232,51 @@ where
 }
 
 #[tokio::test]
-async fn the_post_and_the_project_profile_are_read_in_one_consistent_request() {
+async fn the_post_the_project_profile_and_the_budget_are_read_in_one_consistent_request() {
     for backend in BACKENDS {
         let t = StoreUnderTest::start(backend).await;
         let (project, post, profile) = ids();
-        assert_eq!(t.store.post_and_profile(&project, &post).await, Ok((None, None)), "{backend:?}");
+        let nothing = PublishRead { post: None, profile: None, budget: None };
+        assert_eq!(t.store.post_profile_and_budget(&project, &post).await, Ok(nothing), "{backend:?}");
         t.store.link_profile(&project, &profile).await.unwrap();
         let r = report(1, Platform::X, EntryStatus::Published);
         t.store.apply_post_report(&event(1), &project, &post, &r, integration_tests::now()).await.unwrap();
         t.tap.reset();
-        let (read, linked) = t.store.post_and_profile(&project, &post).await.unwrap();
+        let PublishRead { post: read, profile: linked, budget } =
+            t.store.post_profile_and_budget(&project, &post).await.unwrap();
         assert_eq!(t.tap.counts().into_iter().collect::<Vec<_>>(), [("BatchGetItem".to_owned(), 1)], "{backend:?}");
         assert_eq!(linked, Some(profile.clone()), "{backend:?}");
         assert_eq!(read, t.store.post(&project, &post).await.unwrap(), "{backend:?}: the same post as a GetItem reads");
         assert!(read.is_some());
+        assert_eq!(budget, None, "no call taken yet");
         let other = PostId::parse("post_2").unwrap();
-        assert_eq!(t.store.post_and_profile(&project, &other).await, Ok((None, Some(profile))), "{backend:?}");
+        let only_profile = PublishRead { post: None, profile: Some(profile), budget: None };
+        assert_eq!(t.store.post_profile_and_budget(&project, &other).await, Ok(only_profile), "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn racing_callers_take_no_more_calls_than_the_budget_holds() {
+    for backend in BACKENDS {
+        // GIVEN a budget of 3 a minute (a burst of 6), read by 10 callers at once
+        let t = StoreUnderTest::start(backend).await;
+        let (project, _, _) = ids();
+        let limit = Limit { per_minute: 3 };
+        let now = integration_tests::now();
+        let outcomes = futures_join((0..10).map(|_| {
+            let store = t.store.clone();
+            let project = project.clone();
+            async move { store.take_call(&project, CallKind::Publish, None, limit, now).await }
+        }))
+        .await;
+        // THEN exactly six get a call, the rest are told when to come back
+        let taken = outcomes.iter().filter(|o| matches!(o, Ok(Ok(())))).count();
+        let refused = outcomes.iter().filter(|o| matches!(o, Ok(Err(_)))).count();
+        assert_eq!((taken, refused), (6, 4), "{backend:?}: {outcomes:?}");
+        // AND another kind of call, or another project, has its own budget
+        assert_eq!(t.store.take_call(&project, CallKind::Sync, None, limit, now).await, Ok(Ok(())));
+        let other = ProjectId::parse("proj_2").unwrap();
+        assert_eq!(t.store.take_call(&other, CallKind::Publish, None, limit, now).await, Ok(Ok(())));
     }
 }
 

@@ -8,6 +8,7 @@
 //! | profile → project routing | `PROFILE#{profile}` | `ROUTE` |
 //! | connection | `PROFILE#{profile}` | `CONN#{platform}` |
 //! | event taken | `EVENT#{event id}` | `EVENT` |
+//! | a project's call budget | `PROJECT#{project}` | `BUDGET#{refresh,sync,publish}` |
 
 use std::collections::HashMap;
 
@@ -18,8 +19,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem,
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
+use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
-use crate::ports::{ConnectionStore, Draft, EventStore, Outcome, PostStore, StoreError, StoredConnection, StoredPost};
+use crate::ports::{
+    BudgetStore, ConnectionStore, Draft, EventStore, Outcome, PostStore, PublishRead, StoreError, StoredConnection,
+    StoredPost,
+};
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
 pub const EVENT_RETENTION_SECONDS: i64 = 8 * 24 * 3600;
@@ -52,6 +57,9 @@ pub mod keys {
     }
     pub fn event(id: &EventId) -> (String, String) {
         (format!("EVENT#{id}"), "EVENT".to_owned())
+    }
+    pub fn budget(project: &ProjectId, kind: CallKind) -> (String, String) {
+        (format!("PROJECT#{project}"), format!("BUDGET#{}", kind.as_str()))
     }
 }
 
@@ -132,6 +140,20 @@ struct ProjectProfileItem {
     pk: String,
     sk: String,
     profile_id: ProfileId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BudgetItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    bucket: Bucket,
+    /// An idle bucket is full again within two minutes; then it may go.
+    expires_at: i64,
+}
+
+fn budget_of(item: Option<Item>) -> Result<Option<Bucket>, StoreError> {
+    Ok(item.map(decode::<BudgetItem>).transpose()?.map(|b| b.bucket))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -571,7 +593,49 @@ impl DynamoStore {
     }
 }
 
+impl BudgetStore for DynamoStore {
+    async fn take_call(
+        &self,
+        project: &ProjectId,
+        kind: CallKind,
+        read: Option<Bucket>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> Result<Result<(), Limited>, StoreError> {
+        let read = &read;
+        until_landed(|round| async move {
+            let stored = match round {
+                0 => *read,
+                _ => self.get::<BudgetItem>(keys::budget(project, kind)).await?.map(|b| b.bucket),
+            };
+            let next = match limits::take(stored.as_ref(), limit, now) {
+                Ok(next) => next,
+                Err(limited) => return Ok(Round::Done(Err(limited))),
+            };
+            let (pk, sk) = keys::budget(project, kind);
+            let item = encode(&BudgetItem { pk, sk, bucket: next, expires_at: now.plus_seconds(120).unix() })?;
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            let put = match stored {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(b) => put
+                    .condition_expression("at_ms = :at AND milli_tokens = :tokens")
+                    .expression_attribute_values(":at", AttributeValue::N(b.at_ms.to_string()))
+                    .expression_attribute_values(":tokens", AttributeValue::N(b.milli_tokens.to_string())),
+            };
+            Ok(if self.put(built(put.build())?).await? { Round::Done(Ok(())) } else { Round::Raced })
+        })
+        .await
+    }
+}
+
 impl ConnectionStore for DynamoStore {
+    async fn profile_and_budget(&self, project: &ProjectId) -> Result<(Option<ProfileId>, Option<Bucket>), StoreError> {
+        let keys = [keys::project_profile(project), keys::budget(project, CallKind::Refresh)];
+        let mut items = self.get_many(&keys).await?.into_iter();
+        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
+        Ok((profile, budget_of(items.next().flatten())?))
+    }
+
     async fn project_profile(&self, project: &ProjectId) -> Result<Option<ProfileId>, StoreError> {
         Ok(self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id))
     }
@@ -676,15 +740,24 @@ impl PostStore for DynamoStore {
         Ok(self.get_post(project, post).await?.map(PostItem::stored))
     }
 
-    async fn post_and_profile(
+    async fn post_profile_and_budget(&self, project: &ProjectId, post: &PostId) -> Result<PublishRead, StoreError> {
+        let keys =
+            [keys::post(project, post), keys::project_profile(project), keys::budget(project, CallKind::Publish)];
+        let mut items = self.get_many(&keys).await?.into_iter();
+        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
+        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
+        Ok(PublishRead { post, profile, budget: budget_of(items.next().flatten())? })
+    }
+
+    async fn post_and_budget(
         &self,
         project: &ProjectId,
         post: &PostId,
-    ) -> Result<(Option<StoredPost>, Option<ProfileId>), StoreError> {
-        let mut items = self.get_many(&[keys::post(project, post), keys::project_profile(project)]).await?.into_iter();
+    ) -> Result<(Option<StoredPost>, Option<Bucket>), StoreError> {
+        let mut items =
+            self.get_many(&[keys::post(project, post), keys::budget(project, CallKind::Sync)]).await?.into_iter();
         let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
-        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok((post, profile))
+        Ok((post, budget_of(items.next().flatten())?))
     }
 
     async fn save_post(

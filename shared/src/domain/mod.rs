@@ -3,6 +3,7 @@
 pub mod connection;
 pub mod event;
 pub mod ids;
+pub mod limits;
 pub mod platform;
 pub mod post;
 pub mod publish;

@@ -42,6 +42,15 @@ impl Timestamp {
         self.0.unix_timestamp()
     }
 
+    pub fn from_unix_millis(ms: i64) -> Self {
+        let nanos = i128::from(ms) * 1_000_000;
+        Self(OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+
+    pub fn unix_millis(self) -> i64 {
+        i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self(self.0.saturating_add(time::Duration::seconds(seconds)))
     }

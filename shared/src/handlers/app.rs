@@ -29,6 +29,10 @@ pub enum Refusal {
     DuplicateContent,
     NotPublished,
     NotPublishedOnPlatform(Platform),
+    /// The project spent its budget of this kind of call for now.
+    RateLimited {
+        retry_after: u64,
+    },
     PublisherUnavailable {
         retry_after: u64,
     },
@@ -83,6 +87,17 @@ impl Refusal {
                 "not_published_on_platform",
                 &format!("This post is not live on {}, so there is nothing to mark deleted.", platform.display_name()),
             ),
+            Refusal::RateLimited { retry_after } => {
+                let mut response = http::error(
+                    429,
+                    "rate_limited",
+                    &format!(
+                        "This project made too many of these calls in the last minute; nothing was called or changed. Try again in {retry_after} s."
+                    ),
+                );
+                response.headers_mut().insert("retry-after", (*retry_after).into());
+                response
+            }
             Refusal::PublisherUnavailable { retry_after } => {
                 let mut response = http::error(
                     503,
@@ -116,6 +131,13 @@ impl From<PublisherError> for Refusal {
             // An answer we cannot use is, for the user, the service not working right now.
             PublisherError::Refused { .. } => Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER },
         }
+    }
+}
+
+impl From<crate::domain::limits::Limited> for Refusal {
+    fn from(limited: crate::domain::limits::Limited) -> Self {
+        tracing::warn!(retry_after = limited.retry_after, "call budget spent");
+        Refusal::RateLimited { retry_after: limited.retry_after }
     }
 }
 

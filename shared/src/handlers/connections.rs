@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::limits::{CallKind, Limit};
 use crate::domain::refresh::{message, reconcile};
 use crate::domain::text::is_http_url;
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId};
-use crate::ports::{Clock, ConnectionStore, Publisher, StoredConnection};
+use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, StoredConnection};
 
 /// `GET /projects/{projectId}/connections`: the store only.
 pub struct ListConnections<S> {
@@ -20,6 +21,8 @@ pub struct Refresh<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
+    /// The project's budget of Refreshes.
+    pub limit: Limit,
 }
 
 /// `POST /projects/{projectId}/connections/{platform}/connect`.
@@ -81,15 +84,23 @@ impl<S: ConnectionStore> ListConnections<S> {
     }
 }
 
-impl<S: ConnectionStore, P: Publisher, C: Clock> Refresh<S, P, C> {
+impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_refresh(&request).await)
     }
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
-        for _ in 0..REFRESH_ROUNDS {
-            let Some(profile) = self.store.project_profile(&project).await? else {
+        let (mut profile, budget) = self.store.profile_and_budget(&project).await?;
+        if profile.is_some() {
+            let now = self.clock.now();
+            self.store.take_call(&project, CallKind::Refresh, budget, self.limit, now).await??;
+        }
+        for round in 0..REFRESH_ROUNDS {
+            if round > 0 {
+                profile = self.store.project_profile(&project).await?;
+            }
+            let Some(profile) = profile.clone() else {
                 return Ok(refreshed(&[], false));
             };
             let read = self.store.connections(&profile).await?;

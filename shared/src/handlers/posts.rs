@@ -6,13 +6,15 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::limits::{Bucket, CallKind, Limit};
 use crate::domain::post::{ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence};
 use crate::domain::publish::{self, Draft};
 use crate::domain::refresh::stale_at_publish;
 use crate::domain::text::is_http_url;
 use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    Clock, ConnectionStore, PostPublisher, PostStore, Publication, PublishRefusal, Publisher, StoredPost,
+    BudgetStore, Clock, ConnectionStore, PostPublisher, PostStore, Publication, PublishRead, PublishRefusal, Publisher,
+    StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
@@ -38,6 +40,8 @@ pub struct Sync<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
+    /// The project's budget of Syncs.
+    pub limit: Limit,
 }
 
 /// `POST /projects/{projectId}/posts`.
@@ -45,6 +49,8 @@ pub struct Publish<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
+    /// The project's budget of publishes.
+    pub limit: Limit,
 }
 
 fn entry_view(state: &PostState, platform: Platform, e: &PlatformEntry) -> Value {
@@ -79,9 +85,12 @@ async fn requested_post<S: PostStore>(
 ) -> Result<(ProjectId, PostId, StoredPost), Refusal> {
     let project = app::caller(request)?;
     let post = post_id(request)?;
-    let stored = store.post(&project, &post).await?;
-    let stored = stored.ok_or_else(|| Refusal::NotFound(format!("There is no post {post} in this project.")))?;
+    let stored = store.post(&project, &post).await?.ok_or_else(|| no_such_post(&post))?;
     Ok((project, post, stored))
+}
+
+fn no_such_post(post: &PostId) -> Refusal {
+    Refusal::NotFound(format!("There is no post {post} in this project."))
 }
 
 #[derive(Deserialize)]
@@ -193,15 +202,20 @@ impl<S: PostStore, C: Clock> ManualDelete<S, C> {
     }
 }
 
-impl<S: PostStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
+impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let (project, post, stored) = requested_post(&self.store, &request).await?;
+                let project = app::caller(&request)?;
+                let post = post_id(&request)?;
+                let (stored, budget) = self.store.post_and_budget(&project, &post).await?;
+                let stored = stored.ok_or_else(|| no_such_post(&post))?;
                 let asked = publications(&stored.state);
                 if asked.is_empty() {
                     return Err(Refusal::NotPublished);
                 }
+                let now = self.clock.now();
+                self.store.take_call(&project, CallKind::Sync, budget, self.limit, now).await??;
                 // One read per generation, one after another: the service's rate limit is low.
                 let asked_at = self.clock.now();
                 let mut answers = Vec::with_capacity(asked.len());
@@ -223,7 +237,7 @@ impl<S: PostStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
 
 impl<S, P, C> Publish<S, P, C>
 where
-    S: PostStore + ConnectionStore,
+    S: PostStore + ConnectionStore + BudgetStore,
     P: Publisher + PostPublisher,
     C: Clock,
 {
@@ -235,17 +249,19 @@ where
         let project = app::caller(request)?;
         let body = parse_publish(app::json_body(request)?)?;
         let post = &body.post;
-        let (existing, profile) = self.store.post_and_profile(&project, post).await?;
+        let PublishRead { post: existing, profile, budget } =
+            self.store.post_profile_and_budget(&project, post).await?;
         let stored_draft = existing.as_ref().and_then(|s| s.draft.as_ref());
         let draft = publish::draft_for(body.content.as_deref(), body.media_urls.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
         let saved = if body.draft {
             self.store_draft(&project, post, existing.as_ref(), &draft).await
         } else {
-            self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref()).await
+            self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref(), budget).await
         };
         match saved {
             Ok(saved) => Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now()))),
+            Err(refusal @ Refusal::RateLimited { .. }) => Err(refusal),
             Err(refusal) => {
                 // A refused or failed publish leaves an existing post as it was; a new one is kept
                 // as a draft with the request's content.
@@ -279,6 +295,7 @@ where
         draft: &Draft,
         existing: Option<&StoredPost>,
         profile: Option<&ProfileId>,
+        budget: Option<Bucket>,
     ) -> Result<StoredPost, Refusal> {
         let state = existing.map(|s| s.state.clone()).unwrap_or_default();
         let stored_connections = match profile {
@@ -290,6 +307,8 @@ where
             publish::Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
             publish::Refused::ReconnectRequired(platforms) => Refusal::ReconnectRequired { platforms, verified: true },
         })?;
+        let now = self.clock.now();
+        self.store.take_call(project, CallKind::Publish, budget, self.limit, now).await??;
         let publication = Publication {
             request_id: plan.request_id.clone(),
             content: draft.content.clone(),

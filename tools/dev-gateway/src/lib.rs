@@ -58,6 +58,8 @@ pub struct GatewayConfig {
     pub publisher_api_key: String,
     /// The HS256 key app tokens are verified with.
     pub jwt_secret: String,
+    /// Each project's budgets of calls to the publishing service.
+    pub limits: shared::config::Limits,
 }
 
 type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
@@ -127,11 +129,11 @@ impl Gateway {
                 config.secrets.clone().into(),
             ),
             list_connections: wiring::list_connections(store.clone()),
-            refresh: wiring::refresh(store.clone(), publisher.clone()),
+            refresh: wiring::refresh(store.clone(), publisher.clone(), &config.limits),
             connect: wiring::connect(store.clone(), publisher.clone()),
-            publish: wiring::publish(store.clone(), publisher.clone()),
+            publish: wiring::publish(store.clone(), publisher.clone(), &config.limits),
             read_post: wiring::read_post(store.clone()),
-            sync: wiring::sync(store.clone(), publisher),
+            sync: wiring::sync(store.clone(), publisher, &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
             jwt_secret: config.jwt_secret.clone(),
         });

@@ -69,6 +69,7 @@ async fn main() -> Result<(), BoxError> {
         publisher_base_url: setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
         jwt_secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
+        limits: shared::config::limits()?,
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
