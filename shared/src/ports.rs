@@ -204,12 +204,13 @@ pub trait ConnectionStore: Send + Sync {
         profile: &ProfileId,
         read: &[StoredConnection],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Records the project's profile and the routing account webhooks use.
+    /// Records the project's profile and the routing account webhooks use, together. `false`
+    /// (nothing written) when another project's routing already holds the profile.
     fn link_profile(
         &self,
         project: &ProjectId,
         profile: &ProfileId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A publication asked of the service: one generation of our post.

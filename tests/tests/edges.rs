@@ -248,3 +248,40 @@ async fn past_its_burst_a_project_gets_429_with_no_call_while_another_project_is
     assert_eq!(status, 201);
     stack.given_connected("proj_other", "65aa000000000000000000e2", json!([account("x9", "twitter")])).await;
 }
+
+#[tokio::test]
+async fn projects_whose_ids_differ_only_in_case_never_share_a_profile() {
+    // GIVEN a service that compares profile names without regard to case
+    let stack = Stack::start().await;
+    let mut profiles = Vec::new();
+    for project in ["Acme", "acme"] {
+        // WHEN each project connects
+        let token = stack.token(project);
+        let path = format!("/projects/{project}/connections/x/connect");
+        let (status, link, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+        assert_eq!(status, 200, "{link}");
+        profiles.push(link["profile_id"].as_str().unwrap().to_owned());
+    }
+    // THEN each has its own
+    assert_ne!(profiles[0], profiles[1]);
+    assert_eq!(stack.sim.shared.world().profiles.len(), 2);
+}
+
+#[tokio::test]
+async fn a_profile_of_this_name_held_by_another_project_is_a_409_profile_conflict_with_nothing_changed() {
+    // GIVEN the service holds a profile with proj_b's name, and proj_a's routing holds it
+    let stack = Stack::start().await;
+    let name = shared::domain::ids::profile_name(&shared::domain::ProjectId::parse("proj_b").unwrap());
+    let taken = "65aa000000000000000000f1";
+    stack.given_profile("proj_a", taken, json!([account("xa", "twitter")])).await;
+    let url = format!("{}/control/profiles/{taken}", stack.sim.control_url());
+    assert!(stack.http.put(url).json(&json!({"name": name})).send().await.unwrap().status().is_success());
+    let before = stack.all_items().await;
+    // WHEN proj_b connects (its create lands on 409 with that profile's id)
+    let token = stack.token("proj_b");
+    let (status, answer, _) =
+        stack.call(Method::POST, "/projects/proj_b/connections/x/connect", Some(&token), None).await;
+    // THEN it is refused, and nothing changed: proj_b never reads proj_a's accounts
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("profile_conflict")));
+    assert_eq!(stack.all_items().await, before);
+}

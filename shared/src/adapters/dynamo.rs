@@ -444,18 +444,23 @@ impl DynamoStore {
 
     /// Records the project's profile and the routing that lets account webhooks find the
     /// project, together.
-    async fn put_profile_link(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
+    async fn put_profile_link(&self, project: &ProjectId, profile: &ProfileId) -> Result<bool, StoreError> {
         let (pk, sk) = keys::project_profile(project);
         let pointer = encode(&ProjectProfileItem { pk, sk, profile_id: profile.clone() })?;
         let (pk, sk) = keys::route(profile);
         let route = encode(&RouteItem { pk, sk, project_id: project.clone() })?;
-        let puts = [pointer, route].into_iter().map(|item| {
-            built(Put::builder().table_name(&self.table).set_item(Some(item)).build())
-                .map(|put| TransactWriteItem::builder().put(put).build())
-        });
-        let items = puts.collect::<Result<Vec<_>, _>>()?;
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(store_error)?;
-        Ok(())
+        let pointer = built(Put::builder().table_name(&self.table).set_item(Some(pointer)).build())?;
+        // A profile is one project's: the routing is written only if absent or already this project's.
+        let route = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(route))
+                .condition_expression("attribute_not_exists(pk) OR project_id = :project")
+                .expression_attribute_values(":project", AttributeValue::S(project.to_string()))
+                .build(),
+        )?;
+        let items = [pointer, route].map(|put| TransactWriteItem::builder().put(put).build()).to_vec();
+        self.write_all(items).await
     }
 }
 
@@ -730,7 +735,7 @@ impl ConnectionStore for DynamoStore {
         }
     }
 
-    async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<(), StoreError> {
+    async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<bool, StoreError> {
         self.put_profile_link(project, profile).await
     }
 }

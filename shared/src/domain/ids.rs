@@ -95,6 +95,15 @@ id_type!(
     AccountId, "an account id", 256, is_opaque_id_char, "printable ASCII"
 );
 
+/// The name of a project's profile on the service: derived from the project id, so a retried
+/// create finds the first one, and unique even where the service compares names without case
+/// (`h` is the first 8 hex digits of SHA-256 of the id, so `Acme` and `acme` differ).
+pub fn profile_name(project: &ProjectId) -> String {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(&Sha256::digest(project.as_str().as_bytes())[..4]);
+    format!("stacc-{project}-{h}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +116,14 @@ mod tests {
         assert!(PostId::parse("x".repeat(128)).is_ok());
         assert!(PostId::parse("x".repeat(129)).is_err());
         assert!(PostId::parse("é").is_err());
+    }
+
+    #[test]
+    fn profile_names_differ_for_ids_that_differ_only_in_case() {
+        let (upper, lower) = (ProjectId::parse("Acme").unwrap(), ProjectId::parse("acme").unwrap());
+        assert_eq!(profile_name(&lower), "stacc-acme-822b33ad");
+        assert!(!profile_name(&upper).eq_ignore_ascii_case(&profile_name(&lower)));
+        assert_eq!(profile_name(&lower), profile_name(&ProjectId::parse("acme").unwrap()), "stable");
     }
 
     #[test]

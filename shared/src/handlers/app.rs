@@ -29,6 +29,8 @@ pub enum Refusal {
     DuplicateContent,
     NotPublished,
     NotPublishedOnPlatform(Platform),
+    /// The service's profile of this project's name is held by another project.
+    ProfileConflict,
     /// The project spent its budget of this kind of call for now.
     RateLimited {
         retry_after: u64,
@@ -86,6 +88,11 @@ impl Refusal {
                 409,
                 "not_published_on_platform",
                 &format!("This post is not live on {}, so there is nothing to mark deleted.", platform.display_name()),
+            ),
+            Refusal::ProfileConflict => http::error(
+                409,
+                "profile_conflict",
+                "The publishing service holds a profile of this project's name that belongs to another project; nothing was changed. Contact support.",
             ),
             Refusal::RateLimited { retry_after } => {
                 let mut response = http::error(

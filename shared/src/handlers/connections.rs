@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::ids::profile_name;
 use crate::domain::limits::{CallKind, Limit};
 use crate::domain::refresh::{message, reconcile};
 use crate::domain::text::is_http_url;
@@ -61,11 +62,6 @@ fn views(stored: &[StoredConnection]) -> (Vec<Value>, Vec<Platform>) {
     let needing =
         Platform::ALL.into_iter().filter(|p| find(*p).is_some_and(|s| s.connection.status.needs_reconnect())).collect();
     (all, needing)
-}
-
-/// The service profile name for a project: derived from the id, so a retried create finds the first.
-pub fn profile_name(project: &ProjectId) -> String {
-    format!("stacc-{project}")
 }
 
 impl<S: ConnectionStore> ListConnections<S> {
@@ -175,7 +171,10 @@ impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
 
     async fn provision(&self, project: &ProjectId) -> Result<ProfileId, Refusal> {
         let profile = self.publisher.create_profile(&profile_name(project)).await?;
-        self.store.link_profile(project, &profile).await?;
+        if !self.store.link_profile(project, &profile).await? {
+            tracing::error!(project = %project, profile = %profile, "the service's profile of this name is another project's");
+            return Err(Refusal::ProfileConflict);
+        }
         tracing::info!(project = %project, profile = %profile, "profile provisioned");
         Ok(profile)
     }

@@ -132,7 +132,8 @@ async fn create_profile(State(shared): State<Arc<Shared>>, body: Option<Json<New
         return error(StatusCode::BAD_REQUEST, "name is required");
     };
     let mut world = shared.world.lock().expect("simulator state");
-    if let Some(existing) = world.profiles.values().find(|p| p.name == name) {
+    // The service compares names without regard to case.
+    if let Some(existing) = world.profiles.values().find(|p| p.name.eq_ignore_ascii_case(&name)) {
         return error_with(
             StatusCode::CONFLICT,
             json!({"error": "A profile with this name already exists", "code": "profile_name_conflict",
