@@ -96,8 +96,14 @@ pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<Reloading<String>, Con
 }
 
 /// Structured logs: JSON (as CloudWatch wants) unless `LOG_FORMAT=text`; level from `RUST_LOG`.
+/// The level Lambda's logging configuration sets (`AWS_LAMBDA_LOG_LEVEL`) wins over `RUST_LOG`,
+/// so a level changed in the console takes effect without a deploy.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let lambda_level = optional("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase());
+    let filter = match lambda_level {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "text") {
         builder.try_init()

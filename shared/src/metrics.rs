@@ -17,6 +17,10 @@ pub enum Metric {
     PublisherErrors,
     /// The service refused our own API key (after one re-read): an outage on our side.
     PublisherKeyRefused,
+    /// A route answered 503 `publisher_unavailable`.
+    PublisherUnavailable,
+    /// A webhook delivery whose signature matched no secret (a mis-rotated secret shows here).
+    SignaturesRefused,
 }
 
 impl Metric {
@@ -31,6 +35,8 @@ impl Metric {
             Metric::Refreshes => "Refreshes",
             Metric::PublisherErrors => "PublisherErrors",
             Metric::PublisherKeyRefused => "PublisherKeyRefused",
+            Metric::PublisherUnavailable => "PublisherUnavailable",
+            Metric::SignaturesRefused => "SignaturesRefused",
         }
     }
 }
@@ -47,13 +53,17 @@ pub fn document(metric: Metric, count: u64, function: &str, timestamp_ms: i64) -
             }],
         },
         "Function": function,
+        // Lambda drops a JSON line below its log level, and reads one without a level as INFO: a
+        // metric must survive a level raised to ERROR.
+        "level": "ERROR",
         metric.name(): count,
     })
 }
 
-/// Counts `count` of `metric`.
+/// Counts `count` of `metric`, under the function's stable name (`METRICS_FUNCTION`, the binary's
+/// name, set by the template, so alarms need not know generated function names).
 pub fn count(metric: Metric, count: u64) {
-    match std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
+    match std::env::var("METRICS_FUNCTION").or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME")) {
         Ok(function) => {
             let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
             println!("{}", document(metric, count, &function, now_ms));

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 9] = [
+pub const FUNCTIONS: [&str; 10] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -28,6 +28,7 @@ pub const FUNCTIONS: [&str; 9] = [
     "read-post",
     "sync-post",
     "manual-delete",
+    "healthz",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -443,6 +444,7 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
                 serde_json::json!({"event_id": "evt_boot_2", "received_at": "2026-11-25T10:00:01Z", "body": body});
             (sqs_event("arn:aws:sqs:us-east-1:123456789012:retry", &message.to_string()), 0)
         }
+        "healthz" => (http_api_event("GET", "/healthz", "/healthz", PROJECT, None), 200),
         "list-connections" => (
             http_api_event("GET", "/projects/{projectId}/connections", &project_path("/connections"), PROJECT, None),
             200,

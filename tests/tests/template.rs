@@ -105,7 +105,7 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
                 readers.push(function.clone());
             }
         }
-        let statements = resource(&t, &function)["Policies"][0]["Statement"].as_sequence().unwrap();
+        let statements = resource(&t, &function)["Policies"][0]["Statement"].as_sequence().cloned().unwrap_or_default();
         let secret_statements = statements
             .iter()
             .filter(|s| s["Action"].as_sequence().unwrap().iter().any(|a| a == "secretsmanager:GetSecretValue"))
@@ -150,11 +150,13 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         .unwrap()
         .iter()
         .filter(|m| m["MetricStat"]["Metric"]["MetricName"] == "PublisherKeyRefused")
-        .filter_map(|m| reference(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]).map(str::to_owned))
+        .filter_map(|m| m["MetricStat"]["Metric"]["Dimensions"][0]["Value"].as_str().map(str::to_owned))
         .collect();
     let mut key_holders: Vec<String> = functions(&t)
         .into_iter()
-        .filter(|f| !resource(&t, f)["Environment"]["Variables"]["PUBLISHER_API_KEY_SECRET_ID"].is_null())
+        .map(|f| resource(&t, &f)["Environment"]["Variables"].clone())
+        .filter(|env| !env["PUBLISHER_API_KEY_SECRET_ID"].is_null())
+        .map(|env| env["METRICS_FUNCTION"].as_str().expect("every function names itself for its metrics").to_owned())
         .collect();
     key_watched.sort();
     key_holders.sort();
@@ -165,6 +167,11 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         "FunctionErrorsAlarm",
         "FunctionThrottlesAlarm",
         "PublisherKeyRefusedAlarm",
+        "PublisherErrorsAlarm",
+        "PublisherUnavailableAlarm",
+        "SignatureFailuresAlarm",
+        "ApiServerErrorsAlarm",
+        "RetryQueueAgeAlarm",
     ] {
         assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
     }
@@ -194,6 +201,27 @@ async fn what_the_local_stack_actually_created_matches_the_definitions() {
     assert_eq!(attrs[&A::VisibilityTimeout], RETRY_QUEUE.visibility_timeout_seconds.to_string());
     let redrive: serde_json::Value = serde_json::from_str(&attrs[&A::RedrivePolicy]).unwrap();
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), MAX_RECEIVE_COUNT.to_string());
+}
+
+#[test]
+fn every_function_keeps_its_logs_for_a_set_time_traces_and_names_itself_for_its_metrics() {
+    let t = template();
+    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+    for function in functions(&t) {
+        let f = resource(&t, &function);
+        let group =
+            reference(&f["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{function} has its own log group"));
+        assert_eq!(reference(&resource(&t, group)["RetentionInDays"]), Some("LogRetentionDays"), "{function}");
+        let binary = t["Resources"][function.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        assert_eq!(f["Environment"]["Variables"]["METRICS_FUNCTION"].as_str(), Some(binary), "{function}");
+    }
+    let webhook = resource(&t, "WebhookFunction");
+    assert_eq!(reference(&webhook["ReservedConcurrentExecutions"]), Some("WebhookReservedConcurrency"));
+    let api = resource(&t, "AppApi");
+    assert_eq!(reference(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]), Some("ApiThrottleRate"));
+    assert!(matches!(api["AccessLogSettings"]["DestinationArn"], Value::Tagged(_)), "access logs");
+    let health = &resource(&t, "HealthzFunction")["Events"]["Api"]["Properties"];
+    assert_eq!((health["Path"].as_str(), health["Auth"]["Authorizer"].as_str()), (Some("/healthz"), Some("NONE")));
 }
 
 #[test]

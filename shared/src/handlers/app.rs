@@ -131,6 +131,7 @@ impl From<PublisherError> for Refusal {
     fn from(e: PublisherError) -> Self {
         tracing::warn!(error = %e, "publishing service call failed");
         crate::metrics::count(crate::metrics::Metric::PublisherErrors, 1);
+        crate::metrics::count(crate::metrics::Metric::PublisherUnavailable, 1);
         match e {
             PublisherError::Unavailable { retry_after, .. } => Refusal::PublisherUnavailable {
                 retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, MAX_RETRY_AFTER),

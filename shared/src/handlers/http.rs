@@ -14,3 +14,8 @@ pub fn json(status: u16, body: &Value) -> Response<Body> {
 pub fn error(status: u16, code: &str, message: &str) -> Response<Body> {
     json(status, &json!({"error": {"code": code, "message": message}}))
 }
+
+/// `GET /healthz`: the process is up.
+pub fn alive() -> Response<Body> {
+    json(200, &json!({"status": "ok"}))
+}

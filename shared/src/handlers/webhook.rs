@@ -49,6 +49,7 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
         };
         if !verified {
             tracing::warn!(has_signature = signature.is_some(), "webhook refused: signature missing or wrong");
+            metrics::count(Metric::SignaturesRefused, 1);
             return http::error(
                 401,
                 "invalid_signature",

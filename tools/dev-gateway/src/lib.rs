@@ -204,7 +204,7 @@ impl Gateway {
 }
 
 fn http_json_ok() -> axum::response::Response {
-    bridge::from_lambda(http::json(200, &serde_json::json!({"status": "ok"})))
+    bridge::from_lambda(http::alive())
 }
 
 async fn webhook(state: Arc<AppState>, request: HttpRequest<AxumBody>) -> axum::response::Response {
