@@ -6,7 +6,7 @@ VENV  := .venv
 MOTO  := $(VENV)/bin/moto_server
 PY    := $(VENV)/bin/python
 
-.PHONY: run test lint unit bench build events items venv redrive deploy clean help
+.PHONY: run test lint unit bench build events items venv redrive deploy delete logs clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -16,7 +16,8 @@ help:
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
-	@echo "make deploy - sam build + sam deploy --guided (needs the AWS SAM CLI and credentials)"
+	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
+	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
 
 venv: $(MOTO)
 
@@ -75,10 +76,29 @@ redrive:
 	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
 	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
 
-deploy:
-	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (pip install aws-sam-cli) and AWS credentials"; exit 1; }
-	sam build --beta-features
-	sam deploy --guided
+# The AWS SAM CLI from PyPI into .venv; cargo-lambda and zig from .venv on PATH for `sam build`.
+SAM := $(VENV)/bin/sam
+$(SAM): requirements-deploy.txt $(MOTO)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	touch $(SAM)
+
+# One architecture for both steps: what is built is what is deployed.
+ARCHITECTURE ?= arm64
+REGION ?=
+PARAMS ?=
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+SAM_REGION := $(if $(REGION),--region $(REGION),)
+
+deploy: $(SAM) $(VENV)/bin/cargo-lambda
+	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCHITECTURE)
+	$(SAM_ENV) $(SAM) deploy $(SAM_REGION) --parameter-overrides Architecture=$(ARCHITECTURE) $(PARAMS)
+
+delete: $(SAM)
+	$(SAM_ENV) $(SAM) delete $(SAM_REGION)
+
+FN ?=
+logs: $(SAM)
+	$(SAM_ENV) $(SAM) logs $(SAM_REGION) $(if $(FN),--name $(FN),) --tail
 
 clean:
 	cargo clean
