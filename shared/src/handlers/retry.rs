@@ -1,6 +1,8 @@
 //! The retry worker: applies queued events with the same code as the webhook and reports the
 //! messages that still failed, one by one, so only those are delivered again.
 
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use super::events;
@@ -13,12 +15,31 @@ pub struct RetryWorker<S, C> {
     pub clock: C,
 }
 
+/// A message is begun only with at least this much time left before the invocation's deadline.
+pub const MESSAGE_BUDGET: Duration = Duration::from_secs(3);
+
+/// The invocation's deadline as Lambda gives it (Unix milliseconds), on this process's clock.
+pub fn deadline(epoch_ms: u64) -> Instant {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(epoch_ms);
+    Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+}
+
 impl<S: EventStore, C: Clock> RetryWorker<S, C> {
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.handle_until(batch, None).await
+    }
+
+    /// Handles the batch, leaving the messages it has no time for (before `deadline`) to be
+    /// delivered again, reported as failures like any other.
+    pub async fn handle_until(&self, batch: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in batch.records {
             let id = record.message_id.clone().unwrap_or_default();
-            if !self.apply(record.body.as_deref().unwrap_or_default(), &id).await {
+            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= MESSAGE_BUDGET);
+            if !in_time {
+                tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
+            }
+            if !in_time || !self.apply(record.body.as_deref().unwrap_or_default(), &id).await {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -57,5 +78,56 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    use super::*;
+    use crate::domain::connection::ConnectionEvidence;
+    use crate::domain::{EventId, PostId, PostReport, ProfileId, ProjectId, Timestamp};
+    use crate::ports::{StoreError, SystemClock};
+
+    /// A store no message may reach.
+    struct Untouchable;
+
+    impl EventStore for Untouchable {
+        async fn apply_post_report(
+            &self,
+            _: &EventId,
+            _: &ProjectId,
+            _: &PostId,
+            _: &PostReport,
+            _: Timestamp,
+        ) -> Result<Outcome, StoreError> {
+            panic!("a message begun with no time left")
+        }
+        async fn apply_account_news(
+            &self,
+            _: &EventId,
+            _: &ProfileId,
+            _: &ConnectionEvidence,
+            _: Timestamp,
+        ) -> Result<Outcome, StoreError> {
+            panic!("a message begun with no time left")
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_it_has_no_time_for_are_left_to_be_delivered_again() {
+        let worker = RetryWorker { store: Untouchable, clock: SystemClock };
+        let mut batch = SqsEvent::default();
+        for id in ["m1", "m2"] {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(id.into());
+            message.body = Some("{}".into());
+            batch.records.push(message);
+        }
+        let soon = Instant::now() + MESSAGE_BUDGET / 2;
+        let response = worker.handle_until(batch, Some(soon)).await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["m1", "m2"]);
     }
 }

@@ -17,6 +17,9 @@ use crate::signature::WebhookKeys;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-zernio-signature", "x-late-signature"];
 pub const EVENT_ID_HEADER: &str = "x-zernio-event-id";
+/// How long applying may take before the event goes to the retry queue instead: the service counts
+/// a delivery only if answered within 5 seconds, and a slow store must give `queued`, not a timeout.
+pub const APPLY_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// Everything the webhook needs, built once per process.
 pub struct Webhook<S, Q, C> {
@@ -80,7 +83,11 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
             metrics::count(Metric::EventsIgnored, 1);
             return status("ignored");
         }
-        match events::apply(&self.store, &event, received_at).await {
+        let applied = tokio::time::timeout(APPLY_BUDGET, events::apply(&self.store, &event, received_at)).await;
+        // Past the budget the write may or may not have landed: queued, it is applied once either way.
+        let applied =
+            applied.unwrap_or_else(|_| Err(crate::ports::StoreError::Unavailable("over the time budget".into())));
+        match applied {
             Ok(Outcome::Applied { changed }) => {
                 tracing::info!(changed, "event processed");
                 metrics::count(Metric::EventsProcessed, 1);
@@ -115,5 +122,69 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
                 http::error(500, "internal", "The event could not be stored now; deliver it again.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::domain::connection::ConnectionEvidence;
+    use crate::domain::{PostId, PostReport, ProfileId, ProjectId};
+    use crate::ports::{QueueError, StoreError, SystemClock};
+    use crate::signature::WebhookSecrets;
+
+    /// A store that answers only after the service would have given up.
+    struct Slow;
+
+    impl EventStore for Slow {
+        async fn apply_post_report(
+            &self,
+            _: &EventId,
+            _: &ProjectId,
+            _: &PostId,
+            _: &PostReport,
+            _: Timestamp,
+        ) -> Result<Outcome, StoreError> {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            Ok(Outcome::Applied { changed: true })
+        }
+        async fn apply_account_news(
+            &self,
+            _: &EventId,
+            _: &ProfileId,
+            _: &ConnectionEvidence,
+            _: Timestamp,
+        ) -> Result<Outcome, StoreError> {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            Ok(Outcome::Applied { changed: true })
+        }
+    }
+
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<RetryMessage>>);
+
+    impl RetryQueue for Kept {
+        async fn enqueue(&self, message: &RetryMessage) -> Result<(), QueueError> {
+            self.0.lock().expect("queue").push(message.clone());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_store_gives_queued_within_the_services_budget_not_a_timeout() {
+        let secrets = WebhookSecrets::from_list("s");
+        let webhook = Webhook { store: Slow, queue: Kept::default(), clock: SystemClock, secrets: secrets.into() };
+        let body = r#"{"id":"evt_slow","event":"account.connected","account":{"accountId":"a","profileId":"p","platform":"twitter"}}"#;
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = lambda_http::http::Method::POST;
+        let signature = crate::signature::sign("s", body.as_bytes());
+        request.headers_mut().insert("x-zernio-signature", signature.parse().unwrap());
+        let started = tokio::time::Instant::now();
+        let answer = webhook.handle(request).await;
+        assert!(started.elapsed() <= APPLY_BUDGET + std::time::Duration::from_millis(10));
+        assert_eq!(answer.body().as_ref(), br#"{"status":"queued"}"#);
+        assert_eq!(webhook.queue.0.lock().unwrap()[0].event_id.as_str(), "evt_slow");
     }
 }
