@@ -48,6 +48,8 @@ fn the_queues_in_the_template_are_the_ones_the_local_stack_creates() {
     let dlq = resource(&t, "RetryDeadLetterQueue");
     assert_eq!(number(&dlq["VisibilityTimeout"]), u64::from(DEAD_LETTER_QUEUE.visibility_timeout_seconds));
     assert_eq!(number(&dlq["MessageRetentionPeriod"]), u64::from(DEAD_LETTER_QUEUE.message_retention_seconds));
+    assert_eq!(number(&retry["MaximumMessageSize"]), u64::from(RETRY_QUEUE.maximum_message_size));
+    assert_eq!(number(&dlq["MaximumMessageSize"]), u64::from(DEAD_LETTER_QUEUE.maximum_message_size));
     let worker_timeout = number(&resource(&t, "RetryWorkerFunction")["Timeout"]);
     assert!(number(&retry["VisibilityTimeout"]) >= 6 * worker_timeout, "visibility at least 6x the worker's timeout");
 }

@@ -278,12 +278,21 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_intact() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     assert_eq!(stack.queue_depth(&stack.queues.retry_url).await, 0);
-    let out = stack.sqs.receive_message().queue_url(&stack.queues.dead_letter_url).send().await.unwrap();
+    let out = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.queues.dead_letter_url)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
     let messages = out.messages.unwrap_or_default();
     assert_eq!(messages.len(), 1, "the message is in the dead-letter queue");
-    let message: RetryMessage = serde_json::from_str(messages[0].body().unwrap()).unwrap();
-    assert_eq!(message.event_id.as_str(), "evt_dlq");
-    assert_eq!(serde_json::from_str::<Value>(&message.body).unwrap(), event, "intact: the signed body as received");
+    let attributes = messages[0].message_attributes().unwrap();
+    assert_eq!(attributes["event_id"].string_value(), Some("evt_dlq"));
+    assert!(attributes["received_at"].string_value().is_some_and(|t| Timestamp::parse(t).is_some()));
+    let body = messages[0].body().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(body).unwrap(), event, "intact: the signed body as received");
 }
 
 #[tokio::test]
@@ -387,4 +396,23 @@ async fn a_redriven_event_days_later_never_moves_updated_at_backwards() {
     let after = stack.store.post(&project, &post).await.unwrap().unwrap();
     assert_eq!(after.state.entries[&Platform::X].status, EntryStatus::Published);
     assert!(after.updated_at >= written, "{} < {written}", after.updated_at);
+}
+
+#[tokio::test]
+async fn a_body_near_one_mebibyte_is_queued_whole_while_the_store_is_down_and_then_applied() {
+    // GIVEN a signed event padded to just under the 1 MiB the webhook accepts, and the store down
+    let mut stack = Stack::start().await;
+    let mut event = post_event("evt_big", "post.published", 1, published_x("https://x.com/big"));
+    let room = 1024 * 1024 - 2048 - event.to_string().len();
+    event["post"]["padding"] = json!("\"".repeat(room / 2));
+    let body = event.to_string();
+    assert!(body.len() > 1024 * 1024 - 4096 && body.len() <= 1024 * 1024, "{}", body.len());
+    stack.dynamo.as_mut().unwrap().stop().await;
+    // WHEN it is delivered THEN it is queued (not a 500), the body intact
+    assert_eq!(stack.deliver(body.as_bytes(), Some(SECRET)).await, (200, json!({"status": "queued"})));
+    // AND once the store is back the retry worker applies it
+    stack.dynamo.as_mut().unwrap().start().await.unwrap();
+    assert_eq!(stack.poll(1).await, 1);
+    let state = stored(&stack).await.expect("applied by the retry worker");
+    assert_eq!(state.entries[&Platform::X].url.as_deref(), Some("https://x.com/big"));
 }

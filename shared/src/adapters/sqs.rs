@@ -1,8 +1,57 @@
-//! The retry queue on SQS.
+//! The retry queue on SQS. A message's body is the verified webhook body exactly as received (so
+//! any body the webhook accepts fits in a 1 MiB message); its event id and receipt time travel as
+//! message attributes.
 
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
 
+use crate::domain::{EventId, Timestamp};
 use crate::ports::{QueueError, RetryMessage, RetryQueue};
+
+const EVENT_ID: &str = "event_id";
+const RECEIVED_AT: &str = "received_at";
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError(e.to_string()))
+}
+
+/// A queued event as the retry worker receives it: the body and its attributes; a message written
+/// before attributes were used carries the whole `RetryMessage` as JSON in its body.
+pub fn retry_message(message: &SqsMessage) -> Result<RetryMessage, String> {
+    let body = message.body.clone().unwrap_or_default();
+    let attribute = |name: &str| message.message_attributes.get(name).and_then(|a| a.string_value.clone());
+    match (attribute(EVENT_ID), attribute(RECEIVED_AT)) {
+        (Some(id), Some(at)) => Ok(RetryMessage {
+            event_id: EventId::parse(id).map_err(|e| e.to_string())?,
+            received_at: Timestamp::parse(&at).ok_or_else(|| format!("received_at is not a time: {at:?}"))?,
+            body,
+        }),
+        _ => serde_json::from_str(&body).map_err(|e| e.to_string()),
+    }
+}
+
+/// The attributes SQS returns with a received message, as the event source mapping hands them on.
+pub fn lambda_attributes(
+    attributes: Option<HashMap<String, MessageAttributeValue>>,
+) -> HashMap<String, aws_lambda_events::event::sqs::SqsMessageAttribute> {
+    attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let mut attribute = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+            attribute.string_value = value.string_value;
+            attribute.data_type = Some(value.data_type);
+            (name, attribute)
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone)]
 pub struct SqsRetryQueue {
@@ -18,11 +67,12 @@ impl SqsRetryQueue {
 
 impl RetryQueue for SqsRetryQueue {
     async fn enqueue(&self, message: &RetryMessage) -> Result<(), QueueError> {
-        let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(body)
+            .message_body(&message.body)
+            .message_attributes(EVENT_ID, string_attribute(message.event_id.as_str())?)
+            .message_attributes(RECEIVED_AT, string_attribute(&message.received_at.to_rfc3339())?)
             .send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
@@ -30,7 +80,7 @@ impl RetryQueue for SqsRetryQueue {
     }
 }
 
-/// Moves every message from a dead-letter queue back to its source queue, bodies intact, at most
+/// Moves every message from a dead-letter queue back to its source queue, bodies and attributes intact, at most
 /// `limit` of them; each is deleted from the dead-letter queue only once it is sent. Returns how
 /// many moved. (moto has no `StartMessageMoveTask`, and this works against any SQS.)
 pub async fn redrive(client: &Client, from: &str, to: &str, limit: usize) -> Result<usize, QueueError> {
@@ -43,6 +93,7 @@ pub async fn redrive(client: &Client, from: &str, to: &str, limit: usize) -> Res
             .max_number_of_messages(10)
             .wait_time_seconds(0)
             .visibility_timeout(30)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| error(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
@@ -56,6 +107,7 @@ pub async fn redrive(client: &Client, from: &str, to: &str, limit: usize) -> Res
                 .send_message()
                 .queue_url(to)
                 .message_body(body)
+                .set_message_attributes(message.message_attributes)
                 .send()
                 .await
                 .map_err(|e| error(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
@@ -70,4 +122,32 @@ pub async fn redrive(client: &Client, from: &str, to: &str, limit: usize) -> Res
         }
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_reads_from_its_attributes_or_as_the_older_json_envelope() {
+        let mut message = SqsMessage::default();
+        message.body = Some(r#"{"id":"evt_1","event":"post.published"}"#.into());
+        for (name, value) in [(EVENT_ID, "evt_1"), (RECEIVED_AT, "2026-11-30T10:00:00Z")] {
+            let mut attribute = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+            attribute.string_value = Some(value.into());
+            message.message_attributes.insert(name.into(), attribute);
+        }
+        let read = retry_message(&message).unwrap();
+        assert_eq!(
+            (read.event_id.as_str(), read.body.as_str()),
+            ("evt_1", r#"{"id":"evt_1","event":"post.published"}"#)
+        );
+        let older =
+            RetryMessage { event_id: read.event_id.clone(), received_at: read.received_at, body: read.body.clone() };
+        let mut envelope = SqsMessage::default();
+        envelope.body = Some(serde_json::to_string(&older).unwrap());
+        assert_eq!(retry_message(&envelope).unwrap(), older);
+        envelope.body = Some("not a message".into());
+        assert!(retry_message(&envelope).is_err());
+    }
 }

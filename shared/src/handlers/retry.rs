@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
 use super::events;
 use crate::adapters::zernio::webhook::parse_event;
@@ -39,7 +39,7 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
             if !in_time {
                 tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
             }
-            if !in_time || !self.apply(record.body.as_deref().unwrap_or_default(), &id).await {
+            if !in_time || !self.apply(&record, &id).await {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -49,8 +49,8 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
     }
 
     /// True when the message is done with (applied, a duplicate, or nothing to apply it to).
-    async fn apply(&self, body: &str, message_id: &str) -> bool {
-        let message: RetryMessage = match serde_json::from_str(body) {
+    async fn apply(&self, record: &SqsMessage, message_id: &str) -> bool {
+        let message: RetryMessage = match crate::adapters::sqs::retry_message(record) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(message_id, error = %e, "retry message unreadable; left for the dead-letter queue");
@@ -83,8 +83,6 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
 
 #[cfg(test)]
 mod tests {
-    use aws_lambda_events::event::sqs::SqsMessage;
-
     use super::*;
     use crate::domain::connection::ConnectionEvidence;
     use crate::domain::{EventId, PostId, PostReport, ProfileId, ProjectId, Timestamp};

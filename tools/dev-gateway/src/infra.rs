@@ -20,14 +20,22 @@ pub const TABLE: TableDefinition = TableDefinition { hash_key: "pk", range_key: 
 pub struct QueueDefinition {
     pub visibility_timeout_seconds: u32,
     pub message_retention_seconds: u32,
+    /// Any body the webhook accepts (1 MiB) fits in one message.
+    pub maximum_message_size: u32,
 }
 
 /// The retry queue: visibility 6x the retry worker's 30-second timeout, 14 days of retention.
-pub const RETRY_QUEUE: QueueDefinition =
-    QueueDefinition { visibility_timeout_seconds: 180, message_retention_seconds: 1_209_600 };
+pub const RETRY_QUEUE: QueueDefinition = QueueDefinition {
+    visibility_timeout_seconds: 180,
+    message_retention_seconds: 1_209_600,
+    maximum_message_size: 1_048_576,
+};
 /// Where a message lands after `MAX_RECEIVE_COUNT` failed receives, kept 14 days.
-pub const DEAD_LETTER_QUEUE: QueueDefinition =
-    QueueDefinition { visibility_timeout_seconds: 30, message_retention_seconds: 1_209_600 };
+pub const DEAD_LETTER_QUEUE: QueueDefinition = QueueDefinition {
+    visibility_timeout_seconds: 30,
+    message_retention_seconds: 1_209_600,
+    maximum_message_size: 1_048_576,
+};
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 
 #[derive(Debug, Clone)]
@@ -106,6 +114,7 @@ fn attributes(queue: &QueueDefinition, dead_letter_arn: Option<&str>) -> HashMap
     let mut attributes = HashMap::from([
         (QueueAttributeName::VisibilityTimeout, queue.visibility_timeout_seconds.to_string()),
         (QueueAttributeName::MessageRetentionPeriod, queue.message_retention_seconds.to_string()),
+        (QueueAttributeName::MaximumMessageSize, queue.maximum_message_size.to_string()),
     ]);
     if let Some(arn) = dead_letter_arn {
         attributes.insert(

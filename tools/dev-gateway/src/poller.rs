@@ -35,6 +35,7 @@ pub async fn poll_once<S: EventStore, C: Clock>(
         .max_number_of_messages(settings.batch_size)
         .wait_time_seconds(settings.wait.as_secs() as i32)
         .set_visibility_timeout(settings.visibility_timeout.map(|d| d.as_secs() as i32))
+        .message_attribute_names("All")
         .send()
         .await
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
@@ -49,6 +50,7 @@ pub async fn poll_once<S: EventStore, C: Clock>(
         record.message_id = m.message_id.clone();
         record.receipt_handle = m.receipt_handle.clone();
         record.body = m.body.clone();
+        record.message_attributes = shared::adapters::sqs::lambda_attributes(m.message_attributes.clone());
         record.event_source = Some("aws:sqs".into());
         event.records.push(record);
         handles.push((m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone().unwrap_or_default()));
