@@ -150,7 +150,7 @@ impl Stack {
                 .then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
             publisher_base_url: sim.api_url(),
             publisher_api_key: "sk_local".into(),
-            jwt_secret: JWT_SECRET.into(),
+            jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
             limits: shared::config::Limits::default(),
         })
         .await

@@ -56,8 +56,8 @@ pub struct GatewayConfig {
     pub poll: Option<PollSettings>,
     pub publisher_base_url: String,
     pub publisher_api_key: String,
-    /// The HS256 key app tokens are verified with.
-    pub jwt_secret: String,
+    /// What app tokens must show (HS256 key, and the issuer and audience when set).
+    pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service.
     pub limits: shared::config::Limits,
 }
@@ -74,7 +74,7 @@ struct AppState {
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
     manual_delete: ManualDelete<DynamoStore, SystemClock>,
-    jwt_secret: String,
+    jwt: auth::Expect,
 }
 
 /// The app routes, as API Gateway's route keys name them.
@@ -135,7 +135,7 @@ impl Gateway {
             read_post: wiring::read_post(store.clone()),
             sync: wiring::sync(store.clone(), publisher, &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
-            jwt_secret: config.jwt_secret.clone(),
+            jwt: config.jwt.clone(),
         });
         let app_route = |route: AppRoute| {
             let state = state.clone();
@@ -221,7 +221,7 @@ async fn app(
     params: HashMap<String, String>,
     request: HttpRequest<AxumBody>,
 ) -> axum::response::Response {
-    let Some(claims) = auth::verify(request.headers(), &state.jwt_secret) else {
+    let Some(claims) = auth::verify(request.headers(), &state.jwt) else {
         // API Gateway answers a missing, bad or expired token itself, with its own body.
         let mut response = axum::response::Response::new(AxumBody::from(r#"{"message":"Unauthorized"}"#));
         *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;

@@ -58,6 +58,12 @@ async fn main() -> Result<(), BoxError> {
     .await
     .map_err(|e| format!("SQS at {}: {e}", setting("AWS_ENDPOINT_URL_SQS", "(AWS_ENDPOINT_URL_SQS not set)")))?;
 
+    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let jwt = dev_gateway::auth::Expect {
+        secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
+        issuer: optional("LOCAL_JWT_ISSUER"),
+        audience: optional("LOCAL_JWT_AUDIENCE"),
+    };
     let gateway = Gateway::start(GatewayConfig {
         listen,
         dynamodb,
@@ -68,16 +74,19 @@ async fn main() -> Result<(), BoxError> {
         poll: Some(PollSettings::default()),
         publisher_base_url: setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
-        jwt_secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
+        jwt: jwt.clone(),
         limits: shared::config::limits()?,
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
-    let jwt_secret = setting("LOCAL_JWT_SECRET", "local-jwt-secret");
-    let sample = dev_gateway::auth::token(
-        &jwt_secret,
-        &serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp}),
-    );
+    let mut claims = serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp});
+    if let Some(issuer) = &jwt.issuer {
+        claims["iss"] = issuer.as_str().into();
+    }
+    if let Some(audience) = &jwt.audience {
+        claims["aud"] = audience.as_str().into();
+    }
+    let sample = dev_gateway::auth::token(&jwt.secret, &claims);
     println!("a token for project proj_demo (24 h): {sample}");
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);
