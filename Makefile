@@ -2,11 +2,26 @@
 # needs and runs every test against it.
 
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
 VENV  := .venv
 MOTO  := $(VENV)/bin/moto_server
 PY    := $(VENV)/bin/python
 
-.PHONY: run test lint unit bench build events items venv redrive deploy delete logs clean help
+# The AWS SAM CLI from PyPI into .venv; cargo-lambda and zig from .venv on PATH for `sam build`.
+SAM := $(VENV)/bin/sam
+$(SAM): requirements-deploy.txt $(MOTO)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	touch $(SAM)
+
+# One architecture for both steps: what is built is what is deployed.
+ARCHITECTURE ?= arm64
+REGION ?=
+PARAMS ?=
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+SAM_REGION := $(if $(REGION),--region $(REGION),)
+
+
+.PHONY: run test lint unit bench build sam-build events items venv redrive deploy delete logs clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -18,6 +33,7 @@ help:
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
+	@echo "make sam-build - sam build (x86_64 here), checking every function got its bootstrap"
 
 venv: $(MOTO)
 
@@ -44,8 +60,9 @@ run: venv
 	cargo build --locked --workspace --bins
 	bash tools/local/run.sh
 
-lint: venv
+lint: venv $(SAM)
 	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --lint
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -76,18 +93,11 @@ redrive:
 	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
 	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
 
-# The AWS SAM CLI from PyPI into .venv; cargo-lambda and zig from .venv on PATH for `sam build`.
-SAM := $(VENV)/bin/sam
-$(SAM): requirements-deploy.txt $(MOTO)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
-	touch $(SAM)
-
-# One architecture for both steps: what is built is what is deployed.
-ARCHITECTURE ?= arm64
-REGION ?=
-PARAMS ?=
-SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
-SAM_REGION := $(if $(REGION),--region $(REGION),)
+# What `sam deploy` would upload, built by SAM itself (x86_64 here): proves the template's build
+# metadata; every function must get its bootstrap.
+sam-build: $(SAM) $(VENV)/bin/cargo-lambda
+	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=x86_64
+	$(PY) tools/sam/check-build.py
 
 deploy: $(SAM) $(VENV)/bin/cargo-lambda
 	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCHITECTURE)

@@ -198,7 +198,7 @@ async fn post_costs() {
 async fn cold_starts() {
     use integration_tests::lambda::{self, FUNCTIONS};
     let rounds = 5;
-    let template: serde_yaml::Value = serde_yaml::from_str(
+    let template: serde_norway::Value = serde_norway::from_str(
         &std::fs::read_to_string(integration_tests::root().join("template.yaml")).expect("template.yaml"),
     )
     .expect("YAML");

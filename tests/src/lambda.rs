@@ -255,7 +255,7 @@ impl LocalAccount {
     /// The environment Lambda would give `function` (a logical name in the template): the
     /// template's variables, resolved, plus the credentials and region Lambda sets. A variable
     /// the template does not set is absent here too, so a handler that needs it fails to start.
-    pub fn environment(&self, template: &serde_yaml::Value, function: &str) -> BTreeMap<String, String> {
+    pub fn environment(&self, template: &serde_norway::Value, function: &str) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
         let own = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
@@ -263,8 +263,8 @@ impl LocalAccount {
             for (key, value) in variables.as_mapping().cloned().unwrap_or_default() {
                 let key = key.as_str().expect("variable name").to_owned();
                 let value = match &value {
-                    serde_yaml::Value::String(s) => s.clone(),
-                    serde_yaml::Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+                    serde_norway::Value::String(s) => s.clone(),
+                    serde_norway::Value::Tagged(tagged) if tagged.tag == "!Ref" => {
                         let name = tagged.value.as_str().expect("!Ref name");
                         self.refs
                             .get(name)
@@ -293,7 +293,7 @@ impl LocalAccount {
 }
 
 /// The template's logical name of the function built from `binary`.
-pub fn logical_name(template: &serde_yaml::Value, binary: &str) -> String {
+pub fn logical_name(template: &serde_norway::Value, binary: &str) -> String {
     let resources = template["Resources"].as_mapping().expect("resources");
     resources
         .iter()

@@ -9,8 +9,8 @@ use integration_tests::{Stack, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_packaged_function_starts_with_the_templates_environment_and_answers_an_invocation() {
-    let template: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
     let stack = Stack::start().await;
     let account = lambda::prepare(&stack).await;
     for function in FUNCTIONS {

@@ -1,10 +1,10 @@
 //! `openapi.yaml` documents every route the template deploys and every error code the API uses.
 
 use integration_tests::root;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn load(name: &str) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(root().join(name)).unwrap()).unwrap()
+    serde_norway::from_str(&std::fs::read_to_string(root().join(name)).unwrap()).unwrap()
 }
 
 #[test]

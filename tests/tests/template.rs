@@ -3,11 +3,11 @@
 
 use dev_gateway::infra::{DEAD_LETTER_QUEUE, MAX_RECEIVE_COUNT, RETRY_QUEUE, TABLE};
 use integration_tests::{Stack, root};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn template() -> Value {
     let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
-    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
 }
 
 fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
