@@ -126,14 +126,6 @@ impl Connection {
     }
 }
 
-/// Joins link evidence into a connection (or into nothing).
-pub fn join_connection(stored: Option<&Connection>, evidence: &Connection) -> Connection {
-    match stored {
-        Some(stored) => stored.join(evidence),
-        None => evidence.clone(),
-    }
-}
-
 /// A piece of evidence about one platform's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvidence {
