@@ -23,7 +23,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench build sam-build events items venv redrive deploy delete logs clean help
+.PHONY: run test lint unit bench build sam-build events items venv redrive deploy delete logs invoke clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -35,6 +35,7 @@ help:
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
+	@echo "make invoke FN=<function> EVENT=events/<file>.json - one packaged function on one event, against make run"
 	@echo "make sam-build - sam build (x86_64 here) from the bootstraps of make build, checking every function got one"
 
 venv: $(MOTO)
@@ -124,3 +125,9 @@ logs: $(SAM)
 clean:
 	cargo clean
 	rm -rf $(VENV) .local
+
+# One packaged function on one event against the running `make run` stack (no Docker).
+EVENT ?=
+invoke: $(VENV)/bin/cargo-lambda
+	@$(MAKE) --no-print-directory -s build >/dev/null
+	@cargo run --quiet --locked -p integration-tests --bin invoke -- "$(FN)" "$(EVENT)"

@@ -45,7 +45,9 @@ pub fn zip_path(function: &str) -> PathBuf {
 pub fn unpack(function: &str) -> PathBuf {
     let zip = zip_path(function);
     assert!(zip.exists(), "{} is missing: `make build` packages the functions (`make test` runs it)", zip.display());
-    let dir = std::env::temp_dir().join(format!("bootstrap-{function}-{}", std::process::id()));
+    static UNPACKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = UNPACKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bootstrap-{function}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let status = Command::new("python3")
@@ -186,7 +188,7 @@ pub async fn cold_start(
     let api = listener.local_addr().expect("address");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let logs = std::env::temp_dir().join(format!("bootstrap-{function}-{}.log", std::process::id()));
+    let logs = bootstrap.with_file_name(format!("{function}.log"));
     let log_file = std::fs::File::create(&logs).expect("log file");
     let started = Instant::now();
     let mut child = Command::new(bootstrap)
@@ -292,14 +294,22 @@ impl LocalAccount {
     }
 }
 
-/// The template's logical name of the function built from `binary`.
+/// The template's logical name of the function built from `binary`: `retry-worker` is
+/// `RetryWorkerFunction` (the Makefile's `build-%Function` rule maps it back for `sam build`).
 pub fn logical_name(template: &serde_norway::Value, binary: &str) -> String {
-    let resources = template["Resources"].as_mapping().expect("resources");
-    resources
-        .iter()
-        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
-        .and_then(|(name, _)| name.as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no function in template.yaml is built from {binary}"))
+    let pascal: String = binary
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map(|first| first.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+        })
+        .collect();
+    let name = format!("{pascal}Function");
+    assert!(
+        template["Resources"][name.as_str()]["Type"] == "AWS::Serverless::Function",
+        "template.yaml has no function {name} for the binary {binary}"
+    );
+    name
 }
 
 /// An HTTP API (payload 2.0) event as API Gateway sends it after the JWT authorizer passed.
@@ -397,28 +407,45 @@ fn account_connected(event_id: &str, account: &str, platform: &str) -> serde_jso
     })
 }
 
+/// Stores `value` under `name` in (moto's) Secrets Manager, replacing what was there.
+async fn put_secret(moto: &str, name: &str, value: &str) -> Result<(), String> {
+    let sdk = dev_gateway::local_sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(moto).build(),
+    );
+    if secrets.create_secret().name(name).secret_string(value).send().await.is_ok() {
+        return Ok(());
+    }
+    secrets.put_secret_value().secret_id(name).secret_string(value).send().await.map_err(|e| {
+        format!("Secrets Manager (moto) at {moto}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e))
+    })?;
+    Ok(())
+}
+
+/// What the template's parameters and resources resolve to besides the secrets' names.
+fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String, String> {
+    let mut refs = BTreeMap::new();
+    refs.insert("Table".into(), table.to_owned());
+    refs.insert("RetryQueue".into(), retry_url.to_owned());
+    refs.insert("PublisherBaseUrl".into(), publisher.to_owned());
+    refs.insert("LogLevel".into(), "info".into());
+    for (parameter, per_minute) in [("RefreshesPerMinute", 10), ("SyncsPerMinute", 30), ("PublishesPerMinute", 30)] {
+        refs.insert(parameter.into(), per_minute.to_string());
+    }
+    refs
+}
+
 /// The stack made ready for one typical invocation of each function: the signing secrets and the
 /// API key in (moto's) Secrets Manager under fresh names, and a project whose profile has live
 /// X and LinkedIn accounts on the simulator. Returns what the template resolves to here.
 pub async fn prepare(stack: &crate::Stack) -> LocalAccount {
     let moto = crate::moto_endpoint();
-    let sdk = dev_gateway::local_sdk_config().await;
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto).build(),
-    );
     let suffix = format!("{}-{}", std::process::id(), stack.table);
-    let mut refs = BTreeMap::new();
+    let mut refs = local_refs(&stack.table, &stack.queues.retry_url, &stack.sim.api_url());
     for (parameter, value) in [("WebhookSecretsName", crate::SECRET), ("PublisherApiKeyName", "sk_local")] {
         let name = format!("stacc-social/{parameter}-{suffix}");
-        secrets.create_secret().name(&name).secret_string(value).send().await.expect("secret in moto");
+        put_secret(&moto, &name, value).await.expect("secret in moto");
         refs.insert(parameter.to_owned(), name);
-    }
-    refs.insert("Table".into(), stack.table.clone());
-    refs.insert("RetryQueue".into(), stack.queues.retry_url.clone());
-    refs.insert("PublisherBaseUrl".into(), stack.sim.api_url());
-    refs.insert("LogLevel".into(), "info".into());
-    for (parameter, per_minute) in [("RefreshesPerMinute", 10), ("SyncsPerMinute", 30), ("PublishesPerMinute", 30)] {
-        refs.insert(parameter.into(), per_minute.to_string());
     }
     stack
         .given_profile(
@@ -428,6 +455,48 @@ pub async fn prepare(stack: &crate::Stack) -> LocalAccount {
         )
         .await;
     LocalAccount { dynamodb_endpoint: stack.dynamodb_endpoint.clone(), moto_endpoint: moto, refs }
+}
+
+/// The running local stack (`make run`, with its defaults or the same environment variables) as
+/// a deployed function would find its AWS account: the table, the retry queue, the simulator, and
+/// the webhook secrets and API key stored in moto's Secrets Manager under `stacc-social/local/…`.
+pub async fn local_stack() -> Result<LocalAccount, String> {
+    let setting = |name: &str, default: &str| {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+    };
+    let dynamodb_endpoint =
+        setting("AWS_ENDPOINT_URL_DYNAMODB", &format!("http://127.0.0.1:{}", setting("DYNAMODB_PORT", "8000")));
+    let moto = setting("AWS_ENDPOINT_URL_SQS", &format!("http://127.0.0.1:{}", setting("MOTO_PORT", "5000")));
+    let sdk = dev_gateway::local_sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&moto).build());
+    let queue = setting("RETRY_QUEUE_NAME", "stacc-social-retry");
+    let retry_url = sqs
+        .get_queue_url()
+        .queue_name(&queue)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "no queue {queue} at {moto}: is `make run` running? ({})",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .queue_url
+        .unwrap_or_default();
+    let mut refs = local_refs(
+        &setting("TABLE_NAME", "stacc-social"),
+        &retry_url,
+        &setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
+    );
+    for (parameter, variable, default) in [
+        ("WebhookSecretsName", "WEBHOOK_SECRETS", "local-webhook-secret"),
+        ("PublisherApiKeyName", "PUBLISHER_API_KEY", "sk_local"),
+    ] {
+        let name = format!("stacc-social/local/{parameter}");
+        put_secret(&moto, &name, &setting(variable, default)).await?;
+        refs.insert(parameter.to_owned(), name);
+    }
+    Ok(LocalAccount { dynamodb_endpoint, moto_endpoint: moto, refs })
 }
 
 /// A typical invocation of each function after [`prepare`], in an order where each one finds

@@ -59,3 +59,75 @@ async fn every_packaged_function_starts_with_the_templates_environment_and_answe
     assert_eq!(platform("x")["status"], "removed", "{post}");
     assert_eq!(platform("linkedin")["status"], "published", "{post}");
 }
+
+/// Which packaged function a sample in `events/` is for (`make invoke FN=… EVENT=…`).
+fn function_of(sample: &str) -> &str {
+    if sample.starts_with("webhook-") {
+        "webhook"
+    } else if sample.starts_with("sqs-") {
+        "retry-worker"
+    } else {
+        sample.strip_prefix("http-").unwrap_or_else(|| panic!("events/{sample}.json: no function is named for it"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it() {
+    // GIVEN the demo project's profile with the two accounts the samples name, on the simulator
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let stack = Stack::start().await;
+    let account = lambda::prepare(&stack).await;
+    let accounts = serde_json::json!([
+        integration_tests::live_account("64e100000000000000000001", "twitter"),
+        integration_tests::live_account("64e100000000000000000002", "linkedin"),
+    ]);
+    stack.given_profile("proj_demo", "65aa00000000000000000001", accounts).await;
+    let mut samples: Vec<String> = std::fs::read_dir(root().join("events"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    samples.sort();
+    // Webhooks first (they create the demo post and disconnect X), the manual delete before the
+    // Sync (which finds the demo post unknown to the simulator), a Refresh (which finds X live
+    // again and links LinkedIn) before the publish, the retry batch last.
+    let rank = |s: &str| match function_of(s) {
+        "webhook" => 0,
+        "manual-delete" => 1,
+        "refresh-connections" => 2,
+        "sync-post" => 4,
+        "retry-worker" => 5,
+        _ => 3,
+    };
+    samples.sort_by_key(|s| rank(s));
+    assert!(samples.len() >= 16, "a sample for every route, the webhook and the worker: {samples:?}");
+    let covered: std::collections::BTreeSet<&str> = samples.iter().map(|s| function_of(s)).collect();
+    assert_eq!(covered, FUNCTIONS.into_iter().collect(), "every function has a sample in events/");
+
+    for sample in &samples {
+        let function = function_of(sample);
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(format!("events/{sample}.json"))).unwrap())
+                .unwrap();
+        let env = account.environment(&template, &lambda::logical_name(&template, function));
+        // WHEN the packaged function runs on the sample
+        let run = lambda::cold_start(&lambda::unpack(function), function, &env, event, Duration::from_secs(20)).await;
+        // THEN it answers with success
+        if function == "retry-worker" {
+            let Answer::Response(batch) = &run.answer else { panic!("{sample}: {:?}\n{}", run.answer, run.logs) };
+            assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{sample}: {}", run.logs);
+        } else {
+            let (status, body) = run.http();
+            assert!((200..300).contains(&status), "{sample}: {status} {body}\n{}", run.logs);
+            if sample.starts_with("webhook-") {
+                assert_eq!(body["status"], "processed", "{sample}: {body}");
+            }
+        }
+    }
+    // AND what they did is in the table: the demo post is live on LinkedIn, removed on X
+    let token = stack.token("proj_demo");
+    let (_, post, _) =
+        stack.call(reqwest::Method::GET, "/projects/proj_demo/posts/post_demo", Some(&token), None).await;
+    let platform = |p: &str| post["platforms"].as_array().unwrap().iter().find(|e| e["platform"] == p).unwrap().clone();
+    assert_eq!(platform("x")["status"], "removed", "{post}");
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the signed sample webhook events in events/ (Lambda function URL payloads).
+"""Writes the sample events in events/: the signed webhooks (Lambda function URL payloads), one
+HTTP API event per app route (as API Gateway sends it after the JWT authorizer passed), and one SQS
+batch for the retry worker. `make invoke FN=<function> EVENT=<file>` runs a packaged function on one.
 
-Each body is signed with the local secret (WEBHOOK_SECRETS default), so `make run` and the tests
-accept them as they stand. Run `make events` after changing a body below.
+Each webhook body is signed with the local secret (WEBHOOK_SECRETS default), so `make run` and the
+tests accept them as they stand. Run `make events` after changing anything below.
 """
 import base64, hashlib, hmac, json, os, sys
 
@@ -76,9 +78,65 @@ def function_url_event(name, body):
         "isBase64Encoded": encoded,
     }
 
+# One event per app route: file name → (method, route, path parameters, body).
+ROUTES = {
+    "http-healthz": ("GET", "/healthz", {}, None),
+    "http-list-connections": ("GET", "/projects/{projectId}/connections", {"projectId": PROJECT}, None),
+    "http-refresh-connections": ("POST", "/projects/{projectId}/connections/refresh", {"projectId": PROJECT}, None),
+    "http-connect": ("POST", "/projects/{projectId}/connections/{platform}/connect",
+                     {"projectId": PROJECT, "platform": "linkedin"}, None),
+    "http-publish-post": ("POST", "/projects/{projectId}/posts", {"projectId": PROJECT},
+                          {"post_id": "post_invoke", "content": "Hello from make invoke", "platforms": ["x", "linkedin"]}),
+    "http-read-post": ("GET", "/projects/{projectId}/posts/{postId}", {"projectId": PROJECT, "postId": "post_demo"}, None),
+    "http-sync-post": ("POST", "/projects/{projectId}/posts/{postId}/sync", {"projectId": PROJECT, "postId": "post_demo"}, None),
+    "http-manual-delete": ("POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
+                           {"projectId": PROJECT, "postId": "post_demo", "platform": "x"}, None),
+}
+
+def http_api_event(method, route, parameters, body):
+    path = route
+    for name, value in parameters.items():
+        path = path.replace("{" + name + "}", value)
+    claims = {"sub": "user_demo", "project_id": PROJECT, "iss": "https://auth.example.com", "aud": "stacc-app"}
+    return {
+        "version": "2.0", "routeKey": f"{method} {route}", "rawPath": path, "rawQueryString": "",
+        "headers": {"authorization": "Bearer checked-by-the-authorizer", "content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "abcdefghij",
+                           "authorizer": {"jwt": {"claims": claims, "scopes": None}} if route != "/healthz" else None,
+                           "domainName": "abcdefghij.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abcdefghij",
+                           "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                    "sourceIp": "203.0.113.20", "userAgent": "stacc-app/1.0"},
+                           "requestId": "req-" + path.strip("/").replace("/", "-"), "routeKey": f"{method} {route}",
+                           "stage": "$default", "time": "30/Nov/2026:10:00:05 +0000", "timeEpoch": 1795946405000},
+        "pathParameters": parameters or None,
+        "body": json.dumps(body, separators=(",", ":")) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+def sqs_event():
+    """A queued webhook as the retry worker receives it: the raw body, its id and receipt time as
+    message attributes (what the webhook function sends when it could not apply at once)."""
+    body = BODIES["webhook-post-published"]
+    attribute = lambda value: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    return {"Records": [{
+        "messageId": "9f2b6c1e-5d7a-4c11-9a43-3a1f2b7c8d90", "receiptHandle": "AQEB-sample",
+        "body": json.dumps(body, separators=(",", ":")),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795946405000", "SenderId": "AROAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "1795946405000"},
+        "messageAttributes": {"event_id": attribute(body["id"]), "received_at": attribute("2026-11-30T10:00:05Z")},
+        "md5OfBody": hashlib.md5(json.dumps(body, separators=(",", ":")).encode()).hexdigest(),
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:stacc-social-retry",
+        "awsRegion": "us-east-1"}]}
+
+def write(out, name, event):
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(event, f, indent=2)
+        f.write("\n")
+
 out = sys.argv[1] if len(sys.argv) > 1 else "events"
 for name, body in BODIES.items():
-    with open(os.path.join(out, name + ".json"), "w") as f:
-        json.dump(function_url_event(name, body), f, indent=2)
-        f.write("\n")
-print(f"wrote {len(BODIES)} signed samples to {out}/")
+    write(out, name, function_url_event(name, body))
+for name, route in ROUTES.items():
+    write(out, name, http_api_event(*route))
+write(out, "sqs-retry-batch", sqs_event())
+print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events and 1 SQS batch to {out}/")
