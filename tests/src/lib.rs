@@ -19,6 +19,7 @@ use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
 pub mod lambda;
+pub mod latency;
 
 pub const SECRET: &str = "local-webhook-secret";
 pub const JWT_SECRET: &str = "local-jwt-secret";
@@ -96,6 +97,8 @@ pub struct Stack {
     pub gateway: Gateway,
     pub sim: Simulator,
     pub http: reqwest::Client,
+    /// Between the gateway and DynamoDB, when `StackOptions::slow_store` asked for it.
+    pub latency: Option<latency::LatencyProxy>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,11 +107,13 @@ pub struct StackOptions {
     pub secrets: String,
     /// Runs the gateway's retry-queue poller (otherwise tests drive `poll` themselves).
     pub poller: bool,
+    /// Puts a [`latency::LatencyProxy`] between the gateway and DynamoDB (`Stack::latency`).
+    pub slow_store: bool,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { backend: Backend::Dynoxide, secrets: SECRET.to_owned(), poller: false }
+        Self { backend: Backend::Dynoxide, secrets: SECRET.to_owned(), poller: false, slow_store: false }
     }
 }
 
@@ -129,6 +134,10 @@ impl Stack {
         };
         let sdk = local_sdk_config().await;
         let tap = RequestTap::new();
+        let latency =
+            if options.slow_store { Some(latency::LatencyProxy::start(&dynamodb_endpoint).await) } else { None };
+        let gateway_dynamodb =
+            latency.as_ref().map(|proxy| proxy.endpoint()).unwrap_or_else(|| dynamodb_endpoint.clone());
         let dynamo_options =
             ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), tap: Some(tap.clone()), timeouts: None };
         let sqs_options = ClientOptions { endpoint: Some(moto.clone()), tap: Some(tap.clone()), timeouts: None };
@@ -140,7 +149,7 @@ impl Stack {
         let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
         let gateway = Gateway::start(GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("loopback"),
-            dynamodb: dynamo_options,
+            dynamodb: ClientOptions { endpoint: Some(gateway_dynamodb), ..dynamo_options.clone() },
             sqs: sqs_options,
             table: table.clone(),
             retry_queue_url: queues.retry_url.clone(),
@@ -168,6 +177,7 @@ impl Stack {
             gateway,
             sim,
             http: reqwest::Client::new(),
+            latency,
         }
     }
 
