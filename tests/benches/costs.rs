@@ -88,7 +88,7 @@ async fn requests_per_event() {
         secrets: WebhookSecrets::from_list(SECRET).into(),
     };
     println!("\nDynamoDB requests per webhook event (counted on the wire):");
-    println!("{:<44} {:>8} {:>8}  answer", "case", "requests", "writes");
+    println!("{:<44} {:>8} {:>8}  answer, operations", "case", "requests", "writes");
     let deliver = async |label: &str, name: &str, new_id: Option<&str>| {
         let mut event = Sample::load(name).event;
         if let Some(id) = new_id {
@@ -110,7 +110,7 @@ async fn requests_per_event() {
             lambda_http::Body::Text(t) => t.clone(),
             _ => String::new(),
         };
-        println!("{label:<44} {:>8} {writes:>8}  {answer}", t.tap.total());
+        println!("{label:<44} {:>8} {writes:>8}  {answer}, {}", t.tap.total(), operations(&t.tap));
     };
     deliver("new post event (post.scheduled)", "webhook-post-scheduled", None).await;
     deliver("new post event (post.published)", "webhook-post-published", None).await;
@@ -118,7 +118,14 @@ async fn requests_per_event() {
     deliver("stale post event (older than stored)", "webhook-post-scheduled", Some("evt_stale")).await;
     deliver("new account event (account.connected)", "webhook-account-connected", None).await;
     deliver("duplicate account event", "webhook-account-connected", None).await;
-    println!("(targets: new <= 2, duplicate <= 1 with no write)");
+    println!("(targets: new <= 2, duplicate <= 1 with no write; no rate-limit check on the webhook)");
+}
+
+/// The requests a tap counted, by operation: "BatchGetItem, PutItem, TransactWriteItems".
+fn operations(tap: &shared::adapters::aws::RequestTap) -> String {
+    let counts = tap.counts();
+    let spell = |(op, n): (&String, &u64)| if *n == 1 { op.clone() } else { format!("{n}x {op}") };
+    counts.iter().map(spell).collect::<Vec<_>>().join(", ")
 }
 
 /// Publishing-service calls and DynamoDB requests per Refresh, through the dev gateway.
@@ -134,7 +141,7 @@ async fn refresh_costs() {
         .await;
     let token = stack.token("proj_bench");
     println!("\nRefresh (POST /projects/{{projectId}}/connections/refresh), through the dev gateway:");
-    println!("{:<44} {:>8} {:>8}", "case", "service", "dynamodb");
+    println!("{:<44} {:>8} {:>8}  operations", "case", "service", "dynamodb");
     for label in
         ["first refresh (records created)", "refresh, nothing changed", "refresh, every account gone (list empty)"]
     {
@@ -147,9 +154,10 @@ async fn refresh_costs() {
             stack.call(reqwest::Method::POST, "/projects/proj_bench/connections/refresh", Some(&token), None).await;
         assert_eq!(status, 200);
         let service = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0) - calls;
-        println!("{label:<44} {service:>8} {:>8}", stack.tap.total());
+        println!("{label:<44} {service:>8} {:>8}  {}", stack.tap.total(), operations(&stack.tap));
     }
     println!("(target: 2 service calls; 3 only when the list is 404 or empty)");
+    println!("(the PutItem is the rate-limit check: one conditional write of the project's call budget)");
 }
 
 /// Publishing-service calls and DynamoDB requests per publish, Sync and manual delete.
@@ -165,14 +173,14 @@ async fn post_costs() {
         stack.call(reqwest::Method::POST, "/projects/proj_posts/connections/refresh", Some(&token), None).await;
     assert_eq!(refresh.0, 200);
     println!("\nPosts, through the dev gateway:");
-    println!("{:<44} {:>8} {:>8}", "case", "service", "dynamodb");
+    println!("{:<44} {:>8} {:>8}  operations", "case", "service", "dynamodb");
     let measure = async |label: &str, method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
         let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0);
         stack.tap.reset();
         let (status, answer, _) = stack.call(method, path, Some(&token), body).await;
         assert!(status < 300, "{label}: {status} {answer}");
         let service = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0) - calls;
-        println!("{label:<44} {service:>8} {:>8}", stack.tap.total());
+        println!("{label:<44} {service:>8} {:>8}  {}", stack.tap.total(), operations(&stack.tap));
     };
     let post = serde_json::json!({"post_id": "post_b", "content": "Bench", "platforms": ["x", "linkedin"]});
     measure("publish a new post to two platforms", reqwest::Method::POST, "/projects/proj_posts/posts", Some(post))
@@ -191,6 +199,8 @@ async fn post_costs() {
     measure("sync, two generations", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
     measure("read", reqwest::Method::GET, "/projects/proj_posts/posts/post_b", None).await;
     println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
+    println!("(publish and Sync: the PutItem is the rate-limit check, one conditional write; reads and");
+    println!(" manual delete call no service and take no budget)");
 }
 
 /// Per packaged function (`make build`): zip size, init time from exec to the first request for
