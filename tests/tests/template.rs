@@ -209,12 +209,14 @@ async fn what_the_local_stack_actually_created_matches_the_definitions() {
 fn every_function_keeps_its_logs_for_a_set_time_traces_and_names_itself_for_its_metrics() {
     let t = template();
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
-    for function in functions(&t) {
+    assert_eq!(functions(&t).len(), integration_tests::lambda::FUNCTIONS.len(), "one template function per binary");
+    for binary in integration_tests::lambda::FUNCTIONS {
+        let function = integration_tests::lambda::logical_name(&t, binary);
         let f = resource(&t, &function);
+        assert_eq!(t["Resources"][function.as_str()]["Metadata"]["BuildMethod"], "makefile", "{function}");
         let group =
             reference(&f["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{function} has its own log group"));
         assert_eq!(reference(&resource(&t, group)["RetentionInDays"]), Some("LogRetentionDays"), "{function}");
-        let binary = t["Resources"][function.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         assert_eq!(f["Environment"]["Variables"]["METRICS_FUNCTION"].as_str(), Some(binary), "{function}");
     }
     let webhook = resource(&t, "WebhookFunction");
