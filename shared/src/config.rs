@@ -157,3 +157,30 @@ pub fn limits() -> Result<Limits, ConfigError> {
         publish: read("PUBLISHES_PER_MINUTE", CallKind::Publish)?,
     })
 }
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|_| ConfigError(format!("{name} must be a whole number, not {raw:?}"))),
+    }
+}
+
+/// The reconciler's pass: `RECONCILE_GRACE_SECONDS` [600], `RECONCILE_CONNECTIONS_MAX_AGE_SECONDS`
+/// [86400], `RECONCILE_MAX_CALLS` [20].
+pub fn healing() -> Result<crate::domain::healing::Settings, ConfigError> {
+    let default = crate::domain::healing::Settings::default();
+    Ok(crate::domain::healing::Settings {
+        grace_seconds: number("RECONCILE_GRACE_SECONDS", default.grace_seconds)?,
+        connections_max_age_seconds: number(
+            "RECONCILE_CONNECTIONS_MAX_AGE_SECONDS",
+            default.connections_max_age_seconds,
+        )?,
+        max_calls: number("RECONCILE_MAX_CALLS", default.max_calls)?,
+    })
+}
+
+/// How often the local stack runs a pass: `RECONCILE_INTERVAL_SECONDS` [60; 0 = never].
+pub fn reconcile_interval() -> Result<Option<Duration>, ConfigError> {
+    let seconds: u64 = number("RECONCILE_INTERVAL_SECONDS", 60)?;
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
+}

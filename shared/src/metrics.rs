@@ -21,6 +21,14 @@ pub enum Metric {
     PublisherUnavailable,
     /// A webhook delivery whose signature matched no secret (a mis-rotated secret shows here).
     SignaturesRefused,
+    /// Stuck posts a reconciler pass settled.
+    PostsHealed,
+    /// Calls a reconciler pass made to the service.
+    ReconcileCalls,
+    /// Work a reconciler pass found and left for the next one.
+    ReconcileWorkLeft,
+    /// A reconciler pass ended early: the service was unavailable.
+    ReconcileOutages,
 }
 
 impl Metric {
@@ -37,6 +45,10 @@ impl Metric {
             Metric::PublisherKeyRefused => "PublisherKeyRefused",
             Metric::PublisherUnavailable => "PublisherUnavailable",
             Metric::SignaturesRefused => "SignaturesRefused",
+            Metric::PostsHealed => "PostsHealed",
+            Metric::ReconcileCalls => "ReconcileCalls",
+            Metric::ReconcileWorkLeft => "ReconcileWorkLeft",
+            Metric::ReconcileOutages => "ReconcileOutages",
         }
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
+pub use crate::domain::healing::Watch;
 use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Draft, Target};
@@ -186,13 +187,16 @@ pub trait ConnectionStore: Send + Sync {
         profile: &ProfileId,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Joins evidence into the connections (`read` is what the caller read; re-read on a race)
-    /// and returns them all as stored afterwards. Writes nothing when nothing changes.
+    /// and returns them all as stored afterwards. Writes nothing when nothing changes, unless
+    /// `checked` says the evidence is a whole check against the live list (a Refresh): then the
+    /// project records that it was checked at `now`, in the same write.
     fn save_connections(
         &self,
         project: &ProjectId,
         profile: &ProfileId,
         read: Vec<StoredConnection>,
         evidence: Vec<Connection>,
+        checked: bool,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Forgets a profile the service no longer knows: its connections, routing and the project's
@@ -263,6 +267,8 @@ pub struct StoredPost {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
+    /// While a copy waits for the service: since when, for the reconciler (`domain::healing`).
+    pub watch: Option<Watch>,
 }
 
 /// What a publish reads before it decides, in one request.
@@ -306,4 +312,37 @@ pub trait PostStore: Send + Sync {
         evidence: &crate::domain::PostState,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
+}
+
+/// What the reconciler needs of the store beyond the routes' ports: the work waiting, found
+/// through the sparse index (never a scan), its back-off, and the lease that keeps passes apart.
+pub trait HealingStore: Send + Sync {
+    /// Posts waiting since `since_before` or earlier, oldest first, at most `limit`.
+    fn waiting_posts(
+        &self,
+        since_before: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(Timestamp, ProjectId, PostId)>, StoreError>> + Send;
+    /// Projects last checked against the live list at `checked_before` or earlier (never checked
+    /// first), and projects with a token whose next look is due at `now`; oldest first, at most
+    /// `limit` of each.
+    fn stale_projects(
+        &self,
+        checked_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(Timestamp, ProjectId)>, StoreError>> + Send;
+    /// After a pass Synced the post and it still waits: its next look, if the post is still as
+    /// read (`version`); `false` when it changed meanwhile (the next pass sees it as it is).
+    fn postpone(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        watch: Watch,
+        version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes the pass lease until `until` if no other pass holds it at `now`.
+    fn take_lease(&self, now: Timestamp, until: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives the lease back (taken `until` then), for the next pass.
+    fn release_lease(&self, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

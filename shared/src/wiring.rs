@@ -7,8 +7,10 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
+use crate::domain::healing::Settings;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
+use crate::handlers::reconciler::Reconciler;
 use crate::handlers::retry::RetryWorker;
 use crate::handlers::webhook::Webhook;
 use crate::ports::SystemClock;
@@ -26,8 +28,8 @@ pub fn retry_worker(store: DynamoStore) -> RetryWorker<DynamoStore, SystemClock>
     RetryWorker { store, clock: SystemClock }
 }
 
-pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore> {
-    ListConnections { store }
+pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore, SystemClock> {
+    ListConnections { store, clock: SystemClock }
 }
 
 pub fn refresh(
@@ -66,6 +68,14 @@ pub fn manual_delete(store: DynamoStore) -> ManualDelete<DynamoStore, SystemCloc
     ManualDelete { store, clock: SystemClock }
 }
 
+pub fn reconciler(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    settings: Settings,
+) -> Reconciler<DynamoStore, ZernioClient, SystemClock> {
+    Reconciler { store, publisher, clock: SystemClock, settings }
+}
+
 /// The same handlers, from a Lambda function's environment.
 pub mod from_env {
     use super::*;
@@ -89,7 +99,7 @@ pub mod from_env {
         Ok(super::retry_worker(store(&sdk().await)?))
     }
 
-    pub async fn list_connections() -> Result<ListConnections<DynamoStore>, ConfigError> {
+    pub async fn list_connections() -> Result<ListConnections<DynamoStore, SystemClock>, ConfigError> {
         Ok(super::list_connections(store(&sdk().await)?))
     }
 
@@ -119,5 +129,10 @@ pub mod from_env {
 
     pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {
         Ok(super::manual_delete(store(&sdk().await)?))
+    }
+
+    pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::reconciler(store(&sdk)?, config::publisher(&sdk).await?, config::healing()?))
     }
 }

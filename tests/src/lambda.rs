@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 10] = [
+pub const FUNCTIONS: [&str; 11] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -29,6 +29,7 @@ pub const FUNCTIONS: [&str; 10] = [
     "sync-post",
     "manual-delete",
     "healthz",
+    "reconciler",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -429,8 +430,15 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
     refs.insert("RetryQueue".into(), retry_url.to_owned());
     refs.insert("PublisherBaseUrl".into(), publisher.to_owned());
     refs.insert("LogLevel".into(), "info".into());
-    for (parameter, per_minute) in [("RefreshesPerMinute", 10), ("SyncsPerMinute", 30), ("PublishesPerMinute", 30)] {
-        refs.insert(parameter.into(), per_minute.to_string());
+    for (parameter, value) in [
+        ("RefreshesPerMinute", 10),
+        ("SyncsPerMinute", 30),
+        ("PublishesPerMinute", 30),
+        ("ReconcileGraceSeconds", 600),
+        ("ReconcileConnectionsMaxAgeSeconds", 86_400),
+        ("ReconcileMaxCalls", 20),
+    ] {
+        refs.insert(parameter.into(), value.to_string());
     }
     refs
 }
@@ -514,6 +522,8 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
             (sqs_event("arn:aws:sqs:us-east-1:123456789012:retry", &message.to_string()), 0)
         }
         "healthz" => (http_api_event("GET", "/healthz", "/healthz", PROJECT, None), 200),
+        // EventBridge Scheduler sends the schedule's input (none here).
+        "reconciler" => (serde_json::json!({}), 0),
         "list-connections" => (
             http_api_event("GET", "/projects/{projectId}/connections", &project_path("/connections"), PROJECT, None),
             200,

@@ -109,11 +109,19 @@ pub struct StackOptions {
     pub poller: bool,
     /// Puts a [`latency::LatencyProxy`] between the gateway and DynamoDB (`Stack::latency`).
     pub slow_store: bool,
+    /// Runs the gateway's reconciler schedule (otherwise tests run passes themselves).
+    pub reconcile: Option<dev_gateway::Reconcile>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { backend: Backend::Dynoxide, secrets: SECRET.to_owned(), poller: false, slow_store: false }
+        Self {
+            backend: Backend::Dynoxide,
+            secrets: SECRET.to_owned(),
+            poller: false,
+            slow_store: false,
+            reconcile: None,
+        }
     }
 }
 
@@ -161,6 +169,7 @@ impl Stack {
             publisher_api_key: "sk_local".into(),
             jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
             limits: shared::config::Limits::default(),
+            reconcile: options.reconcile,
         })
         .await
         .expect("gateway");
@@ -191,6 +200,19 @@ impl Stack {
 
     pub fn worker(&self) -> RetryWorker<DynamoStore, shared::ports::SystemClock> {
         shared::wiring::retry_worker(self.store.clone())
+    }
+
+    /// The reconciler handler on this stack's store and simulator, as the schedule invokes it.
+    pub fn reconciler(
+        &self,
+        settings: shared::domain::healing::Settings,
+    ) -> shared::handlers::reconciler::Reconciler<
+        DynamoStore,
+        shared::adapters::zernio::ZernioClient,
+        shared::ports::SystemClock,
+    > {
+        let publisher = shared::adapters::zernio::ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
+        shared::wiring::reconciler(self.store.clone(), publisher, settings)
     }
 
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event

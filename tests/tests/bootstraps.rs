@@ -21,6 +21,10 @@ async fn every_packaged_function_starts_with_the_templates_environment_and_answe
         if function == "retry-worker" {
             let Answer::Response(batch) = &run.answer else { panic!("{function}: {:?}\n{}", run.answer, run.logs) };
             assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{function}: {}", run.logs);
+        } else if function == "reconciler" {
+            let Answer::Response(pass) = &run.answer else { panic!("{function}: {:?}\n{}", run.answer, run.logs) };
+            assert_eq!(pass["ran"], true, "{function}: {pass}\n{}", run.logs);
+            assert_eq!(pass["outage"], false, "{function}: {pass}\n{}", run.logs);
         } else {
             let (status, body) = run.http();
             assert_eq!(status, expected, "{function}: {body}\n{}", run.logs);
@@ -66,6 +70,8 @@ fn function_of(sample: &str) -> &str {
         "webhook"
     } else if sample.starts_with("sqs-") {
         "retry-worker"
+    } else if sample.starts_with("scheduler-") {
+        "reconciler"
     } else {
         sample.strip_prefix("http-").unwrap_or_else(|| panic!("events/{sample}.json: no function is named for it"))
     }
@@ -97,10 +103,11 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         "refresh-connections" => 2,
         "sync-post" => 4,
         "retry-worker" => 5,
+        "reconciler" => 6,
         _ => 3,
     };
     samples.sort_by_key(|s| rank(s));
-    assert!(samples.len() >= 16, "a sample for every route, the webhook and the worker: {samples:?}");
+    assert!(samples.len() >= 17, "a sample for every route, the webhook and the worker: {samples:?}");
     let covered: std::collections::BTreeSet<&str> = samples.iter().map(|s| function_of(s)).collect();
     assert_eq!(covered, FUNCTIONS.into_iter().collect(), "every function has a sample in events/");
 
@@ -116,6 +123,9 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         if function == "retry-worker" {
             let Answer::Response(batch) = &run.answer else { panic!("{sample}: {:?}\n{}", run.answer, run.logs) };
             assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{sample}: {}", run.logs);
+        } else if function == "reconciler" {
+            let Answer::Response(pass) = &run.answer else { panic!("{sample}: {:?}\n{}", run.answer, run.logs) };
+            assert_eq!(pass["ran"], true, "{sample}: {pass}\n{}", run.logs);
         } else {
             let (status, body) = run.http();
             assert!((200..300).contains(&status), "{sample}: {status} {body}\n{}", run.logs);

@@ -29,9 +29,30 @@ fn the_table_in_the_template_is_the_one_the_local_stack_creates() {
         .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
         .collect();
     assert_eq!(keys, vec![(TABLE.hash_key, "HASH"), (TABLE.range_key, "RANGE")]);
-    for attribute in table["AttributeDefinitions"].as_sequence().unwrap() {
-        assert_eq!(attribute["AttributeType"], "S");
-    }
+    let types: Vec<(&str, &str)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
+        .collect();
+    use shared::adapters::dynamo::index;
+    assert_eq!(types, vec![(TABLE.hash_key, "S"), (TABLE.range_key, "S"), (index::HASH, "S"), (index::RANGE, "N")]);
+    // The reconciler's sparse index, as the store queries it.
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), 1);
+    let gsi = &indexes[0];
+    assert_eq!(gsi["IndexName"], index::NAME);
+    let gsi_keys: Vec<(&str, &str)> = gsi["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+        .collect();
+    assert_eq!(gsi_keys, vec![(index::HASH, "HASH"), (index::RANGE, "RANGE")]);
+    assert_eq!(gsi["Projection"]["ProjectionType"], "INCLUDE");
+    let projected: Vec<&str> =
+        gsi["Projection"]["NonKeyAttributes"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(projected, index::PROJECTED.to_vec());
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TABLE.ttl_attribute);
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
@@ -118,7 +139,14 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
     readers.sort();
     assert_eq!(
         readers,
-        ["ConnectFunction", "PublishPostFunction", "RefreshConnectionsFunction", "SyncPostFunction", "WebhookFunction"]
+        [
+            "ConnectFunction",
+            "PublishPostFunction",
+            "ReconcilerFunction",
+            "RefreshConnectionsFunction",
+            "SyncPostFunction",
+            "WebhookFunction"
+        ]
     );
 }
 
@@ -174,6 +202,7 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         "SignatureFailuresAlarm",
         "ApiServerErrorsAlarm",
         "RetryQueueAgeAlarm",
+        "ReconcilerErrorsAlarm",
     ] {
         assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
     }
@@ -188,6 +217,8 @@ async fn what_the_local_stack_actually_created_matches_the_definitions() {
     let keys: Vec<String> =
         table.key_schema().iter().map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str())).collect();
     assert_eq!(keys, vec![format!("{}:HASH", TABLE.hash_key), format!("{}:RANGE", TABLE.range_key)]);
+    let indexes: Vec<&str> = table.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    assert_eq!(indexes, vec![shared::adapters::dynamo::index::NAME]);
     let ttl = stack.dynamodb.describe_time_to_live().table_name(&stack.table).send().await.unwrap();
     assert_eq!(ttl.time_to_live_description.and_then(|d| d.attribute_name), Some(TABLE.ttl_attribute.to_owned()));
     let attrs = stack

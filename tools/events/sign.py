@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the sample events in events/: the signed webhooks (Lambda function URL payloads), one
-HTTP API event per app route (as API Gateway sends it after the JWT authorizer passed), and one SQS
-batch for the retry worker. `make invoke FN=<function> EVENT=<file>` runs a packaged function on one.
+HTTP API event per app route (as API Gateway sends it after the JWT authorizer passed), one SQS
+batch for the retry worker and the reconciler's scheduled invocation. `make invoke FN=<function> EVENT=<file>` runs a packaged function on one.
 
 Each webhook body is signed with the local secret (WEBHOOK_SECRETS default), so `make run` and the
 tests accept them as they stand. Run `make events` after changing anything below.
@@ -139,4 +139,6 @@ for name, body in BODIES.items():
 for name, route in ROUTES.items():
     write(out, name, http_api_event(*route))
 write(out, "sqs-retry-batch", sqs_event())
-print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events and 1 SQS batch to {out}/")
+# EventBridge Scheduler invokes the reconciler with the schedule's input: none.
+write(out, "scheduler-reconcile", {})
+print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events, 1 SQS batch and 1 schedule to {out}/")

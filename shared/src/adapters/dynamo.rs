@@ -9,21 +9,28 @@
 //! | connection | `PROFILE#{profile}` | `CONN#{platform}` |
 //! | event taken | `EVENT#{event id}` | `EVENT` |
 //! | a project's call budget | `PROJECT#{project}` | `BUDGET#{refresh,sync,publish}` |
+//! | the reconciler's lease | `LEASE#reconciler` | `LEASE` |
+//!
+//! The sparse index `attention` (hash `attention`, range `attention_at`, Unix ms) holds only items
+//! that need the reconciler's look: a post while a copy waits (`POST`, since when), a project's
+//! pointer (`PROJECT`, when it was last checked against the live list; 0 if never), a connection
+//! whose token nears expiry (`TOKEN`, when to look).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
+use crate::domain::healing::{Watch, post_watch, token_look};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, ConnectionStore, Draft, EventStore, Outcome, PostStore, PublishRead, StoreError, StoredConnection,
-    StoredPost,
+    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, Outcome, PostStore, PublishRead, StoreError,
+    StoredConnection, StoredPost,
 };
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
@@ -61,6 +68,39 @@ pub mod keys {
     pub fn budget(project: &ProjectId, kind: CallKind) -> (String, String) {
         (format!("PROJECT#{project}"), format!("BUDGET#{}", kind.as_str()))
     }
+    pub fn lease() -> (String, String) {
+        ("LEASE#reconciler".to_owned(), "LEASE".to_owned())
+    }
+}
+
+/// The reconciler's sparse index, defined once (the local stack creates it from this; a test
+/// holds `template.yaml` to it).
+pub mod index {
+    pub const NAME: &str = "attention";
+    /// Hash key (string): which kind of look.
+    pub const HASH: &str = "attention";
+    /// Range key (number): when, in Unix milliseconds.
+    pub const RANGE: &str = "attention_at";
+    /// Projected beside the keys: what a pass needs to know whose item it is.
+    pub const PROJECTED: [&str; 2] = ["project_id", "post_id"];
+    pub const POST: &str = "POST";
+    pub const PROJECT: &str = "PROJECT";
+    pub const TOKEN: &str = "TOKEN";
+}
+
+/// An item's place in the index: its kind and time, or nothing (not in the index).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attention_at: Option<i64>,
+}
+
+impl Attention {
+    fn at(kind: &str, at: Option<Timestamp>) -> Attention {
+        Attention { attention: at.map(|_| kind.to_owned()), attention_at: at.map(Timestamp::unix_millis) }
+    }
 }
 
 fn key_map((pk, sk): (String, String)) -> Item {
@@ -80,6 +120,10 @@ pub struct PostItem {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media_urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
+    #[serde(flatten)]
+    pub attention: Attention,
     #[serde(flatten)]
     pub state: PostState,
 }
@@ -98,6 +142,8 @@ impl PostItem {
             updated_at: stored.updated_at,
             content: stored.draft.as_ref().map(|d| d.content.clone()),
             media_urls: stored.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
+            watch: stored.watch,
+            attention: Attention::at(index::POST, stored.watch.map(|w| w.since)),
             state: stored.state.clone(),
         }
     }
@@ -109,6 +155,7 @@ impl PostItem {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
+            watch: self.watch,
         }
     }
 }
@@ -126,6 +173,8 @@ pub struct ConnectionItem {
     pub connection: Connection,
     #[serde(flatten)]
     pub record: ConnectionRecord,
+    #[serde(flatten)]
+    pub attention: Attention,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +189,14 @@ struct ProjectProfileItem {
     pk: String,
     sk: String,
     profile_id: ProfileId,
+    /// The project (also in `pk`), for the reconciler's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    project_id: Option<ProjectId>,
+    /// When the connections were last checked against the live list (a Refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checked_at: Option<Timestamp>,
+    #[serde(flatten)]
+    attention: Attention,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +241,19 @@ fn is_item_too_large(code: Option<&str>, message: Option<&str>) -> bool {
     matches!(code, Some("ValidationException" | "TransactionCanceledException"))
         && message.contains("size")
         && (message.contains("exceed") || message.contains("too large"))
+}
+
+/// A single conditional write's answer: `true` when it landed, `false` when its condition failed.
+fn landed<T, E, R>(sent: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(store_error(e)),
+    }
 }
 
 fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
@@ -300,11 +370,7 @@ impl DynamoStore {
             .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        landed(sent)
     }
 
     /// One item by key, read consistently.
@@ -446,7 +512,16 @@ impl DynamoStore {
     /// project, together.
     async fn put_profile_link(&self, project: &ProjectId, profile: &ProfileId) -> Result<bool, StoreError> {
         let (pk, sk) = keys::project_profile(project);
-        let pointer = encode(&ProjectProfileItem { pk, sk, profile_id: profile.clone() })?;
+        // Never checked against the live list: the reconciler looks at once.
+        let never = Attention::at(index::PROJECT, Some(Timestamp::from_unix_millis(0)));
+        let pointer = encode(&ProjectProfileItem {
+            pk,
+            sk,
+            profile_id: profile.clone(),
+            project_id: Some(project.clone()),
+            checked_at: None,
+            attention: never,
+        })?;
         let (pk, sk) = keys::route(profile);
         let route = encode(&RouteItem { pk, sk, project_id: project.clone() })?;
         let pointer = built(Put::builder().table_name(&self.table).set_item(Some(pointer)).build())?;
@@ -478,14 +553,16 @@ fn next_post(
         created_at: now,
         updated_at: now,
         version: 0,
+        watch: None,
     });
     next.state = next.state.join(evidence);
     if let Some(draft) = draft {
         next.draft = Some(draft.clone());
     }
-    if stored == Some(&next) {
+    if stored.is_some_and(|s| s.state == next.state && s.draft == next.draft) {
         return (next, false);
     }
+    next.watch = post_watch(&next.state, next.watch, now);
     next.updated_at = now;
     (next, true)
 }
@@ -540,7 +617,7 @@ impl EventStore for DynamoStore {
             match settle(read.as_ref().map(StoredConnection::settled), news, now) {
                 None => Ok(Plan::Nothing),
                 Some(settled) => Ok(Plan::Write {
-                    item: connection_item(&route.project_id, profile, settled)?,
+                    item: connection_item(&route.project_id, profile, settled, now)?,
                     expected: read.map(|r| r.version),
                 }),
             }
@@ -549,8 +626,14 @@ impl EventStore for DynamoStore {
     }
 }
 
-fn connection_item(project: &ProjectId, profile: &ProfileId, settled: Settled) -> Result<Item, StoreError> {
+fn connection_item(
+    project: &ProjectId,
+    profile: &ProfileId,
+    settled: Settled,
+    now: Timestamp,
+) -> Result<Item, StoreError> {
     let (pk, sk) = keys::connection(profile, settled.shown.platform);
+    let attention = Attention::at(index::TOKEN, token_look(&settled.shown, now));
     encode(&ConnectionItem {
         pk,
         sk,
@@ -560,6 +643,7 @@ fn connection_item(project: &ProjectId, profile: &ProfileId, settled: Settled) -
         updated_at: settled.updated_at,
         connection: settled.shown,
         record: settled.record,
+        attention,
     })
 }
 
@@ -576,6 +660,25 @@ impl ConnectionItem {
 }
 
 impl DynamoStore {
+    /// The project's record of a check against the live list at `now`, while it still points at
+    /// `profile` (a Connect that moved it meanwhile cancels the write: another round).
+    fn checked(&self, project: &ProjectId, profile: &ProfileId, now: Timestamp) -> Result<Update, StoreError> {
+        built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(keys::project_profile(project))))
+                .update_expression("SET checked_at = :now, #kind = :kind, attention_at = :ms, project_id = :project")
+                .condition_expression("profile_id = :profile")
+                .expression_attribute_names("#kind", index::HASH)
+                .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
+                .expression_attribute_values(":kind", AttributeValue::S(index::PROJECT.into()))
+                .expression_attribute_values(":ms", AttributeValue::N(now.unix_millis().to_string()))
+                .expression_attribute_values(":profile", AttributeValue::S(profile.to_string()))
+                .expression_attribute_values(":project", AttributeValue::S(project.to_string()))
+                .build(),
+        )
+    }
+
     /// One transaction (or one conditional put for a single item); `false` when a condition failed.
     async fn write_all(&self, mut items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
         if items.is_empty() {
@@ -671,6 +774,7 @@ impl ConnectionStore for DynamoStore {
         profile: &ProfileId,
         read: Vec<StoredConnection>,
         evidence: Vec<Connection>,
+        checked: bool,
         now: Timestamp,
     ) -> Result<Vec<StoredConnection>, StoreError> {
         let (read, evidence) = (&read, &evidence);
@@ -692,10 +796,13 @@ impl ConnectionStore for DynamoStore {
                     updated_at: settled.updated_at,
                     version: expected.map_or(1, |v| v + 1),
                 };
-                let put = self.conditional_put(connection_item(project, profile, settled)?, expected)?;
+                let put = self.conditional_put(connection_item(project, profile, settled, now)?, expected)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
                 result.retain(|s| s.connection.platform != e.platform);
                 result.push(written);
+            }
+            if checked {
+                writes.push(TransactWriteItem::builder().update(self.checked(project, profile, now)?).build());
             }
             if !self.write_all(writes).await? {
                 return Ok(Round::Raced);
@@ -791,6 +898,125 @@ impl PostStore for DynamoStore {
             Ok(Round::Done(next))
         })
         .await
+    }
+}
+
+impl DynamoStore {
+    /// Items of one kind in the sparse index whose time is at most `before`, oldest first.
+    async fn attention(&self, kind: &str, before: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index::NAME)
+            .key_condition_expression("#kind = :kind AND #at <= :before")
+            .expression_attribute_names("#kind", index::HASH)
+            .expression_attribute_names("#at", index::RANGE)
+            .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+            .expression_attribute_values(":before", AttributeValue::N(before.unix_millis().to_string()))
+            .scan_index_forward(true)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.items.unwrap_or_default())
+    }
+}
+
+/// What the index says of an item: its time and the project (and post) it belongs to.
+#[derive(Deserialize)]
+struct Indexed {
+    attention_at: i64,
+    project_id: ProjectId,
+    #[serde(default)]
+    post_id: Option<PostId>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LeaseItem {
+    pk: String,
+    sk: String,
+    until_ms: i64,
+}
+
+impl HealingStore for DynamoStore {
+    async fn waiting_posts(
+        &self,
+        since_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Timestamp, ProjectId, PostId)>, StoreError> {
+        let items = self.attention(index::POST, since_before, limit).await?;
+        let found = items.into_iter().map(decode::<Indexed>).collect::<Result<Vec<_>, _>>()?;
+        Ok(found
+            .into_iter()
+            .filter_map(|i| Some((Timestamp::from_unix_millis(i.attention_at), i.project_id, i.post_id?)))
+            .collect())
+    }
+
+    async fn stale_projects(
+        &self,
+        checked_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Timestamp, ProjectId)>, StoreError> {
+        let (checks, tokens) = tokio::join!(
+            self.attention(index::PROJECT, checked_before, limit),
+            self.attention(index::TOKEN, now, limit)
+        );
+        let mut found = Vec::new();
+        for item in checks?.into_iter().chain(tokens?) {
+            let i = decode::<Indexed>(item)?;
+            found.push((Timestamp::from_unix_millis(i.attention_at), i.project_id));
+        }
+        Ok(found)
+    }
+
+    async fn postpone(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        watch: Watch,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let watch_value: AttributeValue =
+            serde_dynamo::to_attribute_value(watch).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::post(project, post))))
+            .update_expression("SET watch = :watch, #at = :ms")
+            .condition_expression("version = :v")
+            .expression_attribute_names("#at", index::RANGE)
+            .expression_attribute_values(":watch", watch_value)
+            .expression_attribute_values(":ms", AttributeValue::N(watch.since.unix_millis().to_string()))
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            .send()
+            .await;
+        landed(sent)
+    }
+
+    async fn take_lease(&self, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::lease();
+        let item = encode(&LeaseItem { pk, sk, until_ms: until.unix_millis() })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR until_ms < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_millis().to_string()));
+        self.put(built(put.build())?).await
+    }
+
+    async fn release_lease(&self, until: Timestamp) -> Result<(), StoreError> {
+        let (pk, sk) = keys::lease();
+        let item = encode(&LeaseItem { pk, sk, until_ms: 0 })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("until_ms = :until")
+            .expression_attribute_values(":until", AttributeValue::N(until.unix_millis().to_string()));
+        // Not ours any more (it ran out and another pass took it): nothing to give back.
+        self.put(built(put.build())?).await.map(|_| ())
     }
 }
 

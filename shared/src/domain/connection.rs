@@ -67,6 +67,9 @@ pub struct AccountLooks {
     pub avatar_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_url: Option<String>,
+    /// When the account's token expires, as the service's health answer last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Timestamp>,
 }
 
 /// One platform's connection for a project, with the time of the evidence it rests on.
@@ -97,6 +100,7 @@ pub struct ConnectionView<'a> {
     pub avatar_url: Option<&'a str>,
     pub profile_url: Option<&'a str>,
     pub reason: Option<&'a str>,
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl Connection {
@@ -122,6 +126,7 @@ impl Connection {
             avatar_url: looks.and_then(|l| l.avatar_url.as_deref()),
             profile_url: looks.and_then(|l| l.profile_url.as_deref()),
             reason: self.reason.as_deref(),
+            token_expires_at: looks.and_then(|l| l.token_expires_at),
         }
     }
 }
@@ -293,6 +298,7 @@ mod tests {
             account_id: AccountId::parse("a").unwrap(),
             avatar_url: Some("https://img/a".into()),
             profile_url: None,
+            token_expires_at: None,
         });
         let reconnected_other = evidence(200, ConnectionStatus::Connected, "b");
         let joined = refreshed.join(&reconnected_other);
@@ -403,6 +409,7 @@ mod tests {
                     account_id: AccountId::parse(account).unwrap(),
                     avatar_url: Some(format!("https://img/{account}/{at}")),
                     profile_url: None,
+                    token_expires_at: Some(Timestamp::from_unix(at + 1000)),
                 });
             }
             e

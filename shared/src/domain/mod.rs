@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod event;
+pub mod healing;
 pub mod ids;
 pub mod limits;
 pub mod platform;

@@ -145,6 +145,20 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 impl PlatformEntry {
+    /// A copy of generation `generation` in `status`, knowing nothing else yet.
+    pub fn bare(generation: Generation, status: EntryStatus) -> PlatformEntry {
+        PlatformEntry {
+            generation,
+            status,
+            service_post_id: None,
+            account_id: None,
+            url: None,
+            platform_post_id: None,
+            published_at: None,
+            error: None,
+        }
+    }
+
     /// A newer generation replaces an older one whole; within one generation every field joins.
     pub fn join(&self, other: &PlatformEntry) -> PlatformEntry {
         if self.generation != other.generation {
@@ -409,16 +423,7 @@ pub fn manual_delete(stored: &PostState, platform: Platform) -> ManualDelete {
         ShownStatus::Removed => ManualDelete::AlreadyRemoved,
         ShownStatus::Queued | ShownStatus::Failed | ShownStatus::Cancelled => ManualDelete::NotLive,
         ShownStatus::Published => {
-            let removed = PlatformEntry {
-                generation: current.generation,
-                status: EntryStatus::Removed,
-                service_post_id: None,
-                account_id: None,
-                url: None,
-                platform_post_id: None,
-                published_at: None,
-                error: None,
-            };
+            let removed = PlatformEntry::bare(current.generation, EntryStatus::Removed);
             ManualDelete::Remove(PostState { entries: BTreeMap::from([(platform, removed)]), ..PostState::default() })
         }
     }

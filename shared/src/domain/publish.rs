@@ -94,14 +94,9 @@ pub fn evidence(plan: &Plan, report: &PostReport, scheduled_for: Option<Timestam
     let mut evidence = report.to_state(Some(stored)).unwrap_or_default();
     for t in &plan.targets {
         evidence.entries.entry(t.platform).or_insert_with(|| PlatformEntry {
-            generation: plan.generation,
-            status: EntryStatus::Queued,
             service_post_id: Some(report.service_post_id.clone()),
             account_id: Some(t.account_id.clone()),
-            url: None,
-            platform_post_id: None,
-            published_at: None,
-            error: None,
+            ..PlatformEntry::bare(plan.generation, EntryStatus::Queued)
         });
     }
     if let Some(at) = scheduled_for {

@@ -33,6 +33,7 @@ pub struct AccountHealth {
     pub account_id: AccountId,
     pub status: Option<HealthStatus>,
     pub needs_reconnect: bool,
+    pub token_expires_at: Option<Timestamp>,
 }
 
 /// The evidence a Refresh brings for every platform it can say something about, from the live
@@ -101,6 +102,7 @@ fn judge(account: &LiveAccount, health: &[AccountHealth], at: Timestamp, relinke
             account_id: account.id.clone(),
             avatar_url: account.avatar_url.clone(),
             profile_url: account.profile_url.clone(),
+            token_expires_at: signal.and_then(|h| h.token_expires_at),
         }),
     }
 }
@@ -131,12 +133,21 @@ pub fn stale_at_publish(
 }
 
 /// The sentence that tells how many connections need attention.
-pub fn message(needing: &[Platform]) -> String {
-    match needing.len() {
-        0 => "All your connections are working.".to_owned(),
+/// The sentence that tells how many connections need attention, and which connected ones expire
+/// within a week (`domain::healing::expires_soon`).
+pub fn message(needing: &[Platform], expiring: &[Platform]) -> String {
+    let mut said = match needing.len() {
+        0 if expiring.is_empty() => "All your connections are working.".to_owned(),
+        0 => String::new(),
         1 => format!("1 connection needs reconnecting: {}.", spoken_list(needing)),
         n => format!("{n} connections need reconnecting: {}.", spoken_list(needing)),
+    };
+    if !expiring.is_empty() {
+        let verb = if expiring.len() == 1 { "expires" } else { "expire" };
+        let soon = format!("{} {verb} within 7 days: reconnect to keep posting.", spoken_list(expiring));
+        said = if said.is_empty() { soon } else { format!("{said} {soon}") };
     }
+    said
 }
 
 #[cfg(test)]
@@ -174,7 +185,7 @@ mod tests {
     }
 
     fn health(id: &str, status: Option<HealthStatus>, needs_reconnect: bool) -> AccountHealth {
-        AccountHealth { account_id: AccountId::parse(id).unwrap(), status, needs_reconnect }
+        AccountHealth { account_id: AccountId::parse(id).unwrap(), status, needs_reconnect, token_expires_at: None }
     }
 
     #[test]
@@ -280,10 +291,15 @@ mod tests {
 
     #[test]
     fn the_message_counts_and_names_the_platforms() {
-        assert_eq!(message(&[]), "All your connections are working.");
-        assert_eq!(message(&[Platform::Linkedin]), "1 connection needs reconnecting: LinkedIn.");
+        assert_eq!(message(&[], &[]), "All your connections are working.");
+        assert_eq!(message(&[Platform::Linkedin], &[]), "1 connection needs reconnecting: LinkedIn.");
+        assert_eq!(message(&[], &[Platform::X]), "X expires within 7 days: reconnect to keep posting.");
         assert_eq!(
-            message(&[Platform::Instagram, Platform::Linkedin, Platform::X]),
+            message(&[Platform::Linkedin], &[Platform::X, Platform::Facebook]),
+            "1 connection needs reconnecting: LinkedIn. X and Facebook expire within 7 days: reconnect to keep posting."
+        );
+        assert_eq!(
+            message(&[Platform::Instagram, Platform::Linkedin, Platform::X], &[]),
             "3 connections need reconnecting: Instagram, LinkedIn and X."
         );
     }

@@ -5,16 +5,18 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::healing::expires_soon;
 use crate::domain::ids::profile_name;
 use crate::domain::limits::{CallKind, Limit};
 use crate::domain::refresh::{message, reconcile};
 use crate::domain::text::is_http_url;
-use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId};
+use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId, Timestamp};
 use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, StoredConnection};
 
 /// `GET /projects/{projectId}/connections`: the store only.
-pub struct ListConnections<S> {
+pub struct ListConnections<S, C> {
     pub store: S,
+    pub clock: C,
 }
 
 /// `POST /projects/{projectId}/connections/refresh`.
@@ -37,13 +39,14 @@ pub const MAX_REDIRECT_URL_BYTES: usize = 2048;
 /// Rounds of Refresh when a concurrent Connect moves the project's profile under it.
 const REFRESH_ROUNDS: usize = 3;
 
-/// The API shape of one platform's connection (`not_connected` when there is no record).
-fn view(platform: Platform, stored: Option<&StoredConnection>) -> Value {
+/// The API shape of one platform's connection at `now` (`not_connected` when there is no record).
+fn view(platform: Platform, stored: Option<&StoredConnection>, now: Timestamp) -> Value {
     let Some(s) = stored else {
         return json!({
             "platform": platform.api_name(), "status": ConnectionStatus::NotConnected.as_str(),
             "account_id": null, "username": null, "display_name": null, "avatar_url": null,
             "profile_url": null, "needs_reconnect": false, "reason": null, "updated_at": null,
+            "token_expires_at": null, "expires_soon": false,
         });
     };
     let v = s.connection.view();
@@ -52,19 +55,23 @@ fn view(platform: Platform, stored: Option<&StoredConnection>) -> Value {
         "username": v.username, "display_name": v.display_name, "avatar_url": v.avatar_url,
         "profile_url": v.profile_url, "needs_reconnect": v.status.needs_reconnect(), "reason": v.reason,
         "updated_at": s.updated_at.to_rfc3339(),
+        "token_expires_at": v.token_expires_at.map(Timestamp::to_rfc3339),
+        "expires_soon": expires_soon(&s.connection, now),
     })
 }
 
-/// All four platforms, and the ones needing a reconnect.
-fn views(stored: &[StoredConnection]) -> (Vec<Value>, Vec<Platform>) {
+/// All four platforms at `now`, the ones needing a reconnect, and the ones expiring soon.
+fn views(stored: &[StoredConnection], now: Timestamp) -> (Vec<Value>, Vec<Platform>, Vec<Platform>) {
     let find = |p: Platform| stored.iter().find(|s| s.connection.platform == p);
-    let all = Platform::ALL.iter().map(|p| view(*p, find(*p))).collect();
+    let all = Platform::ALL.iter().map(|p| view(*p, find(*p), now)).collect();
     let needing =
         Platform::ALL.into_iter().filter(|p| find(*p).is_some_and(|s| s.connection.status.needs_reconnect())).collect();
-    (all, needing)
+    let expiring =
+        Platform::ALL.into_iter().filter(|p| find(*p).is_some_and(|s| expires_soon(&s.connection, now))).collect();
+    (all, needing, expiring)
 }
 
-impl<S: ConnectionStore> ListConnections<S> {
+impl<S: ConnectionStore, C: Clock> ListConnections<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_list(&request).await)
     }
@@ -75,8 +82,11 @@ impl<S: ConnectionStore> ListConnections<S> {
             Some(profile) => self.store.connections(&profile).await?,
             None => Vec::new(),
         };
-        let (connections, needing) = views(&stored);
-        Ok(http::json(200, &json!({"connections": connections, "needs_reconnect": needing.len()})))
+        let (connections, needing, expiring) = views(&stored, self.clock.now());
+        Ok(http::json(
+            200,
+            &json!({"connections": connections, "needs_reconnect": needing.len(), "expiring_soon": expiring.len()}),
+        ))
     }
 }
 
@@ -87,48 +97,74 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> 
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
-        let (mut profile, budget) = self.store.profile_and_budget(&project).await?;
+        let (profile, budget) = self.store.profile_and_budget(&project).await?;
         if profile.is_some() {
             let now = self.clock.now();
             self.store.take_call(&project, CallKind::Refresh, budget, self.limit, now).await??;
         }
-        for round in 0..REFRESH_ROUNDS {
-            if round > 0 {
-                profile = self.store.project_profile(&project).await?;
-            }
-            let Some(profile) = profile.clone() else {
-                return Ok(refreshed(&[], false));
-            };
-            let read = self.store.connections(&profile).await?;
-            // The evidence time is when the list was asked for: a webhook stamped meanwhile wins.
-            let asked_at = self.clock.now();
-            let (accounts, health) = tokio::join!(self.publisher.accounts(&profile), self.publisher.health(&profile));
-            let accounts = accounts?;
-            // Health is a hint: without it, every account is judged by the list alone.
-            let health = health.unwrap_or_else(|e| {
-                tracing::warn!(project = %project, error = %e, "health unreadable; judging by the list alone");
-                None
-            });
-            if accounts.as_ref().is_none_or(Vec::is_empty) && !self.publisher.profile_exists(&profile).await? {
-                if self.store.forget_profile(&project, &profile, &read).await? {
-                    tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
-                    return Ok(refreshed(&[], true));
-                }
-                // A Connect moved the project (or wrote a connection) meanwhile: read and decide again.
-                continue;
-            }
-            let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
-            let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), asked_at);
-            let saved = self
-                .store
-                .save_connections(&project, &profile, read, evidence.into_values().collect(), self.clock.now())
-                .await?;
-            tracing::info!(project = %project, profile = %profile, "connections refreshed");
-            crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
-            return Ok(refreshed(&saved, false));
-        }
-        Err(Refusal::from(crate::ports::StoreError::Contention))
+        let refreshed = refresh_project(&self.store, &self.publisher, &self.clock, &project, profile).await?;
+        Ok(match refreshed {
+            Refreshed::Connections(saved) => answer(&saved, false, self.clock.now()),
+            Refreshed::NoProfile => answer(&[], false, self.clock.now()),
+            Refreshed::ProfileReset => answer(&[], true, self.clock.now()),
+        })
     }
+}
+
+/// What a Refresh found.
+pub enum Refreshed {
+    /// The connections as stored afterwards.
+    Connections(Vec<StoredConnection>),
+    /// The project has no profile yet: nothing to check.
+    NoProfile,
+    /// The service no longer knows the project's profile: it was forgotten.
+    ProfileReset,
+}
+
+/// One Refresh of a project's connections against the live list (`profile` as the caller read
+/// it): the route's and the reconciler's alike.
+pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
+    store: &S,
+    publisher: &P,
+    clock: &C,
+    project: &ProjectId,
+    mut profile: Option<ProfileId>,
+) -> Result<Refreshed, Refusal> {
+    for round in 0..REFRESH_ROUNDS {
+        if round > 0 {
+            profile = store.project_profile(project).await?;
+        }
+        let Some(profile) = profile.clone() else {
+            return Ok(Refreshed::NoProfile);
+        };
+        let read = store.connections(&profile).await?;
+        // The evidence time is when the list was asked for: a webhook stamped meanwhile wins.
+        let asked_at = clock.now();
+        let (accounts, health) = tokio::join!(publisher.accounts(&profile), publisher.health(&profile));
+        let accounts = accounts?;
+        // Health is a hint: without it, every account is judged by the list alone.
+        let health = health.unwrap_or_else(|e| {
+            tracing::warn!(project = %project, error = %e, "health unreadable; judging by the list alone");
+            None
+        });
+        if accounts.as_ref().is_none_or(Vec::is_empty) && !publisher.profile_exists(&profile).await? {
+            if store.forget_profile(project, &profile, &read).await? {
+                tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
+                return Ok(Refreshed::ProfileReset);
+            }
+            // A Connect moved the project (or wrote a connection) meanwhile: read and decide again.
+            continue;
+        }
+        let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
+        let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), asked_at);
+        let saved = store
+            .save_connections(project, &profile, read, evidence.into_values().collect(), true, clock.now())
+            .await?;
+        tracing::info!(project = %project, profile = %profile, "connections refreshed");
+        crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
+        return Ok(Refreshed::Connections(saved));
+    }
+    Err(Refusal::from(crate::ports::StoreError::Contention))
 }
 
 impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
@@ -180,15 +216,17 @@ impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
     }
 }
 
-fn refreshed(stored: &[StoredConnection], profile_reset: bool) -> Response<Body> {
-    let (connections, needing) = views(stored);
+/// The Refresh answer at `now`.
+fn answer(stored: &[StoredConnection], profile_reset: bool, now: Timestamp) -> Response<Body> {
+    let (connections, needing, expiring) = views(stored, now);
     let message = if profile_reset {
         "The publishing service no longer knows this project's profile: every platform is now not connected. Click Connect on each platform to set it up again.".to_owned()
     } else {
-        message(&needing)
+        message(&needing, &expiring)
     };
     http::json(
         200,
-        &json!({"connections": connections, "needs_reconnect": needing.len(), "profile_reset": profile_reset, "message": message}),
+        &json!({"connections": connections, "needs_reconnect": needing.len(), "expiring_soon": expiring.len(),
+                "profile_reset": profile_reset, "message": message}),
     )
 }

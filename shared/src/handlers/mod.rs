@@ -6,5 +6,6 @@ pub mod connections;
 pub mod events;
 pub mod http;
 pub mod posts;
+pub mod reconciler;
 pub mod retry;
 pub mod webhook;

@@ -216,23 +216,37 @@ impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
                 }
                 let now = self.clock.now();
                 self.store.take_call(&project, CallKind::Sync, budget, self.limit, now).await??;
-                // One read per generation, one after another: the service's rate limit is low.
-                let asked_at = self.clock.now();
-                let mut answers = Vec::with_capacity(asked.len());
-                for (generation, id) in asked {
-                    answers.push((generation, self.publisher.post(&id, asked_at).await?));
-                }
-                let evidence = sync_evidence(&stored.state, answers);
-                let now = self.clock.now();
-                let saved = self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?;
+                let saved = sync_post(&self.store, &self.publisher, &self.clock, &project, &post, &stored).await?;
                 let changed = saved.version != stored.version;
-                tracing::info!(project = %project, post = %post, changed, "post synced");
-                crate::metrics::count(crate::metrics::Metric::Syncs, 1);
+                let now = self.clock.now();
                 Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
             }
             .await,
         )
     }
+}
+
+/// One Sync of a stored post against the service (one read per generation it asks about): the
+/// route's and the reconciler's alike. Returns the post as stored afterwards.
+pub async fn sync_post<S: PostStore, P: PostPublisher, C: Clock>(
+    store: &S,
+    publisher: &P,
+    clock: &C,
+    project: &ProjectId,
+    post: &PostId,
+    stored: &StoredPost,
+) -> Result<StoredPost, Refusal> {
+    // One read per generation, one after another: the service's rate limit is low.
+    let asked_at = clock.now();
+    let mut answers = Vec::new();
+    for (generation, id) in publications(&stored.state) {
+        answers.push((generation, publisher.post(&id, asked_at).await?));
+    }
+    let evidence = sync_evidence(&stored.state, answers);
+    let saved = store.save_post(project, post, Some(stored), None, &evidence, clock.now()).await?;
+    tracing::info!(project = %project, post = %post, changed = saved.version != stored.version, "post synced");
+    crate::metrics::count(crate::metrics::Metric::Syncs, 1);
+    Ok(saved)
 }
 
 impl<S, P, C> Publish<S, P, C>
@@ -360,7 +374,7 @@ where
             return unverified;
         }
         let stale: Vec<Platform> = evidence.iter().map(|c| c.platform).collect();
-        if let Err(e) = self.store.save_connections(project, profile, read, evidence, self.clock.now()).await {
+        if let Err(e) = self.store.save_connections(project, profile, read, evidence, false, self.clock.now()).await {
             return e.into();
         }
         tracing::warn!(project = %project, stale = ?stale, "stale connections found at publish");

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use shared::adapters::dynamo::index;
 
 pub struct TableDefinition {
     pub hash_key: &'static str,
@@ -14,7 +16,8 @@ pub struct TableDefinition {
     pub ttl_attribute: &'static str,
 }
 
-/// The one table: string `pk`/`sk`, on-demand, TTL on `expires_at`.
+/// The one table: string `pk`/`sk`, on-demand, TTL on `expires_at`, and the reconciler's sparse
+/// index (`shared::adapters::dynamo::index`: string hash, number range, two attributes projected).
 pub const TABLE: TableDefinition = TableDefinition { hash_key: "pk", range_key: "sk", ttl_attribute: "expires_at" };
 
 pub struct QueueDefinition {
@@ -53,16 +56,29 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         return Ok(());
     }
     let attribute =
-        |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+        |n: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(n).attribute_type(t).build();
     let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let projection = Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(index::PROJECTED.iter().map(|a| a.to_string()).collect()))
+        .build();
+    let attention = GlobalSecondaryIndex::builder()
+        .index_name(index::NAME)
+        .key_schema(key(index::HASH, KeyType::Hash)?)
+        .key_schema(key(index::RANGE, KeyType::Range)?)
+        .projection(projection)
+        .build()?;
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(TABLE.hash_key)?)
-        .attribute_definitions(attribute(TABLE.range_key)?)
+        .attribute_definitions(attribute(TABLE.hash_key, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(TABLE.range_key, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(index::HASH, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(index::RANGE, ScalarAttributeType::N)?)
         .key_schema(key(TABLE.hash_key, KeyType::Hash)?)
         .key_schema(key(TABLE.range_key, KeyType::Range)?)
+        .global_secondary_indexes(attention)
         .send()
         .await?;
     client

@@ -60,6 +60,15 @@ pub struct GatewayConfig {
     pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service.
     pub limits: shared::config::Limits,
+    /// Runs a reconciler pass this often (the schedule's stand-in), when set.
+    pub reconcile: Option<Reconcile>,
+}
+
+/// The reconciler's local schedule: a pass every `interval`, with these settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Reconcile {
+    pub interval: std::time::Duration,
+    pub settings: shared::domain::healing::Settings,
 }
 
 type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
@@ -67,7 +76,7 @@ type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
 /// One handler per route, each assembled by the same composition root as the Lambda functions.
 struct AppState {
     webhook: LocalWebhook,
-    list_connections: ListConnections<DynamoStore>,
+    list_connections: ListConnections<DynamoStore, shared::ports::SystemClock>,
     refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
     connect: Connect<DynamoStore, ZernioClient>,
     publish: Publish<DynamoStore, ZernioClient, SystemClock>,
@@ -133,7 +142,7 @@ impl Gateway {
             connect: wiring::connect(store.clone(), publisher.clone()),
             publish: wiring::publish(store.clone(), publisher.clone(), &config.limits),
             read_post: wiring::read_post(store.clone()),
-            sync: wiring::sync(store.clone(), publisher, &config.limits),
+            sync: wiring::sync(store.clone(), publisher.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
             jwt: config.jwt.clone(),
         });
@@ -188,8 +197,13 @@ impl Gateway {
                 ..config.sqs.clone()
             };
             let sqs = aws::sqs_client(&sdk, &long_poll);
-            let worker = wiring::retry_worker(store);
+            let worker = wiring::retry_worker(store.clone());
+            let stopped = stopped.clone();
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
+        }
+        if let Some(reconcile) = config.reconcile {
+            let reconciler = wiring::reconciler(store, publisher, reconcile.settings);
+            tasks.push(tokio::spawn(schedule(reconciler, reconcile.interval, stopped)));
         }
         Ok(Gateway { addr, stop, tasks })
     }
@@ -199,6 +213,25 @@ impl Gateway {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// EventBridge Scheduler's stand-in: the same reconciler handler, a pass every `interval`, each
+/// given the time until the next one (at most a minute) as its budget.
+async fn schedule(
+    reconciler: shared::handlers::reconciler::Reconciler<DynamoStore, ZernioClient, SystemClock>,
+    interval: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let budget = interval.min(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = reconciler.pass(budget).await {
+            tracing::warn!(error = %e, "reconciler pass failed");
         }
     }
 }

@@ -76,6 +76,14 @@ async fn main() -> Result<(), BoxError> {
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
         jwt: jwt.clone(),
         limits: shared::config::limits()?,
+        reconcile: shared::config::reconcile_interval()?
+            .map(|interval| {
+                Ok::<_, shared::config::ConfigError>(dev_gateway::Reconcile {
+                    interval,
+                    settings: shared::config::healing()?,
+                })
+            })
+            .transpose()?,
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;

@@ -62,6 +62,9 @@ pub struct Health {
     pub needs_reconnect: bool,
     #[serde(default)]
     pub issues: Vec<String>,
+    /// When the account's token expires (RFC 3339); unknown unless set.
+    #[serde(default)]
+    pub token_expires_at: Option<String>,
 }
 
 /// One platform of a post, as `GET /v1/posts/{id}` shows it.
@@ -243,12 +246,13 @@ impl World {
             status: if account.usable() { "healthy".into() } else { "error".into() },
             needs_reconnect: !account.usable(),
             issues: if account.usable() { vec![] } else { vec!["Token expired".into()] },
+            token_expires_at: None,
         });
         json!({
             "accountId": account.id, "platform": account.platform, "username": account.username,
             "status": health.status, "canPost": health.status != "error" && !health.needs_reconnect,
             "tokenValid": !health.needs_reconnect, "needsReconnect": health.needs_reconnect,
-            "issues": health.issues,
+            "issues": health.issues, "tokenExpiresAt": health.token_expires_at,
         })
     }
 }

@@ -71,6 +71,8 @@ struct WireHealth {
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
     needs_reconnect: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    token_expires_at: Option<String>,
 }
 
 fn list<T: for<'de> Deserialize<'de>>(body: &Value, field: &str) -> Vec<T> {
@@ -220,6 +222,7 @@ impl Publisher for ZernioClient {
                         _ => None,
                     },
                     needs_reconnect: h.needs_reconnect.unwrap_or(false),
+                    token_expires_at: h.token_expires_at.as_deref().and_then(Timestamp::parse),
                 })
             })
             .collect();

@@ -1,0 +1,284 @@
+//! The reconciler's judgement: which posts and projects need a look at the service, when, and in
+//! what order a pass spends its calls. Every writer records plain facts (since when a post waits,
+//! when a project was last checked, when a token expires); the pass applies its own settings.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::connection::{Connection, ConnectionStatus};
+use super::ids::{PostId, ProjectId};
+use super::post::{EntryStatus, Generation, PostState};
+use super::time::Timestamp;
+
+/// A connected token expiring within this window is shown as `expires_soon`.
+pub const EXPIRY_WARNING_SECONDS: i64 = 7 * 24 * 3600;
+
+/// The reconciler's settings (healing-and-history.md; `RECONCILE_*` locally).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a post may wait for the service's word before a pass Syncs it.
+    pub grace_seconds: i64,
+    /// How old a project's last check against the live list may get.
+    pub connections_max_age_seconds: i64,
+    /// Most calls to the service one pass makes.
+    pub max_calls: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { grace_seconds: 600, connections_max_age_seconds: 86_400, max_calls: 20 }
+    }
+}
+
+/// A post waiting for the service: since when (the post is stuck `grace` after that), about which
+/// generation, and how many passes have tried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    pub since: Timestamp,
+    pub generation: Generation,
+    #[serde(default)]
+    pub tries: u32,
+}
+
+/// The newest generation with a copy still queued (not cancelled): what the post waits for.
+fn waiting_generation(state: &PostState) -> Option<Generation> {
+    state
+        .entries
+        .values()
+        .filter(|e| e.status == EntryStatus::Queued && !state.is_cancelled(e))
+        .map(|e| e.generation)
+        .max()
+}
+
+/// The watch a post carries after a write at `now`: none once nothing is queued; the previous
+/// one while the same generation still waits (so a webhook saying "still pending" does not reset
+/// the back-off); else a new one from the scheduled time of that generation, or from `now`.
+pub fn post_watch(state: &PostState, previous: Option<Watch>, now: Timestamp) -> Option<Watch> {
+    let generation = waiting_generation(state)?;
+    if let Some(previous) = previous.filter(|p| p.generation == generation) {
+        return Some(previous);
+    }
+    let scheduled = state.schedule.filter(|s| s.generation == generation).map(|s| s.at);
+    Some(Watch { since: scheduled.unwrap_or(now), generation, tries: 0 })
+}
+
+/// When a watched post is stuck: `grace` after `since`.
+pub fn stuck_at(watch: Watch, grace_seconds: i64) -> Timestamp {
+    watch.since.plus_seconds(grace_seconds)
+}
+
+/// The watch after a pass at `now` Synced the post and it still waits: the n-th such pass puts
+/// the next look n times `grace` later, so a post the service never settles costs a number of
+/// calls a day that grows only with the square root of the day's length.
+pub fn tried(watch: Watch, now: Timestamp, grace_seconds: i64) -> Watch {
+    let tries = watch.tries.saturating_add(1);
+    Watch { since: now.plus_seconds(grace_seconds * i64::from(tries - 1)), generation: watch.generation, tries }
+}
+
+/// When a connection's token next matters: when the warning window opens, then when it expires.
+/// None for a connection that is not `connected`, has no known expiry, or expired already.
+pub fn token_look(connection: &Connection, now: Timestamp) -> Option<Timestamp> {
+    if connection.status != ConnectionStatus::Connected {
+        return None;
+    }
+    let expires = connection.view().token_expires_at?;
+    let warning = expires.plus_seconds(-EXPIRY_WARNING_SECONDS);
+    if now < warning {
+        Some(warning)
+    } else if now < expires {
+        Some(expires)
+    } else {
+        None
+    }
+}
+
+/// Whether a connected token expires within the warning window at `now`.
+pub fn expires_soon(connection: &Connection, now: Timestamp) -> bool {
+    connection.status == ConnectionStatus::Connected
+        && connection
+            .view()
+            .token_expires_at
+            .is_some_and(|at| now < at && at <= now.plus_seconds(EXPIRY_WARNING_SECONDS))
+}
+
+/// One piece of work a pass may do.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Work {
+    Sync { project: ProjectId, post: PostId },
+    Refresh { project: ProjectId },
+}
+
+impl Work {
+    pub fn project(&self) -> &ProjectId {
+        match self {
+            Work::Sync { project, .. } | Work::Refresh { project } => project,
+        }
+    }
+}
+
+/// The most calls a Refresh can cost: the list and its health, and the profile when the list is
+/// empty. (A Sync costs one per generation it asks about, known once the post is read.)
+pub const REFRESH_CALLS: u32 = 3;
+
+/// The order a pass takes its work in: oldest first, but in rounds, so that no project gets a
+/// second piece of work while another project's first one waits. `found` is the work with the
+/// time it became due; the same work found twice counts once (at its earliest time).
+pub fn fair_order(found: Vec<(Timestamp, Work)>) -> Vec<Work> {
+    let mut earliest: BTreeMap<Work, Timestamp> = BTreeMap::new();
+    for (due, work) in found {
+        earliest.entry(work).and_modify(|t| *t = (*t).min(due)).or_insert(due);
+    }
+    let mut sorted: Vec<(Timestamp, Work)> = earliest.into_iter().map(|(w, t)| (t, w)).collect();
+    sorted.sort();
+    // Each project's queue, and the projects in the order of their oldest work.
+    let mut queues: BTreeMap<ProjectId, VecDeque<Work>> = BTreeMap::new();
+    let mut projects: Vec<ProjectId> = Vec::new();
+    for (_, work) in sorted {
+        let project = work.project().clone();
+        if !queues.contains_key(&project) {
+            projects.push(project.clone());
+        }
+        queues.entry(project).or_default().push_back(work);
+    }
+    let total: usize = queues.values().map(VecDeque::len).sum();
+    let mut order = Vec::with_capacity(total);
+    while order.len() < total {
+        for project in &projects {
+            if let Some(work) = queues.get_mut(project).and_then(VecDeque::pop_front) {
+                order.push(work);
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::Platform;
+    use crate::domain::connection::AccountLooks;
+    use crate::domain::ids::AccountId;
+    use crate::domain::post::{PlatformEntry, Schedule};
+
+    fn t(seconds: i64) -> Timestamp {
+        Timestamp::from_unix(1_800_000_000 + seconds)
+    }
+
+    fn state(entries: &[(Platform, Generation, EntryStatus)]) -> PostState {
+        PostState { entries: entries.iter().map(|(p, g, s)| (*p, PlatformEntry::bare(*g, *s))).collect(), ..PostState::default() }
+    }
+
+    #[test]
+    fn a_post_is_watched_while_a_copy_is_queued_and_not_cancelled() {
+        let queued = state(&[(Platform::X, 1, EntryStatus::Queued), (Platform::Linkedin, 1, EntryStatus::Published)]);
+        assert_eq!(post_watch(&queued, None, t(0)), Some(Watch { since: t(0), generation: 1, tries: 0 }));
+        let settled = state(&[(Platform::X, 1, EntryStatus::Failed), (Platform::Linkedin, 1, EntryStatus::Published)]);
+        assert_eq!(post_watch(&settled, Some(Watch { since: t(0), generation: 1, tries: 3 }), t(9)), None);
+        let mut cancelled = queued.clone();
+        cancelled.cancelled.insert(1);
+        assert_eq!(post_watch(&cancelled, None, t(0)), None);
+    }
+
+    #[test]
+    fn a_scheduled_post_waits_from_its_time_and_a_new_generation_starts_afresh() {
+        let mut scheduled = state(&[(Platform::X, 2, EntryStatus::Queued)]);
+        scheduled.schedule = Some(Schedule { generation: 2, at: t(3600) });
+        let old = Watch { since: t(-100), generation: 1, tries: 4 };
+        assert_eq!(post_watch(&scheduled, Some(old), t(0)), Some(Watch { since: t(3600), generation: 2, tries: 0 }));
+        let same = Watch { since: t(5000), generation: 2, tries: 2 };
+        assert_eq!(post_watch(&scheduled, Some(same), t(0)), Some(same), "the back-off is kept");
+    }
+
+    #[test]
+    fn the_back_off_grows_with_each_try() {
+        let grace = 600;
+        let first = Watch { since: t(0), generation: 1, tries: 0 };
+        assert_eq!(stuck_at(first, grace), t(600));
+        let once = tried(first, t(600), grace);
+        assert_eq!(stuck_at(once, grace), t(1200));
+        let twice = tried(once, t(1200), grace);
+        assert_eq!(stuck_at(twice, grace), t(2400));
+        let thrice = tried(twice, t(2400), grace);
+        assert_eq!(stuck_at(thrice, grace), t(4200));
+    }
+
+    proptest! {
+        /// A post the service never settles costs at most about sqrt(2 * day / grace) + 1 Syncs a
+        /// day, whatever the grace, when every pass takes it as soon as it is stuck.
+        #[test]
+        fn a_post_never_settled_costs_a_bounded_number_of_calls_a_day(grace in 60i64..7200) {
+            let day = 86_400;
+            let mut watch = Watch { since: t(0), generation: 1, tries: 0 };
+            let mut tries = 0u32;
+            loop {
+                let at = stuck_at(watch, grace);
+                if at > t(day) { break; }
+                tries += 1;
+                watch = tried(watch, at, grace);
+            }
+            let bound = ((2.0 * day as f64 / grace as f64).sqrt()).ceil() as u32 + 1;
+            prop_assert!(tries <= bound, "{} tries a day with grace {}", tries, grace);
+        }
+
+        /// Fair rounds: every piece of work is taken once, each project's work oldest first, and no
+        /// project gets its (n+1)-th piece before every project with n pieces got its n-th.
+        #[test]
+        fn the_order_is_fair_and_complete(found in prop::collection::vec((0i64..50, 0u8..5, 0u8..6, any::<bool>()), 0..40)) {
+            let found: Vec<(Timestamp, Work)> = found.into_iter().map(|(at, project, post, refresh)| {
+                let project = ProjectId::parse(format!("proj_{project}")).unwrap();
+                let work = if refresh { Work::Refresh { project } } else {
+                    Work::Sync { project, post: PostId::parse(format!("post_{post}")).unwrap() }
+                };
+                (t(at), work)
+            }).collect();
+            let order = fair_order(found.clone());
+            let mut distinct: Vec<Work> = found.iter().map(|(_, w)| w.clone()).collect();
+            distinct.sort();
+            distinct.dedup();
+            let mut taken = order.clone();
+            taken.sort();
+            prop_assert_eq!(taken, distinct, "each piece of work exactly once");
+            let mut seen: BTreeMap<ProjectId, usize> = BTreeMap::new();
+            let rounds: Vec<usize> = order.iter().map(|w| {
+                let n = seen.entry(w.project().clone()).or_default();
+                *n += 1;
+                *n
+            }).collect();
+            prop_assert!(rounds.windows(2).all(|w| w[0] <= w[1]), "rounds never go back: {:?}", rounds);
+        }
+    }
+
+    #[test]
+    fn a_token_is_looked_at_when_the_warning_opens_and_when_it_expires() {
+        let expires = t(10 * 24 * 3600);
+        let account = AccountId::parse("a1").unwrap();
+        let connection = Connection {
+            platform: Platform::X,
+            status: ConnectionStatus::Connected,
+            evidence_at: t(0),
+            account_id: Some(account.clone()),
+            username: None,
+            display_name: None,
+            reason: None,
+            looks: Some(AccountLooks {
+                evidence_at: t(0),
+                account_id: account,
+                avatar_url: None,
+                profile_url: None,
+                token_expires_at: Some(expires),
+            }),
+        };
+        assert_eq!(token_look(&connection, t(0)), Some(t(3 * 24 * 3600)));
+        assert!(!expires_soon(&connection, t(0)));
+        assert_eq!(token_look(&connection, t(4 * 24 * 3600)), Some(expires));
+        assert!(expires_soon(&connection, t(4 * 24 * 3600)));
+        assert_eq!(token_look(&connection, expires), None);
+        assert!(!expires_soon(&connection, expires), "expired is not 'soon'");
+        let expired = Connection { status: ConnectionStatus::Expired, ..connection };
+        assert_eq!(token_look(&expired, t(0)), None);
+        assert!(!expires_soon(&expired, t(4 * 24 * 3600)));
+    }
+}

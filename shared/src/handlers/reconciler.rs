@@ -1,0 +1,232 @@
+//! The reconciler's pass: Syncs stuck posts and Refreshes stale projects, exactly as the Sync and
+//! Refresh routes do, oldest first in fair rounds (`domain::healing::fair_order`), within a
+//! budget of calls to the service, one pass at a time. Invoked by a schedule (and locally by the
+//! dev gateway's timer).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::app::Refusal;
+use super::connections::{Refreshed, refresh_project};
+use super::posts::sync_post;
+use crate::domain::healing::{REFRESH_CALLS, Settings, Work, fair_order, tried};
+use crate::domain::post::publications;
+use crate::domain::{Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp};
+use crate::metrics::{Metric, count};
+use crate::ports::{
+    AccountHealth, Clock, ConnectionStore, HealingStore, LiveAccount, PostPublisher, PostStore, Publication,
+    PublishRefusal, Publisher, PublisherError, ServiceAnswer, StoreError,
+};
+
+pub struct Reconciler<S, P, C> {
+    pub store: S,
+    pub publisher: P,
+    pub clock: C,
+    pub settings: Settings,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// `false` when another pass held the lease: this one did nothing.
+    pub ran: bool,
+    pub posts_synced: u32,
+    /// Stuck posts that no longer wait for the service.
+    pub posts_healed: u32,
+    pub projects_refreshed: u32,
+    /// Connections a Refresh of this pass found needing a reconnect.
+    pub connections_found_stale: u32,
+    /// Calls made to the service.
+    pub calls: u32,
+    /// Work found that this pass left for the next one.
+    pub left: u32,
+    /// The service was unavailable: the pass ended there.
+    pub outage: bool,
+}
+
+/// How long a pass holds its lease beyond its own deadline, so a crashed pass blocks the next one
+/// for at most this long.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+impl<S, P, C> Reconciler<S, P, C>
+where
+    S: PostStore + ConnectionStore + HealingStore,
+    P: Publisher + PostPublisher,
+    C: Clock,
+{
+    /// One pass, ending by `budget` (well inside the function's timeout).
+    pub async fn pass(&self, budget: Duration) -> Result<PassReport, StoreError> {
+        let started = self.clock.now();
+        let until = started.plus_seconds((budget + LEASE_MARGIN).as_secs() as i64);
+        if !self.store.take_lease(started, until).await? {
+            tracing::info!("another pass holds the lease");
+            return Ok(PassReport::default());
+        }
+        let report = self.work(started, Instant::now() + budget).await;
+        if let Err(e) = self.store.release_lease(until).await {
+            tracing::warn!(error = %e, "the lease could not be given back; it runs out by itself");
+        }
+        let report = report?;
+        count(Metric::PostsHealed, report.posts_healed.into());
+        count(Metric::StaleConnectionsFound, report.connections_found_stale.into());
+        count(Metric::ReconcileCalls, report.calls.into());
+        count(Metric::ReconcileWorkLeft, report.left.into());
+        if report.outage {
+            count(Metric::ReconcileOutages, 1);
+        }
+        tracing::info!(?report, "reconciler pass");
+        Ok(report)
+    }
+
+    async fn work(&self, now: Timestamp, deadline: Instant) -> Result<PassReport, StoreError> {
+        let s = self.settings;
+        // Enough to fill the budget and to know whether work is left.
+        let look = s.max_calls.saturating_mul(2).max(10);
+        let posts = self.store.waiting_posts(now.plus_seconds(-s.grace_seconds), look).await?;
+        let projects = self.store.stale_projects(now.plus_seconds(-s.connections_max_age_seconds), now, look).await?;
+        let found = posts
+            .into_iter()
+            .map(|(at, project, post)| (at, Work::Sync { project, post }))
+            .chain(projects.into_iter().map(|(at, project)| (at, Work::Refresh { project })))
+            .collect();
+        let order = fair_order(found);
+        let publisher = Counting { inner: &self.publisher, calls: AtomicU32::new(0) };
+        let mut report = PassReport { ran: true, ..PassReport::default() };
+        for (done, work) in order.iter().enumerate() {
+            let left = s.max_calls.saturating_sub(publisher.calls());
+            if Instant::now() >= deadline || left == 0 {
+                report.left += (order.len() - done) as u32;
+                break;
+            }
+            let outcome = match work {
+                Work::Sync { project, post } => self.sync(&publisher, project, post, left, &mut report).await,
+                Work::Refresh { project } => self.refresh(&publisher, project, left, now, &mut report).await,
+            };
+            match outcome {
+                Err(Refusal::PublisherUnavailable { .. }) => {
+                    tracing::warn!("the publishing service is unavailable: the pass ends here");
+                    report.outage = true;
+                    report.left += (order.len() - done) as u32;
+                    break;
+                }
+                Err(refusal) => tracing::warn!(?work, ?refusal, "work not done; it waits for the next pass"),
+                Ok(true) => {}
+                Ok(false) => report.left += 1,
+            }
+        }
+        report.calls = publisher.calls();
+        Ok(report)
+    }
+
+    /// Syncs a stuck post if its calls fit in `left`; `Ok(false)` when they do not.
+    async fn sync(
+        &self,
+        publisher: &Counting<'_, P>,
+        project: &ProjectId,
+        post: &PostId,
+        left: u32,
+        report: &mut PassReport,
+    ) -> Result<bool, Refusal> {
+        let Some(stored) = self.store.post(project, post).await? else { return Ok(true) };
+        let Some(watch) = stored.watch else { return Ok(true) };
+        let cost = publications(&stored.state).len() as u32;
+        if cost > left {
+            return Ok(false);
+        }
+        let saved = sync_post(&self.store, publisher, &self.clock, project, post, &stored).await?;
+        report.posts_synced += 1;
+        match saved.watch {
+            None => report.posts_healed += 1,
+            Some(still) if still.generation == watch.generation => {
+                let next = tried(still, self.clock.now(), self.settings.grace_seconds);
+                self.store.postpone(project, post, next, saved.version).await?;
+            }
+            Some(_) => {}
+        }
+        Ok(true)
+    }
+
+    /// Refreshes a stale project if a Refresh's calls fit in `left`; `Ok(false)` when they do not.
+    async fn refresh(
+        &self,
+        publisher: &Counting<'_, P>,
+        project: &ProjectId,
+        left: u32,
+        started: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<bool, Refusal> {
+        if REFRESH_CALLS > left {
+            return Ok(false);
+        }
+        let profile = self.store.project_profile(project).await?;
+        let refreshed = refresh_project(&self.store, publisher, &self.clock, project, profile).await?;
+        report.projects_refreshed += 1;
+        if let Refreshed::Connections(saved) = refreshed {
+            let stale = saved.iter().filter(|s| s.connection.status.needs_reconnect() && s.updated_at >= started);
+            report.connections_found_stale += stale.count() as u32;
+        }
+        Ok(true)
+    }
+}
+
+/// The publisher, counting the calls a pass makes.
+struct Counting<'a, P> {
+    inner: &'a P,
+    calls: AtomicU32,
+}
+
+impl<P> Counting<'_, P> {
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn one(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl<P: Publisher> Publisher for Counting<'_, P> {
+    async fn accounts(&self, profile: &ProfileId) -> Result<Option<Vec<LiveAccount>>, PublisherError> {
+        self.one();
+        self.inner.accounts(profile).await
+    }
+
+    async fn health(&self, profile: &ProfileId) -> Result<Option<Vec<AccountHealth>>, PublisherError> {
+        self.one();
+        self.inner.health(profile).await
+    }
+
+    async fn profile_exists(&self, profile: &ProfileId) -> Result<bool, PublisherError> {
+        self.one();
+        self.inner.profile_exists(profile).await
+    }
+
+    async fn create_profile(&self, name: &str) -> Result<ProfileId, PublisherError> {
+        self.one();
+        self.inner.create_profile(name).await
+    }
+
+    async fn connect_link(
+        &self,
+        platform: Platform,
+        profile: &ProfileId,
+        redirect_url: Option<&str>,
+    ) -> Result<Option<String>, PublisherError> {
+        self.one();
+        self.inner.connect_link(platform, profile, redirect_url).await
+    }
+}
+
+impl<P: PostPublisher> PostPublisher for Counting<'_, P> {
+    async fn publish(&self, publication: &Publication) -> Result<Result<PostReport, PublishRefusal>, PublisherError> {
+        self.one();
+        self.inner.publish(publication).await
+    }
+
+    async fn post(&self, id: &ServicePostId, asked_at: Timestamp) -> Result<ServiceAnswer, PublisherError> {
+        self.one();
+        self.inner.post(id, asked_at).await
+    }
+}
