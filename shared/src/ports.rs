@@ -271,6 +271,30 @@ pub struct StoredPost {
     pub watch: Option<Watch>,
 }
 
+/// What a writer adds to a post: evidence to join, a new draft (replacing the stored one), and
+/// news about the project's connections (`PostReport::connection_news`), joined into them in
+/// the same write.
+#[derive(Debug, Clone, Copy)]
+pub struct PostChange<'a> {
+    pub evidence: &'a crate::domain::PostState,
+    pub draft: Option<&'a Draft>,
+    pub news: &'a [ConnectionEvidence],
+}
+
+impl<'a> PostChange<'a> {
+    pub fn evidence(evidence: &'a crate::domain::PostState) -> Self {
+        PostChange { evidence, draft: None, news: &[] }
+    }
+
+    pub fn with_draft(self, draft: &'a Draft) -> Self {
+        PostChange { draft: Some(draft), ..self }
+    }
+
+    pub fn with_news(self, news: &'a [ConnectionEvidence]) -> Self {
+        PostChange { news, ..self }
+    }
+}
+
 /// What a publish reads before it decides, in one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRead {
@@ -300,16 +324,15 @@ pub trait PostStore: Send + Sync {
         project: &ProjectId,
         post: &PostId,
     ) -> impl Future<Output = Result<(Option<StoredPost>, Option<Bucket>), StoreError>> + Send;
-    /// Joins `evidence` into the post (creating it), replacing its draft when one is given, and
-    /// returns the post as stored afterwards. Writes nothing when nothing changes. `read` is the
-    /// post as the caller read it (`None`: it did not exist); a race makes the store read again.
+    /// Joins the change into the post (creating it) and returns the post as stored afterwards.
+    /// Writes nothing when nothing changes. `read` is the post as the caller read it (`None`: it
+    /// did not exist); a race makes the store read again.
     fn save_post(
         &self,
         project: &ProjectId,
         post: &PostId,
         read: Option<&StoredPost>,
-        draft: Option<&Draft>,
-        evidence: &crate::domain::PostState,
+        change: PostChange<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
 }

@@ -268,3 +268,66 @@ async fn a_token_expiring_within_a_week_is_shown_and_counted_and_the_refresh_say
     let due = stack.store.stale_projects(now.plus_seconds(-3600), now, 10).await.unwrap();
     assert!(!due.iter().any(|(_, p)| p.as_str() == project), "just checked, not due yet: {due:?}");
 }
+
+/// The X copy fails with the account's token expired, LinkedIn goes live.
+async fn fail_x_on_an_expired_token(stack: &Stack, project: &str, token: &str, post: &str) -> String {
+    let url = format!("{}/control/failures", stack.sim.control_url());
+    assert!(stack.http.put(&url).json(&json!({"twitter": "auth_expired"})).send().await.unwrap().status().is_success());
+    publish_pending(stack, project, token, post).await
+}
+
+async fn connection(stack: &Stack, project: &str, token: &str, platform: &str) -> Value {
+    let (_, list, _) = stack.call(Method::GET, &format!("/projects/{project}/connections"), Some(token), None).await;
+    list["connections"].as_array().unwrap().iter().find(|c| c["platform"] == platform).unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failed_on_an_expired_token_in_a_webhook_marks_that_connection_expired() {
+    // GIVEN X and LinkedIn connected, the service's webhooks reaching the gateway
+    let stack = Stack::start().await;
+    stack.register_webhook().await;
+    let (project, token) = connected_project(&stack, 60).await;
+    let service_id = fail_x_on_an_expired_token(&stack, &project, &token, "post_auth").await;
+    // WHEN the service reports X failed with auth_expired (post.partial, by webhook)
+    let outcomes = HashMap::from([
+        ("twitter".to_owned(), PublishOutcome::Failed),
+        ("linkedin".to_owned(), PublishOutcome::Published),
+    ]);
+    assert!(stack.sim.shared.settle_post(&service_id, &outcomes).is_some());
+    // THEN X's connection reads expired / token_expired, LinkedIn's stays connected
+    let mut x = Value::Null;
+    for _ in 0..50 {
+        x = connection(&stack, &project, &token, "x").await;
+        if x["status"] == "expired" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((x["status"].clone(), x["reason"].clone()), (json!("expired"), json!("token_expired")), "{x}");
+    assert_eq!(connection(&stack, &project, &token, "linkedin").await["status"], "connected");
+    assert_eq!(read(&stack, &project, &token, "post_auth").await["status"], "partially_published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_expired_in_the_same_write() {
+    // GIVEN the same failure, its webhook lost
+    let stack = Stack::start().await;
+    let (project, token) = connected_project(&stack, 61).await;
+    let service_id = fail_x_on_an_expired_token(&stack, &project, &token, "post_auth_sync").await;
+    let outcomes = HashMap::from([
+        ("twitter".to_owned(), PublishOutcome::Failed),
+        ("linkedin".to_owned(), PublishOutcome::Published),
+    ]);
+    assert!(stack.sim.shared.settle_post(&service_id, &outcomes).is_some());
+    // WHEN the post is Synced
+    stack.tap.reset();
+    let path = format!("/projects/{project}/posts/post_auth_sync/sync");
+    let (status, synced, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+    assert_eq!(status, 200, "{synced}");
+    // THEN X's connection is expired, written with the post in one transaction
+    let x = connection(&stack, &project, &token, "x").await;
+    assert_eq!((x["status"].clone(), x["reason"].clone()), (json!("expired"), json!("token_expired")), "{x}");
+    let writes = stack.tap.counts();
+    assert_eq!(writes.get("TransactWriteItems"), Some(&1), "{writes:?}");
+    assert_eq!(writes.get("PutItem").copied().unwrap_or(0), 1, "only the Sync budget is a lone put: {writes:?}");
+}

@@ -39,6 +39,7 @@ fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostRepor
             platform_post_id: None,
             published_at: None,
             error: None,
+            auth_expired: false,
         }],
     }
 }
@@ -104,7 +105,11 @@ async fn sixteen_racing_single_item_writers_on_one_post_all_land() {
             .collect();
         let outcomes = futures_join(fragments.iter().map(|f| {
             let (store, project, post, f) = (t.store.clone(), project.clone(), post.clone(), f.clone());
-            async move { store.save_post(&project, &post, None, None, &f, integration_tests::now()).await }
+            async move {
+                store
+                    .save_post(&project, &post, None, shared::ports::PostChange::evidence(&f), integration_tests::now())
+                    .await
+            }
         }))
         .await;
         assert!(outcomes.iter().all(Result::is_ok), "{backend:?}: {outcomes:?}");

@@ -213,7 +213,11 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     let now = integration_tests::now();
 
     let after = Stack::start().await;
-    after.store.save_post(&project, &post, None, None, &publish_answer(), now).await.unwrap();
+    after
+        .store
+        .save_post(&project, &post, None, shared::ports::PostChange::evidence(&publish_answer()), now)
+        .await
+        .unwrap();
     assert_eq!(after.send(&published).await, (200, json!({"status": "processed"})));
 
     let before = Stack::start().await;
@@ -222,7 +226,11 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
         (200, json!({"status": "processed"})),
         "applied to the post its metadata names"
     );
-    before.store.save_post(&project, &post, None, None, &publish_answer(), now).await.unwrap();
+    before
+        .store
+        .save_post(&project, &post, None, shared::ports::PostChange::evidence(&publish_answer()), now)
+        .await
+        .unwrap();
 
     let (a, b) = (stored(&after).await.unwrap(), stored(&before).await.unwrap());
     assert_eq!(a, b);

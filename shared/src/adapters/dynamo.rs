@@ -29,8 +29,8 @@ use crate::domain::healing::{Watch, post_watch, token_look};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, Outcome, PostStore, PublishRead, StoreError,
-    StoredConnection, StoredPost,
+    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, Outcome, PostChange, PostStore, PublishRead,
+    StoreError, StoredConnection, StoredPost,
 };
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
@@ -310,11 +310,9 @@ where
 enum Plan {
     /// Nothing to change: only take the event id.
     Nothing,
-    /// Write this item, on condition that the stored version is still `expected` (none: absent).
-    Write {
-        item: Item,
-        expected: Option<u64>,
-    },
+    /// Write these items, each on condition that its stored version is still the one expected
+    /// (none: absent).
+    Write(Vec<(Item, Option<u64>)>),
     Defer,
     Ignore,
 }
@@ -465,7 +463,7 @@ impl DynamoStore {
             if taken {
                 return Ok(Round::Done(Outcome::Duplicate));
             }
-            let put = match plan(items)? {
+            let writes = match plan(items)? {
                 Plan::Ignore => return Ok(Round::Done(Outcome::Ignored)),
                 Plan::Defer => return Ok(Round::Done(Outcome::Deferred)),
                 Plan::Nothing => {
@@ -476,12 +474,12 @@ impl DynamoStore {
                         Outcome::Duplicate
                     }));
                 }
-                Plan::Write { item, expected } => self.conditional_put(item, expected)?,
+                Plan::Write(writes) => writes,
             };
-            let items = vec![
-                TransactWriteItem::builder().put(self.event_put(event, now)?).build(),
-                TransactWriteItem::builder().put(put).build(),
-            ];
+            let mut items = vec![TransactWriteItem::builder().put(self.event_put(event, now)?).build()];
+            for (item, expected) in writes {
+                items.push(TransactWriteItem::builder().put(self.conditional_put(item, expected)?).build());
+            }
             // Cancelled: a copy of this event landed first, or the item moved. The next round's read
             // tells which; cancellation reasons are not trusted for it, so no emulator's way of
             // reporting them can lose an event.
@@ -567,25 +565,39 @@ fn next_post(
     (next, true)
 }
 
-/// What a webhook's report does to the post: joined into what is stored (or deferred when it
-/// names a publication we have not stored yet).
+/// What a webhook's report does to the post (and, for a copy that failed on an expired token, to
+/// that platform's connection): joined into what is stored, or deferred when it names a
+/// publication we have not stored yet. `items` are the post, then the connections the news is about.
 fn plan_post(
-    project: &ProjectId,
-    post: &PostId,
-    mut items: Vec<Option<Item>>,
+    ids: (&ProjectId, &PostId, Option<&ProfileId>),
+    items: Vec<Option<Item>>,
     now: Timestamp,
     report: &PostReport,
+    news: &[ConnectionEvidence],
 ) -> Result<Plan, StoreError> {
-    let stored = items.pop().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
+    let (project, post, profile) = ids;
+    let mut items = items.into_iter();
+    let stored = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
     let Ok(evidence) = report.to_state(stored.as_ref().map(|s| &s.state)) else {
         return Ok(Plan::Defer);
     };
-    Ok(match next_post(stored.as_ref(), None, &evidence, now) {
-        (_, false) => Plan::Nothing,
-        (next, true) => {
-            Plan::Write { item: encode(&PostItem::new(project, post, &next))?, expected: stored.map(|s| s.version) }
+    let mut writes = Vec::new();
+    if let (next, true) = next_post(stored.as_ref(), None, &evidence, now) {
+        writes.push((encode(&PostItem::new(project, post, &next))?, stored.map(|s| s.version)));
+    }
+    if let Some(profile) = profile {
+        for (item, news) in items.zip(news) {
+            // Only a connection on record: the copy went out through it.
+            let Some(read) = item.map(decode::<ConnectionItem>).transpose()?.map(ConnectionItem::stored) else {
+                continue;
+            };
+            let read = Some(read);
+            if let Some(settled) = settle(read.as_ref().map(StoredConnection::settled), news, now) {
+                writes.push((connection_item(project, profile, settled, now)?, read.map(|r| r.version)));
+            }
         }
-    })
+    }
+    Ok(if writes.is_empty() { Plan::Nothing } else { Plan::Write(writes) })
 }
 
 impl EventStore for DynamoStore {
@@ -597,7 +609,19 @@ impl EventStore for DynamoStore {
         report: &PostReport,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        self.apply(event, &[keys::post(project, post)], now, |items| plan_post(project, post, items, now, report)).await
+        let news = report.connection_news();
+        // The connections the news is about live under the project's profile: read it first (only
+        // on this rare path), then read and write the post and those connections together.
+        let profile = match news.is_empty() {
+            true => None,
+            false => self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id),
+        };
+        let mut keys = vec![keys::post(project, post)];
+        if let Some(profile) = &profile {
+            keys.extend(news.iter().map(|n| keys::connection(profile, n.platform())));
+        }
+        let ids = (project, post, profile.as_ref());
+        self.apply(event, &keys, now, |items| plan_post(ids, items, now, report, &news)).await
     }
 
     async fn apply_account_news(
@@ -616,10 +640,10 @@ impl EventStore for DynamoStore {
             let read = stored.map(ConnectionItem::stored);
             match settle(read.as_ref().map(StoredConnection::settled), news, now) {
                 None => Ok(Plan::Nothing),
-                Some(settled) => Ok(Plan::Write {
-                    item: connection_item(&route.project_id, profile, settled, now)?,
-                    expected: read.map(|r| r.version),
-                }),
+                Some(settled) => Ok(Plan::Write(vec![(
+                    connection_item(&route.project_id, profile, settled, now)?,
+                    read.map(|r| r.version),
+                )])),
             }
         })
         .await
@@ -877,24 +901,50 @@ impl PostStore for DynamoStore {
         project: &ProjectId,
         post: &PostId,
         read: Option<&StoredPost>,
-        draft: Option<&Draft>,
-        evidence: &PostState,
+        change: PostChange<'_>,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
+        let PostChange { evidence, draft, news } = change;
+        // News about connections (rare): they live under the project's profile.
+        let profile = match news.is_empty() {
+            true => None,
+            false => self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id),
+        };
+        let profile = &profile;
         until_landed(|round| async move {
             let stored = match round {
                 0 => read.cloned(),
                 _ => self.get_post(project, post).await?.map(PostItem::stored),
             };
             let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, now);
-            if !changed {
+            let expected = stored.as_ref().map(|s| s.version);
+            let mut writes = Vec::new();
+            if changed {
+                let put = self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
+            if let Some(profile) = profile {
+                let connections = self.connections(profile).await?;
+                for news in news {
+                    // Only a connection on record: the copy went out through it.
+                    let Some(current) = connections.iter().find(|c| c.connection.platform == news.platform()) else {
+                        continue;
+                    };
+                    let Some(settled) = settle(Some(current.settled()), news, now) else { continue };
+                    let item = connection_item(project, profile, settled, now)?;
+                    let put = self.conditional_put(item, Some(current.version))?;
+                    writes.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+            if writes.is_empty() {
                 return Ok(Round::Done(next));
             }
-            let expected = stored.as_ref().map(|s| s.version);
-            if !self.put(self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?).await? {
+            if !self.write_all(writes).await? {
                 return Ok(Round::Raced);
             }
-            next.version = expected.map_or(1, |v| v + 1);
+            if changed {
+                next.version = expected.map_or(1, |v| v + 1);
+            }
             Ok(Round::Done(next))
         })
         .await

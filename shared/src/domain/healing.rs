@@ -168,7 +168,10 @@ mod tests {
     }
 
     fn state(entries: &[(Platform, Generation, EntryStatus)]) -> PostState {
-        PostState { entries: entries.iter().map(|(p, g, s)| (*p, PlatformEntry::bare(*g, *s))).collect(), ..PostState::default() }
+        PostState {
+            entries: entries.iter().map(|(p, g, s)| (*p, PlatformEntry::bare(*g, *s))).collect(),
+            ..PostState::default()
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::connection::{Connection, ConnectionEvidence, ConnectionStatus, reason};
 use super::ids::{AccountId, ServicePostId};
 use super::platform::Platform;
 use super::time::Timestamp;
@@ -310,6 +311,9 @@ pub struct PlatformReport {
     pub platform_post_id: Option<String>,
     pub published_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// The service said the copy failed because the account's token expired (`errorCategory:
+    /// "auth_expired"`): news about the connection too (`PostReport::connection_news`).
+    pub auth_expired: bool,
 }
 
 /// Why a report could not be applied yet.
@@ -321,6 +325,29 @@ pub enum Unapplied {
 }
 
 impl PostReport {
+    /// What the report says about connections: a copy that failed with the account's token
+    /// expired makes that account's connection `expired` / `token_expired`, at the report's time.
+    /// It is a disconnect of that account, so it counts only while the platform is linked to it,
+    /// and only if newer than what is known (`ConnectionRecord`).
+    pub fn connection_news(&self) -> Vec<ConnectionEvidence> {
+        self.platforms
+            .iter()
+            .filter(|p| p.auth_expired && p.status == Some(EntryStatus::Failed))
+            .filter_map(|p| {
+                Some(ConnectionEvidence::Disconnected(Connection {
+                    platform: p.platform,
+                    status: ConnectionStatus::Expired,
+                    evidence_at: self.reported_at,
+                    account_id: Some(p.account_id.clone()?),
+                    username: None,
+                    display_name: None,
+                    reason: Some(reason::TOKEN_EXPIRED.to_owned()),
+                    looks: None,
+                }))
+            })
+            .collect()
+    }
+
     /// The report as a piece of state, ready to be joined into the stored one. A report listing
     /// no platforms changes no entry (it may still cancel its publication or give its schedule).
     pub fn to_state(&self, stored: Option<&PostState>) -> Result<PostState, Unapplied> {
@@ -367,6 +394,18 @@ pub enum ServiceAnswer {
     Found(PostReport),
     /// The service's own 404: deleted on its side.
     Gone,
+}
+
+/// What a Sync's answers say about connections: each found report's `connection_news`.
+pub fn sync_news(answers: &[(Generation, ServiceAnswer)]) -> Vec<ConnectionEvidence> {
+    answers
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            ServiceAnswer::Found(report) => Some(report.connection_news()),
+            ServiceAnswer::Gone => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// The publications a Sync asks about, one per generation; none for a post never published.

@@ -7,14 +7,16 @@ use serde_json::{Value, json};
 use super::app::{self, Refusal};
 use super::http;
 use crate::domain::limits::{Bucket, CallKind, Limit};
-use crate::domain::post::{ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence};
+use crate::domain::post::{
+    ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence, sync_news,
+};
 use crate::domain::publish::{self, Draft};
 use crate::domain::refresh::stale_at_publish;
 use crate::domain::text::is_http_url;
 use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, Clock, ConnectionStore, PostPublisher, PostStore, Publication, PublishRead, PublishRefusal, Publisher,
-    StoredPost,
+    BudgetStore, Clock, ConnectionStore, PostChange, PostPublisher, PostStore, Publication, PublishRead,
+    PublishRefusal, Publisher, StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
@@ -191,7 +193,7 @@ impl<S: PostStore, C: Clock> ManualDelete<S, C> {
                     Deletion::NotLive => return Err(Refusal::NotPublishedOnPlatform(platform)),
                     Deletion::AlreadyRemoved => stored,
                     Deletion::Remove(evidence) => {
-                        self.store.save_post(&project, &post, Some(&stored), None, &evidence, now).await?
+                        self.store.save_post(&project, &post, Some(&stored), PostChange::evidence(&evidence), now).await?
                     }
                 };
                 tracing::info!(project = %project, post = %post, platform = %platform, "marked deleted on the platform");
@@ -242,8 +244,11 @@ pub async fn sync_post<S: PostStore, P: PostPublisher, C: Clock>(
     for (generation, id) in publications(&stored.state) {
         answers.push((generation, publisher.post(&id, asked_at).await?));
     }
+    let news = sync_news(&answers);
     let evidence = sync_evidence(&stored.state, answers);
-    let saved = store.save_post(project, post, Some(stored), None, &evidence, clock.now()).await?;
+    let saved = store
+        .save_post(project, post, Some(stored), PostChange::evidence(&evidence).with_news(&news), clock.now())
+        .await?;
     tracing::info!(project = %project, post = %post, changed = saved.version != stored.version, "post synced");
     crate::metrics::count(crate::metrics::Metric::Syncs, 1);
     Ok(saved)
@@ -297,7 +302,8 @@ where
         draft: &Draft,
     ) -> Result<StoredPost, Refusal> {
         let now = self.clock.now();
-        Ok(self.store.save_post(project, post, existing, Some(draft), &PostState::default(), now).await?)
+        let nothing = PostState::default();
+        Ok(self.store.save_post(project, post, existing, PostChange::evidence(&nothing).with_draft(draft), now).await?)
     }
 
     /// Checks, one call to the service, and one write that stores the new generation together
@@ -346,7 +352,8 @@ where
         };
         let evidence = publish::evidence(&plan, &report, body.scheduled_for, &state);
         let now = self.clock.now();
-        let saved = self.store.save_post(project, &body.post, existing, Some(draft), &evidence, now).await?;
+        let change = PostChange::evidence(&evidence).with_draft(draft);
+        let saved = self.store.save_post(project, &body.post, existing, change, now).await?;
         tracing::info!(project = %project, post = %body.post, generation = plan.generation,
                        service_post = %report.service_post_id, "published");
         Ok(saved)

@@ -304,7 +304,8 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
                 error_category: None,
                 removed_from_platform_at: None,
             };
-            crate::control::settle(&mut entry, outcome, &id, &now);
+            let category = world.failure_categories.get(&p.platform).map(String::as_str);
+            crate::control::settle(&mut entry, outcome, &id, &now, category);
             entry
         })
         .collect();

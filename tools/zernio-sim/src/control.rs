@@ -31,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/control/posts/{id}/settle", post(settle_post))
         .route("/control/faults", put(put_fault).delete(delete_fault))
         .route("/control/outcomes", put(put_outcomes))
+        .route("/control/failures", put(put_failures))
         .route("/control/stats", get(|State(s): State<Arc<Shared>>| async move { Json(s.stats()) }))
         .route("/control/connect/complete", post(complete_connect))
         .route("/control/webhooks/emit", post(emit))
@@ -56,7 +57,7 @@ fn ok() -> Response {
 }
 
 /// Moves a platform entry to an outcome, as the service does when it publishes.
-pub fn settle(entry: &mut PostPlatform, outcome: PublishOutcome, post_id: &str, now: &str) {
+pub fn settle(entry: &mut PostPlatform, outcome: PublishOutcome, post_id: &str, now: &str, category: Option<&str>) {
     match outcome {
         PublishOutcome::Published => {
             let platform_id = format!("{}{}", &post_id[post_id.len().saturating_sub(6)..], entry.platform.len());
@@ -69,9 +70,13 @@ pub fn settle(entry: &mut PostPlatform, outcome: PublishOutcome, post_id: &str, 
             entry.error_category = None;
         }
         PublishOutcome::Failed => {
+            let category = category.unwrap_or("platform_rate_limit");
             entry.status = "failed".into();
-            entry.error_message = Some("Rate limit exceeded".into());
-            entry.error_category = Some("platform_rate_limit".into());
+            entry.error_message = Some(match category {
+                "auth_expired" => "The access token has expired; reconnect the account".into(),
+                _ => "Rate limit exceeded".into(),
+            });
+            entry.error_category = Some(category.to_owned());
         }
         PublishOutcome::Pending => entry.status = "pending".into(),
     }
@@ -173,6 +178,15 @@ async fn put_outcomes(
     Json(outcomes): Json<std::collections::HashMap<String, PublishOutcome>>,
 ) -> Response {
     s.world().outcomes = outcomes;
+    ok()
+}
+
+/// `{"twitter": "auth_expired"}`: the `errorCategory` a failure on each platform reports.
+async fn put_failures(
+    State(s): State<Arc<Shared>>,
+    Json(categories): Json<std::collections::HashMap<String, String>>,
+) -> Response {
+    s.world().failure_categories = categories;
     ok()
 }
 

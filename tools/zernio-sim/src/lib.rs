@@ -114,11 +114,12 @@ impl Shared {
     pub fn settle_post(&self, id: &str, outcomes: &std::collections::HashMap<String, PublishOutcome>) -> Option<Post> {
         let post = {
             let mut world = self.world();
-            let post = world.posts.get_mut(id)?;
             let now = now_rfc3339();
+            let categories = world.failure_categories.clone();
+            let post = world.posts.get_mut(id)?;
             for entry in &mut post.platforms {
                 if let Some(outcome) = outcomes.get(&entry.platform) {
-                    control::settle(entry, *outcome, id, &now);
+                    control::settle(entry, *outcome, id, &now, categories.get(&entry.platform).map(String::as_str));
                 }
             }
             post.derive_status();

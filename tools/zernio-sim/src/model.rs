@@ -138,7 +138,7 @@ impl Post {
                 json!({
                     "platform": p.platform, "status": p.status, "accountId": p.account_id,
                     "platformPostId": p.platform_post_id, "publishedUrl": p.platform_post_url,
-                    "publishedAt": p.published_at, "error": p.error_message,
+                    "publishedAt": p.published_at, "error": p.error_message, "errorCategory": p.error_category,
                 })
             })
             .collect();
@@ -217,6 +217,8 @@ pub struct World {
     pub webhook: Option<WebhookSettings>,
     pub fault: Fault,
     pub outcomes: HashMap<String, PublishOutcome>,
+    /// The `errorCategory` a failure on a platform reports (default `platform_rate_limit`).
+    pub failure_categories: HashMap<String, String>,
     pub calls: BTreeMap<String, u64>,
     pub posts_created: u64,
     /// Deliver the webhook a create causes before answering the create (a webhook that beats the

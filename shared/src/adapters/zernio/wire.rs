@@ -100,6 +100,8 @@ pub struct WirePlatform {
     #[serde(default, deserialize_with = "lenient_string")]
     pub error_message: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
+    pub error_category: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
     pub removed_from_platform_at: Option<String>,
 }
 
@@ -206,6 +208,7 @@ impl WirePost {
                     platform_post_id: bounded_id(p.platform_post_id.as_deref()),
                     published_at: p.published_at.as_deref().and_then(Timestamp::parse),
                     error: bounded_text(p.error_message.as_deref().or(p.error.as_deref())),
+                    auth_expired: p.error_category.as_deref() == Some("auth_expired"),
                 })
             })
             .collect();

@@ -33,6 +33,7 @@ fn report(generation: Generation, platform: Platform, status: EntryStatus, url: 
             published_at: (status == EntryStatus::Published)
                 .then(|| Timestamp::from_unix(1_000 + i64::from(generation))),
             error: (status == EntryStatus::Failed).then(|| "rate limited".to_owned()),
+            auth_expired: false,
         }],
     }
 }
@@ -428,6 +429,7 @@ fn webhooks_for(stored: &PostState, answers: &[(Generation, Answer)]) -> Vec<Pos
                         platform_post_id: None,
                         published_at: None,
                         error: None,
+                        auth_expired: false,
                     })
                     .collect();
                 removed
@@ -456,4 +458,24 @@ proptest! {
         let applied = webhooks.iter().fold(stored.clone(), |s, r| s.join(&r.to_state(Some(&s)).unwrap()));
         prop_assert_eq!(synced, applied);
     }
+}
+
+#[test]
+fn only_a_copy_failed_on_an_expired_token_is_news_about_its_connection() {
+    let mut failed = report(1, Platform::X, EntryStatus::Failed, None);
+    assert!(failed.connection_news().is_empty(), "another failure says nothing about the connection");
+    failed.platforms[0].auth_expired = true;
+    let news = failed.connection_news();
+    assert_eq!(news.len(), 1);
+    let ConnectionEvidence::Disconnected(c) = &news[0] else { panic!("a disconnect of that account: {news:?}") };
+    assert_eq!(
+        (c.platform, c.status, c.reason.as_deref()),
+        (Platform::X, ConnectionStatus::Expired, Some("token_expired"))
+    );
+    assert_eq!((c.account_id.as_ref().map(AccountId::as_str), c.evidence_at), (Some("acc"), failed.reported_at));
+    let mut live = report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1"));
+    live.platforms[0].auth_expired = true;
+    assert!(live.connection_news().is_empty(), "a live copy proves the token worked");
+    failed.platforms[0].account_id = None;
+    assert!(failed.connection_news().is_empty(), "no account, no connection to speak of");
 }
