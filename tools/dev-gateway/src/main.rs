@@ -64,6 +64,10 @@ async fn main() -> Result<(), BoxError> {
         issuer: optional("LOCAL_JWT_ISSUER"),
         audience: optional("LOCAL_JWT_AUDIENCE"),
     };
+    let reconcile = match shared::config::reconcile_interval()? {
+        Some(interval) => Some(dev_gateway::Reconcile { interval, settings: shared::config::healing()? }),
+        None => None,
+    };
     let gateway = Gateway::start(GatewayConfig {
         listen,
         dynamodb,
@@ -76,14 +80,7 @@ async fn main() -> Result<(), BoxError> {
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
         jwt: jwt.clone(),
         limits: shared::config::limits()?,
-        reconcile: shared::config::reconcile_interval()?
-            .map(|interval| {
-                Ok::<_, shared::config::ConfigError>(dev_gateway::Reconcile {
-                    interval,
-                    settings: shared::config::healing()?,
-                })
-            })
-            .transpose()?,
+        reconcile,
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
@@ -98,6 +95,10 @@ async fn main() -> Result<(), BoxError> {
     println!("a token for project proj_demo (24 h): {sample}");
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);
+    match reconcile {
+        Some(r) => println!("reconciler: a pass every {} s (RECONCILE_INTERVAL_SECONDS)", r.interval.as_secs()),
+        None => println!("reconciler: off (RECONCILE_INTERVAL_SECONDS=0)"),
+    }
     println!("dead-letter queue: {}", queues.dead_letter_url);
     println!("gateway: {} (GET /healthz, POST /webhooks/zernio, /projects/{{projectId}}/...)", gateway.url());
 
