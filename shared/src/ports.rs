@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
 pub use crate::domain::healing::Watch;
+pub use crate::domain::history::Source;
 use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Draft, Target};
@@ -187,16 +188,17 @@ pub trait ConnectionStore: Send + Sync {
         profile: &ProfileId,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Joins evidence into the connections (`read` is what the caller read; re-read on a race)
-    /// and returns them all as stored afterwards. Writes nothing when nothing changes, unless
-    /// `checked` says the evidence is a whole check against the live list (a Refresh): then the
-    /// project records that it was checked at `now`, in the same write.
+    /// and returns them all as stored afterwards, with history records of what changed, made by
+    /// `source`. Writes nothing when nothing changes, unless the source checks connections
+    /// against the live list (`Source::checks_connections`): then the project records that it
+    /// was checked at `now`, in the same write.
     fn save_connections(
         &self,
         project: &ProjectId,
         profile: &ProfileId,
         read: Vec<StoredConnection>,
         evidence: Vec<Connection>,
-        checked: bool,
+        source: &Source,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<StoredConnection>, StoreError>> + Send;
     /// Forgets a profile the service no longer knows: its connections, routing and the project's
@@ -207,6 +209,8 @@ pub trait ConnectionStore: Send + Sync {
         project: &ProjectId,
         profile: &ProfileId,
         read: &[StoredConnection],
+        source: &Source,
+        now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Records the project's profile and the routing account webhooks use, together. `false`
     /// (nothing written) when another project's routing already holds the profile.
@@ -276,14 +280,16 @@ pub struct StoredPost {
 /// the same write.
 #[derive(Debug, Clone, Copy)]
 pub struct PostChange<'a> {
+    /// Who makes the change, for its history records.
+    pub source: &'a Source,
     pub evidence: &'a crate::domain::PostState,
     pub draft: Option<&'a Draft>,
     pub news: &'a [ConnectionEvidence],
 }
 
 impl<'a> PostChange<'a> {
-    pub fn evidence(evidence: &'a crate::domain::PostState) -> Self {
-        PostChange { evidence, draft: None, news: &[] }
+    pub fn new(source: &'a Source, evidence: &'a crate::domain::PostState) -> Self {
+        PostChange { source, evidence, draft: None, news: &[] }
     }
 
     pub fn with_draft(self, draft: &'a Draft) -> Self {

@@ -40,8 +40,8 @@ pub fn refresh(
     Refresh { store, publisher, clock: SystemClock, limit: limits.refresh }
 }
 
-pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoStore, ZernioClient> {
-    Connect { store, publisher }
+pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoStore, ZernioClient, SystemClock> {
+    Connect { store, publisher, clock: SystemClock }
 }
 
 pub fn publish(
@@ -108,7 +108,7 @@ pub mod from_env {
         Ok(super::refresh(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
     }
 
-    pub async fn connect() -> Result<Connect<DynamoStore, ZernioClient>, ConfigError> {
+    pub async fn connect() -> Result<Connect<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
         Ok(super::connect(store(&sdk)?, config::publisher(&sdk).await?))
     }

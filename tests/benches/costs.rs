@@ -227,7 +227,11 @@ async fn reconciler_costs() {
             ..PostState::default()
         };
         let template_post = PostId::parse("post_settled").unwrap();
-        stack.store.save_post(&project, &template_post, None, PostChange::evidence(&live), now).await.unwrap();
+        stack
+            .store
+            .save_post(&project, &template_post, None, PostChange::new(&shared::ports::Source::Publish, &live), now)
+            .await
+            .unwrap();
         let item = stack.store.get_post(&project, &template_post).await.unwrap().expect("written");
         assert!(item.watch.is_none(), "a published post is not watched");
         let raw = stack
@@ -265,7 +269,11 @@ async fn reconciler_costs() {
                 ..PostState::default()
             };
             let post = PostId::parse(format!("post_stuck_{n}")).unwrap();
-            stack.store.save_post(&project, &post, None, PostChange::evidence(&queued), now).await.unwrap();
+            stack
+                .store
+                .save_post(&project, &post, None, PostChange::new(&shared::ports::Source::Publish, &queued), now)
+                .await
+                .unwrap();
         }
         let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0);
         stack.tap.reset();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use integration_tests::{JWT_SECRET, Stack};
+use integration_tests::{JWT_SECRET, Stack, s};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::adapters::zernio::ZernioClient;
@@ -202,7 +202,15 @@ async fn a_reset_profile_clears_records_then_connect_provisions_a_fresh_one_that
     let (status, body) = refresh(&stack).await;
     assert_eq!((status, body["profile_reset"].as_bool()), (200, Some(true)));
     assert!(body["connections"].as_array().unwrap().iter().all(|c| c["status"] == "not_connected"));
-    assert!(stack.items().await.is_empty(), "connection records, routing and the stored profile id are gone");
+    let left: Vec<_> =
+        stack.items().await.into_iter().filter(|i| !s(i, "sk").is_some_and(|sk| sk.starts_with("HIST#"))).collect();
+    assert!(left.is_empty(), "connection records, routing and the stored profile id are gone: {left:?}");
+    let history = stack.items().await.into_iter().filter(|i| s(i, "sk").is_some_and(|sk| sk.starts_with("HIST#CONN#")));
+    let went: Vec<_> = history
+        .filter(|i| s(i, "to") == Some("not_connected"))
+        .filter_map(|i| s(&i, "platform").map(str::to_owned))
+        .collect();
+    assert_eq!(went.len(), 2, "each connection's change to not_connected is recorded: {went:?}");
 
     let token = stack.token(PROJECT);
     let (status, link, _) = stack

@@ -409,11 +409,11 @@ async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_fo
         publish(&stack, json!({"post_id": "post_cost", "content": "Count me", "platforms": ["x", "linkedin"]})).await;
     assert_eq!(status, 201, "{post}");
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    let expected = [("BatchGetItem", 1), ("PutItem", 2), ("Query", 1)];
+    let expected = [("BatchGetItem", 1), ("PutItem", 1), ("Query", 1), ("TransactWriteItems", 1)];
     assert_eq!(
         counts,
         expected.map(|(op, n)| (op.to_owned(), n)),
-        "two writes: the call taken from the budget, the post with its new generation"
+        "two writes: the call taken from the budget, the post with its new generation and its history"
     );
     // A project with no profile yet: the same one read tells both.
     let stack = Stack::start().await;
@@ -422,5 +422,6 @@ async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_fo
     let (status, answer, _) = stack.call(Method::POST, "/projects/proj_none/posts", Some(&token), Some(body)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("reconnect_required")));
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    assert_eq!(counts, [("BatchGetItem".to_owned(), 1), ("PutItem".to_owned(), 1)], "no profile: no query");
+    let expected = [("BatchGetItem".to_owned(), 1), ("TransactWriteItems".to_owned(), 1)];
+    assert_eq!(counts, expected, "no profile: no query; the draft kept with its first history record");
 }

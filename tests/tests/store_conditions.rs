@@ -107,7 +107,13 @@ async fn sixteen_racing_single_item_writers_on_one_post_all_land() {
             let (store, project, post, f) = (t.store.clone(), project.clone(), post.clone(), f.clone());
             async move {
                 store
-                    .save_post(&project, &post, None, shared::ports::PostChange::evidence(&f), integration_tests::now())
+                    .save_post(
+                        &project,
+                        &post,
+                        None,
+                        shared::ports::PostChange::new(&shared::ports::Source::Publish, &f),
+                        integration_tests::now(),
+                    )
                     .await
             }
         }))
@@ -299,12 +305,24 @@ async fn forgetting_a_profile_changes_nothing_when_it_moved_or_a_connection_was_
         let again = news(evidence(200, ConnectionStatus::Connected));
         t.store.apply_account_news(&event(2), &profile, &again, Timestamp::from_unix(200)).await.unwrap();
         // THEN forgetting with the stale read is refused and changes nothing
-        assert_eq!(t.store.forget_profile(&project, &profile, &read).await, Ok(false), "{backend:?}");
+        assert_eq!(
+            t.store
+                .forget_profile(&project, &profile, &read, &shared::ports::Source::Refresh, integration_tests::now())
+                .await,
+            Ok(false),
+            "{backend:?}"
+        );
         assert_eq!(t.store.project_profile(&project).await.unwrap(), Some(profile.clone()));
         assert_eq!(t.store.connections(&profile).await.unwrap().len(), 1);
         // AND with a fresh read it goes through
         let read = t.store.connections(&profile).await.unwrap();
-        assert_eq!(t.store.forget_profile(&project, &profile, &read).await, Ok(true), "{backend:?}");
+        assert_eq!(
+            t.store
+                .forget_profile(&project, &profile, &read, &shared::ports::Source::Refresh, integration_tests::now())
+                .await,
+            Ok(true),
+            "{backend:?}"
+        );
         assert_eq!(t.store.project_profile(&project).await.unwrap(), None);
     }
 }

@@ -215,7 +215,13 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     let after = Stack::start().await;
     after
         .store
-        .save_post(&project, &post, None, shared::ports::PostChange::evidence(&publish_answer()), now)
+        .save_post(
+            &project,
+            &post,
+            None,
+            shared::ports::PostChange::new(&shared::ports::Source::Publish, &publish_answer()),
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(after.send(&published).await, (200, json!({"status": "processed"})));
@@ -228,7 +234,13 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     );
     before
         .store
-        .save_post(&project, &post, None, shared::ports::PostChange::evidence(&publish_answer()), now)
+        .save_post(
+            &project,
+            &post,
+            None,
+            shared::ports::PostChange::new(&shared::ports::Source::Publish, &publish_answer()),
+            now,
+        )
         .await
         .unwrap();
 

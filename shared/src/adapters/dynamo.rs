@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
 use crate::domain::healing::{Watch, post_watch, token_look};
+use crate::domain::history::{Source, connection_changes, post_changes};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
@@ -46,6 +47,10 @@ async fn back_off(round: u32) {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+pub mod history;
+pub use history::HistoryItem;
+use history::Subject;
 
 pub mod keys {
     use super::*;
@@ -311,8 +316,8 @@ enum Plan {
     /// Nothing to change: only take the event id.
     Nothing,
     /// Write these items, each on condition that its stored version is still the one expected
-    /// (none: absent).
-    Write(Vec<(Item, Option<u64>)>),
+    /// (none: absent), with the history records of what they change.
+    Write(Vec<(Item, Option<u64>)>, Vec<HistoryItem>),
     Defer,
     Ignore,
 }
@@ -474,11 +479,15 @@ impl DynamoStore {
                         Outcome::Duplicate
                     }));
                 }
-                Plan::Write(writes) => writes,
+                Plan::Write(writes, records) => (writes, records),
             };
+            let (writes, records) = writes;
             let mut items = vec![TransactWriteItem::builder().put(self.event_put(event, now)?).build()];
             for (item, expected) in writes {
                 items.push(TransactWriteItem::builder().put(self.conditional_put(item, expected)?).build());
+            }
+            for record in &records {
+                items.push(TransactWriteItem::builder().put(history::put(&self.table, record)?).build());
             }
             // Cancelled: a copy of this event landed first, or the item moved. The next round's read
             // tells which; cancellation reasons are not trusted for it, so no emulator's way of
@@ -574,6 +583,7 @@ fn plan_post(
     now: Timestamp,
     report: &PostReport,
     news: &[ConnectionEvidence],
+    source: &Source,
 ) -> Result<Plan, StoreError> {
     let (project, post, profile) = ids;
     let mut items = items.into_iter();
@@ -581,9 +591,12 @@ fn plan_post(
     let Ok(evidence) = report.to_state(stored.as_ref().map(|s| &s.state)) else {
         return Ok(Plan::Defer);
     };
-    let mut writes = Vec::new();
+    let (mut writes, mut records) = (Vec::new(), Vec::new());
     if let (next, true) = next_post(stored.as_ref(), None, &evidence, now) {
-        writes.push((encode(&PostItem::new(project, post, &next))?, stored.map(|s| s.version)));
+        let expected = stored.as_ref().map(|s| s.version);
+        let changes = post_changes(stored.as_ref().map(|s| &s.state), &next.state, now);
+        records.extend(history::records(project, Subject::Post(post), &changes, source, now, next_version(expected)));
+        writes.push((encode(&PostItem::new(project, post, &next))?, expected));
     }
     if let Some(profile) = profile {
         for (item, news) in items.zip(news) {
@@ -591,13 +604,31 @@ fn plan_post(
             let Some(read) = item.map(decode::<ConnectionItem>).transpose()?.map(ConnectionItem::stored) else {
                 continue;
             };
-            let read = Some(read);
-            if let Some(settled) = settle(read.as_ref().map(StoredConnection::settled), news, now) {
-                writes.push((connection_item(project, profile, settled, now)?, read.map(|r| r.version)));
+            if let Some(settled) = settle(Some(read.settled()), news, now) {
+                records.extend(connection_records(project, Some(&read), &settled, source, now));
+                writes.push((connection_item(project, profile, settled, now)?, Some(read.version)));
             }
         }
     }
-    Ok(if writes.is_empty() { Plan::Nothing } else { Plan::Write(writes) })
+    Ok(if writes.is_empty() { Plan::Nothing } else { Plan::Write(writes, records) })
+}
+
+/// The version a conditional write gives an item that was at `expected` (none: new).
+fn next_version(expected: Option<u64>) -> u64 {
+    expected.map_or(1, |v| v + 1)
+}
+
+/// The history records of a connection going from `read` to `settled`.
+fn connection_records(
+    project: &ProjectId,
+    read: Option<&StoredConnection>,
+    settled: &Settled,
+    source: &Source,
+    now: Timestamp,
+) -> Vec<HistoryItem> {
+    let platform = settled.shown.platform;
+    let changes = connection_changes(platform, read.map(|r| &r.connection), Some(&settled.shown));
+    history::records(project, Subject::Connection, &changes, source, now, next_version(read.map(|r| r.version)))
 }
 
 impl EventStore for DynamoStore {
@@ -621,7 +652,8 @@ impl EventStore for DynamoStore {
             keys.extend(news.iter().map(|n| keys::connection(profile, n.platform())));
         }
         let ids = (project, post, profile.as_ref());
-        self.apply(event, &keys, now, |items| plan_post(ids, items, now, report, &news)).await
+        let source = Source::Webhook(event.clone());
+        self.apply(event, &keys, now, |items| plan_post(ids, items, now, report, &news, &source)).await
     }
 
     async fn apply_account_news(
@@ -640,10 +672,12 @@ impl EventStore for DynamoStore {
             let read = stored.map(ConnectionItem::stored);
             match settle(read.as_ref().map(StoredConnection::settled), news, now) {
                 None => Ok(Plan::Nothing),
-                Some(settled) => Ok(Plan::Write(vec![(
-                    connection_item(&route.project_id, profile, settled, now)?,
-                    read.map(|r| r.version),
-                )])),
+                Some(settled) => {
+                    let source = Source::Webhook(event.clone());
+                    let records = connection_records(&route.project_id, read.as_ref(), &settled, &source, now);
+                    let item = connection_item(&route.project_id, profile, settled, now)?;
+                    Ok(Plan::Write(vec![(item, read.map(|r| r.version))], records))
+                }
             }
         })
         .await
@@ -798,7 +832,7 @@ impl ConnectionStore for DynamoStore {
         profile: &ProfileId,
         read: Vec<StoredConnection>,
         evidence: Vec<Connection>,
-        checked: bool,
+        source: &Source,
         now: Timestamp,
     ) -> Result<Vec<StoredConnection>, StoreError> {
         let (read, evidence) = (&read, &evidence);
@@ -820,12 +854,15 @@ impl ConnectionStore for DynamoStore {
                     updated_at: settled.updated_at,
                     version: expected.map_or(1, |v| v + 1),
                 };
+                for record in connection_records(project, current, &settled, source, now) {
+                    writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                }
                 let put = self.conditional_put(connection_item(project, profile, settled, now)?, expected)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
                 result.retain(|s| s.connection.platform != e.platform);
                 result.push(written);
             }
-            if checked {
+            if source.checks_connections() {
                 writes.push(TransactWriteItem::builder().update(self.checked(project, profile, now)?).build());
             }
             if !self.write_all(writes).await? {
@@ -842,6 +879,8 @@ impl ConnectionStore for DynamoStore {
         project: &ProjectId,
         profile: &ProfileId,
         read: &[StoredConnection],
+        source: &Source,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let delete = |key: (String, String)| Delete::builder().table_name(&self.table).set_key(Some(key_map(key)));
         let pointer = delete(keys::project_profile(project))
@@ -854,10 +893,19 @@ impl ConnectionStore for DynamoStore {
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(s.version.to_string()))
         }));
-        let items = deletes
+        let mut items = deletes
             .into_iter()
             .map(|d| built(d.build()).map(|d| TransactWriteItem::builder().delete(d).build()))
             .collect::<Result<Vec<_>, _>>()?;
+        // Each connection now reads `not_connected`: a visible change, recorded with it.
+        for s in read {
+            let platform = s.connection.platform;
+            let changes = connection_changes(platform, Some(&s.connection), None);
+            let version = next_version(Some(s.version));
+            for record in history::records(project, Subject::Connection, &changes, source, now, version) {
+                items.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+            }
+        }
         let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match sent {
             Ok(_) => Ok(true),
@@ -904,7 +952,7 @@ impl PostStore for DynamoStore {
         change: PostChange<'_>,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
-        let PostChange { evidence, draft, news } = change;
+        let PostChange { source, evidence, draft, news } = change;
         // News about connections (rare): they live under the project's profile.
         let profile = match news.is_empty() {
             true => None,
@@ -920,6 +968,12 @@ impl PostStore for DynamoStore {
             let expected = stored.as_ref().map(|s| s.version);
             let mut writes = Vec::new();
             if changed {
+                let changes = post_changes(stored.as_ref().map(|s| &s.state), &next.state, now);
+                for record in
+                    history::records(project, Subject::Post(post), &changes, source, now, next_version(expected))
+                {
+                    writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                }
                 let put = self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
@@ -931,6 +985,9 @@ impl PostStore for DynamoStore {
                         continue;
                     };
                     let Some(settled) = settle(Some(current.settled()), news, now) else { continue };
+                    for record in connection_records(project, Some(current), &settled, source, now) {
+                        writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                    }
                     let item = connection_item(project, profile, settled, now)?;
                     let put = self.conditional_put(item, Some(current.version))?;
                     writes.push(TransactWriteItem::builder().put(put).build());

@@ -3,6 +3,7 @@
 pub mod connection;
 pub mod event;
 pub mod healing;
+pub mod history;
 pub mod ids;
 pub mod limits;
 pub mod platform;

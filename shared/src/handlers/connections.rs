@@ -11,7 +11,7 @@ use crate::domain::limits::{CallKind, Limit};
 use crate::domain::refresh::{message, reconcile};
 use crate::domain::text::is_http_url;
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId, Timestamp};
-use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, StoredConnection};
+use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, Source, StoredConnection};
 
 /// `GET /projects/{projectId}/connections`: the store only.
 pub struct ListConnections<S, C> {
@@ -29,9 +29,10 @@ pub struct Refresh<S, P, C> {
 }
 
 /// `POST /projects/{projectId}/connections/{platform}/connect`.
-pub struct Connect<S, P> {
+pub struct Connect<S, P, C> {
     pub store: S,
     pub publisher: P,
+    pub clock: C,
 }
 
 /// Longest `redirect_url` accepted, in bytes.
@@ -102,7 +103,8 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> 
             let now = self.clock.now();
             self.store.take_call(&project, CallKind::Refresh, budget, self.limit, now).await??;
         }
-        let refreshed = refresh_project(&self.store, &self.publisher, &self.clock, &project, profile).await?;
+        let refreshed =
+            refresh_project(&self.store, &self.publisher, &self.clock, (&project, profile), &Source::Refresh).await?;
         Ok(match refreshed {
             Refreshed::Connections(saved) => answer(&saved, false, self.clock.now()),
             Refreshed::NoProfile => answer(&[], false, self.clock.now()),
@@ -122,13 +124,13 @@ pub enum Refreshed {
 }
 
 /// One Refresh of a project's connections against the live list (`profile` as the caller read
-/// it): the route's and the reconciler's alike.
+/// it): the route's and the reconciler's alike (`source` names which).
 pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
     store: &S,
     publisher: &P,
     clock: &C,
-    project: &ProjectId,
-    mut profile: Option<ProfileId>,
+    (project, mut profile): (&ProjectId, Option<ProfileId>),
+    source: &Source,
 ) -> Result<Refreshed, Refusal> {
     for round in 0..REFRESH_ROUNDS {
         if round > 0 {
@@ -148,7 +150,7 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
             None
         });
         if accounts.as_ref().is_none_or(Vec::is_empty) && !publisher.profile_exists(&profile).await? {
-            if store.forget_profile(project, &profile, &read).await? {
+            if store.forget_profile(project, &profile, &read, source, clock.now()).await? {
                 tracing::warn!(project = %project, profile = %profile, "the service no longer knows the profile: reset");
                 return Ok(Refreshed::ProfileReset);
             }
@@ -158,7 +160,7 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
         let stored = read.iter().map(|s| (s.connection.platform, s.connection.clone())).collect();
         let evidence = reconcile(&stored, &accounts.unwrap_or_default(), &health.unwrap_or_default(), asked_at);
         let saved = store
-            .save_connections(project, &profile, read, evidence.into_values().collect(), true, clock.now())
+            .save_connections(project, &profile, read, evidence.into_values().collect(), source, clock.now())
             .await?;
         tracing::info!(project = %project, profile = %profile, "connections refreshed");
         crate::metrics::count(crate::metrics::Metric::Refreshes, 1);
@@ -167,7 +169,7 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
     Err(Refusal::from(crate::ports::StoreError::Contention))
 }
 
-impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
+impl<S: ConnectionStore, P: Publisher, C: Clock> Connect<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_connect(&request).await)
     }
@@ -193,7 +195,8 @@ impl<S: ConnectionStore, P: Publisher> Connect<S, P> {
         if link.is_none() {
             // "Profile not found": the service forgot it. Provision a fresh one and ask again, once.
             let read = self.store.connections(&profile).await?;
-            self.store.forget_profile(&project, &profile, &read).await?;
+            // The service forgot the profile: what a Refresh would have found.
+            self.store.forget_profile(&project, &profile, &read, &Source::Refresh, self.clock.now()).await?;
             profile = match self.store.project_profile(&project).await? {
                 Some(moved) if moved != profile => moved,
                 _ => self.provision(&project).await?,

@@ -16,7 +16,7 @@ use crate::domain::text::is_http_url;
 use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, Clock, ConnectionStore, PostChange, PostPublisher, PostStore, Publication, PublishRead,
-    PublishRefusal, Publisher, StoredPost,
+    PublishRefusal, Publisher, Source, StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
@@ -193,7 +193,7 @@ impl<S: PostStore, C: Clock> ManualDelete<S, C> {
                     Deletion::NotLive => return Err(Refusal::NotPublishedOnPlatform(platform)),
                     Deletion::AlreadyRemoved => stored,
                     Deletion::Remove(evidence) => {
-                        self.store.save_post(&project, &post, Some(&stored), PostChange::evidence(&evidence), now).await?
+                        self.store.save_post(&project, &post, Some(&stored), PostChange::new(&Source::ManualDelete, &evidence), now).await?
                     }
                 };
                 tracing::info!(project = %project, post = %post, platform = %platform, "marked deleted on the platform");
@@ -218,7 +218,9 @@ impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
                 }
                 let now = self.clock.now();
                 self.store.take_call(&project, CallKind::Sync, budget, self.limit, now).await??;
-                let saved = sync_post(&self.store, &self.publisher, &self.clock, &project, &post, &stored).await?;
+                let saved =
+                    sync_post(&self.store, &self.publisher, &self.clock, (&project, &post, &stored), &Source::Sync)
+                        .await?;
                 let changed = saved.version != stored.version;
                 let now = self.clock.now();
                 Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
@@ -229,14 +231,13 @@ impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
 }
 
 /// One Sync of a stored post against the service (one read per generation it asks about): the
-/// route's and the reconciler's alike. Returns the post as stored afterwards.
+/// route's and the reconciler's alike (`source` names which). Returns the post as stored afterwards.
 pub async fn sync_post<S: PostStore, P: PostPublisher, C: Clock>(
     store: &S,
     publisher: &P,
     clock: &C,
-    project: &ProjectId,
-    post: &PostId,
-    stored: &StoredPost,
+    (project, post, stored): (&ProjectId, &PostId, &StoredPost),
+    source: &Source,
 ) -> Result<StoredPost, Refusal> {
     // One read per generation, one after another: the service's rate limit is low.
     let asked_at = clock.now();
@@ -247,7 +248,7 @@ pub async fn sync_post<S: PostStore, P: PostPublisher, C: Clock>(
     let news = sync_news(&answers);
     let evidence = sync_evidence(&stored.state, answers);
     let saved = store
-        .save_post(project, post, Some(stored), PostChange::evidence(&evidence).with_news(&news), clock.now())
+        .save_post(project, post, Some(stored), PostChange::new(source, &evidence).with_news(&news), clock.now())
         .await?;
     tracing::info!(project = %project, post = %post, changed = saved.version != stored.version, "post synced");
     crate::metrics::count(crate::metrics::Metric::Syncs, 1);
@@ -303,7 +304,10 @@ where
     ) -> Result<StoredPost, Refusal> {
         let now = self.clock.now();
         let nothing = PostState::default();
-        Ok(self.store.save_post(project, post, existing, PostChange::evidence(&nothing).with_draft(draft), now).await?)
+        Ok(self
+            .store
+            .save_post(project, post, existing, PostChange::new(&Source::Publish, &nothing).with_draft(draft), now)
+            .await?)
     }
 
     /// Checks, one call to the service, and one write that stores the new generation together
@@ -352,7 +356,7 @@ where
         };
         let evidence = publish::evidence(&plan, &report, body.scheduled_for, &state);
         let now = self.clock.now();
-        let change = PostChange::evidence(&evidence).with_draft(draft);
+        let change = PostChange::new(&Source::Publish, &evidence).with_draft(draft);
         let saved = self.store.save_post(project, &body.post, existing, change, now).await?;
         tracing::info!(project = %project, post = %body.post, generation = plan.generation,
                        service_post = %report.service_post_id, "published");
@@ -381,7 +385,9 @@ where
             return unverified;
         }
         let stale: Vec<Platform> = evidence.iter().map(|c| c.platform).collect();
-        if let Err(e) = self.store.save_connections(project, profile, read, evidence, false, self.clock.now()).await {
+        if let Err(e) =
+            self.store.save_connections(project, profile, read, evidence, &Source::Publish, self.clock.now()).await
+        {
             return e.into();
         }
         tracing::warn!(project = %project, stale = ?stale, "stale connections found at publish");

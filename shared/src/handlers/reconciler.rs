@@ -17,7 +17,7 @@ use crate::domain::{Platform, PostId, PostReport, ProfileId, ProjectId, ServiceP
 use crate::metrics::{Metric, count};
 use crate::ports::{
     AccountHealth, Clock, ConnectionStore, HealingStore, LiveAccount, PostPublisher, PostStore, Publication,
-    PublishRefusal, Publisher, PublisherError, ServiceAnswer, StoreError,
+    PublishRefusal, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
 };
 
 pub struct Reconciler<S, P, C> {
@@ -135,7 +135,8 @@ where
         if cost > left {
             return Ok(false);
         }
-        let saved = sync_post(&self.store, publisher, &self.clock, project, post, &stored).await?;
+        let saved =
+            sync_post(&self.store, publisher, &self.clock, (project, post, &stored), &Source::Reconciler).await?;
         report.posts_synced += 1;
         match saved.watch {
             None => report.posts_healed += 1,
@@ -161,7 +162,8 @@ where
             return Ok(false);
         }
         let profile = self.store.project_profile(project).await?;
-        let refreshed = refresh_project(&self.store, publisher, &self.clock, project, profile).await?;
+        let refreshed =
+            refresh_project(&self.store, publisher, &self.clock, (project, profile), &Source::Reconciler).await?;
         report.projects_refreshed += 1;
         if let Refreshed::Connections(saved) = refreshed {
             let stale = saved.iter().filter(|s| s.connection.status.needs_reconnect() && s.updated_at >= started);

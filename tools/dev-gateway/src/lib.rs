@@ -78,7 +78,7 @@ struct AppState {
     webhook: LocalWebhook,
     list_connections: ListConnections<DynamoStore, shared::ports::SystemClock>,
     refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
-    connect: Connect<DynamoStore, ZernioClient>,
+    connect: Connect<DynamoStore, ZernioClient, SystemClock>,
     publish: Publish<DynamoStore, ZernioClient, SystemClock>,
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,

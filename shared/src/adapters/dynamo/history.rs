@@ -1,0 +1,147 @@
+//! History records as items: written in the same transaction as the change they describe, read
+//! newest first by project (and post), a page at a time.
+//!
+//! | record | pk | sk |
+//! |---|---|---|
+//! | of a post | `PROJECT#{project}` | `HIST#POST#{post}#{at ms, 13 digits}#{version}#{n}` |
+//! | of a connection | `PROJECT#{project}` | `HIST#CONN#{at ms, 13 digits}#{platform}#{version}#{n}` |
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use serde::{Deserialize, Serialize};
+
+use super::{Item, StoreError, built, encode};
+use crate::domain::history::{Change, HISTORY_RETENTION_SECONDS, Source};
+use crate::domain::{Platform, PostId, ProjectId, Timestamp};
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Post(&'a PostId),
+    Connection,
+}
+
+/// A history record as stored (and as the change feed reads it from the stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pk: String,
+    sk: String,
+    /// Unique, stable: the change feed's de-duplication id.
+    pub id: String,
+    /// `post` or `connection`.
+    pub kind: String,
+    pub project_id: ProjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<PostId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub field: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    pub source: String,
+    #[serde(default)]
+    pub evidence: Option<String>,
+    pub at: Timestamp,
+    expires_at: i64,
+}
+
+pub const PREFIX: &str = "HIST#";
+
+fn post_prefix(post: &PostId) -> String {
+    format!("{PREFIX}POST#{post}#")
+}
+
+fn connection_prefix() -> String {
+    format!("{PREFIX}CONN#")
+}
+
+/// The items recording `changes`, made by `source` at `at` with the subject's new `version`.
+pub fn records(
+    project: &ProjectId,
+    subject: Subject<'_>,
+    changes: &[Change],
+    source: &Source,
+    at: Timestamp,
+    version: u64,
+) -> Vec<HistoryItem> {
+    changes
+        .iter()
+        .enumerate()
+        .map(|(n, change)| {
+            let platform = change.platform.map(Platform::api_name);
+            let (kind, sk, id) = match subject {
+                Subject::Post(post) => (
+                    "post",
+                    format!("{}{:013}#{version:010}#{n:02}", post_prefix(post), at.unix_millis()),
+                    format!("post-{project}-{post}-{version}-{n}"),
+                ),
+                Subject::Connection => {
+                    let p = platform.unwrap_or("none");
+                    (
+                        "connection",
+                        format!("{}{:013}#{p}#{version:010}#{n:02}", connection_prefix(), at.unix_millis()),
+                        format!("connection-{project}-{p}-{version}-{n}"),
+                    )
+                }
+            };
+            HistoryItem {
+                pk: format!("PROJECT#{project}"),
+                sk,
+                id,
+                kind: kind.to_owned(),
+                project_id: project.clone(),
+                post_id: match subject {
+                    Subject::Post(post) => Some(post.clone()),
+                    Subject::Connection => None,
+                },
+                platform: platform.map(str::to_owned),
+                field: change.field.as_str().to_owned(),
+                from: change.from.clone(),
+                to: change.to.clone(),
+                source: source.as_str().to_owned(),
+                evidence: source.evidence().map(|e| e.to_string()),
+                at,
+                expires_at: at.plus_seconds(HISTORY_RETENTION_SECONDS).unix(),
+            }
+        })
+        .collect()
+}
+
+/// A record's put: new, never overwriting.
+pub fn put(table: &str, record: &HistoryItem) -> Result<Put, StoreError> {
+    let item: Item = encode(record)?;
+    built(
+        Put::builder().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build(),
+    )
+}
+
+/// Where a page of a post's or a project's connection history is.
+pub fn query_prefix(subject: Subject<'_>) -> String {
+    match subject {
+        Subject::Post(post) => post_prefix(post),
+        Subject::Connection => connection_prefix(),
+    }
+}
+
+/// An opaque cursor: the last key of a page, hex-encoded.
+pub fn cursor(sk: &str) -> String {
+    hex::encode(sk)
+}
+
+/// The key a cursor stands for, if it is one of this subject's.
+pub fn after(cursor: &str, subject: Subject<'_>) -> Option<String> {
+    let sk = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+    sk.starts_with(&query_prefix(subject)).then_some(sk)
+}
+
+impl HistoryItem {
+    pub fn sk(&self) -> &str {
+        &self.sk
+    }
+
+    /// Whether a stream image is a history record.
+    pub fn is_record(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+        item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with(PREFIX))
+    }
+}
