@@ -375,3 +375,42 @@ pub trait HealingStore: Send + Sync {
     /// Gives the lease back (taken `until` then), for the next pass.
     fn release_lease(&self, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// One history record, as the history routes show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub at: Timestamp,
+    pub platform: Option<String>,
+    pub field: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub source: String,
+    pub evidence: Option<String>,
+}
+
+/// A page of history, newest first, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub records: Vec<Recorded>,
+    pub next_cursor: Option<String>,
+}
+
+/// The history routes' reads. A cursor that is not one of this history's is `StoreError::Invalid`.
+pub trait HistoryStore: Send + Sync {
+    /// A post's records, newest first, at most `limit`, after `cursor`.
+    fn post_history(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+    /// A project's connection records (of one platform, if given), newest first.
+    fn connection_history(
+        &self,
+        project: &ProjectId,
+        platform: Option<Platform>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+}

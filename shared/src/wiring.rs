@@ -9,6 +9,7 @@ use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
 use crate::domain::healing::Settings;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
+use crate::handlers::history::{ConnectionHistory, PostHistory};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use crate::handlers::reconciler::Reconciler;
 use crate::handlers::retry::RetryWorker;
@@ -66,6 +67,14 @@ pub fn sync(
 
 pub fn manual_delete(store: DynamoStore) -> ManualDelete<DynamoStore, SystemClock> {
     ManualDelete { store, clock: SystemClock }
+}
+
+pub fn post_history(store: DynamoStore) -> PostHistory<DynamoStore> {
+    PostHistory { store }
+}
+
+pub fn connection_history(store: DynamoStore) -> ConnectionHistory<DynamoStore> {
+    ConnectionHistory { store }
 }
 
 pub fn reconciler(
@@ -129,6 +138,14 @@ pub mod from_env {
 
     pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {
         Ok(super::manual_delete(store(&sdk().await)?))
+    }
+
+    pub async fn post_history() -> Result<PostHistory<DynamoStore>, ConfigError> {
+        Ok(super::post_history(store(&sdk().await)?))
+    }
+
+    pub async fn connection_history() -> Result<ConnectionHistory<DynamoStore>, ConfigError> {
+        Ok(super::connection_history(store(&sdk().await)?))
     }
 
     pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SystemClock>, ConfigError> {

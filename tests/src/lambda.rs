@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 11] = [
+pub const FUNCTIONS: [&str; 13] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -30,6 +30,8 @@ pub const FUNCTIONS: [&str; 11] = [
     "manual-delete",
     "healthz",
     "reconciler",
+    "post-history",
+    "connection-history",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -524,6 +526,26 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
         "healthz" => (http_api_event("GET", "/healthz", "/healthz", PROJECT, None), 200),
         // EventBridge Scheduler sends the schedule's input (none here).
         "reconciler" => (serde_json::json!({}), 0),
+        "post-history" => (
+            http_api_event(
+                "GET",
+                "/projects/{projectId}/posts/{postId}/history",
+                &project_path("/posts/post_boot/history"),
+                PROJECT,
+                None,
+            ),
+            200,
+        ),
+        "connection-history" => (
+            http_api_event(
+                "GET",
+                "/projects/{projectId}/connections/history",
+                &project_path("/connections/history"),
+                PROJECT,
+                None,
+            ),
+            200,
+        ),
         "list-connections" => (
             http_api_event("GET", "/projects/{projectId}/connections", &project_path("/connections"), PROJECT, None),
             200,

@@ -107,7 +107,7 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         _ => 3,
     };
     samples.sort_by_key(|s| rank(s));
-    assert!(samples.len() >= 17, "a sample for every route, the webhook and the worker: {samples:?}");
+    assert!(samples.len() >= 19, "a sample for every route, the webhook and the worker: {samples:?}");
     let covered: std::collections::BTreeSet<&str> = samples.iter().map(|s| function_of(s)).collect();
     assert_eq!(covered, FUNCTIONS.into_iter().collect(), "every function has a sample in events/");
 

@@ -91,6 +91,9 @@ ROUTES = {
     "http-sync-post": ("POST", "/projects/{projectId}/posts/{postId}/sync", {"projectId": PROJECT, "postId": "post_demo"}, None),
     "http-manual-delete": ("POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
                            {"projectId": PROJECT, "postId": "post_demo", "platform": "x"}, None),
+    "http-post-history": ("GET", "/projects/{projectId}/posts/{postId}/history",
+                          {"projectId": PROJECT, "postId": "post_demo"}, None),
+    "http-connection-history": ("GET", "/projects/{projectId}/connections/history", {"projectId": PROJECT}, None),
 }
 
 def http_api_event(method, route, parameters, body):

@@ -30,8 +30,8 @@ use crate::domain::history::{Source, connection_changes, post_changes};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, Outcome, PostChange, PostStore, PublishRead,
-    StoreError, StoredConnection, StoredPost,
+    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
+    PostStore, PublishRead, StoreError, StoredConnection, StoredPost,
 };
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
@@ -1124,6 +1124,86 @@ impl HealingStore for DynamoStore {
             .expression_attribute_values(":until", AttributeValue::N(until.unix_millis().to_string()));
         // Not ours any more (it ran out and another pass took it): nothing to give back.
         self.put(built(put.build())?).await.map(|_| ())
+    }
+}
+
+impl DynamoStore {
+    /// A page of one history, newest first: `platform` keeps only that platform's records (a
+    /// filter, so a page is read until it is full or the history ends).
+    async fn history(
+        &self,
+        project: &ProjectId,
+        subject: Subject<'_>,
+        platform: Option<Platform>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        let pk = format!("PROJECT#{project}");
+        let mut start = match cursor {
+            None => None,
+            Some(c) => Some(history::after(c, subject).ok_or_else(|| StoreError::Invalid("cursor".into()))?),
+        };
+        let mut records = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":prefix", AttributeValue::S(history::query_prefix(subject)))
+                .scan_index_forward(false)
+                .limit((limit as usize - records.len()) as i32);
+            if let Some(platform) = platform {
+                query = query
+                    .filter_expression("platform = :platform")
+                    .expression_attribute_values(":platform", AttributeValue::S(platform.api_name().to_owned()));
+            }
+            if let Some(sk) = &start {
+                let key = HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                    ("sk".to_owned(), AttributeValue::S(sk.clone())),
+                ]);
+                query = query.set_exclusive_start_key(Some(key));
+            }
+            let out = query.send().await.map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                records.push(decode::<HistoryItem>(item)?);
+            }
+            start = out.last_evaluated_key.and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned());
+            if start.is_none() || records.len() >= limit as usize {
+                break;
+            }
+        }
+        // The page ends at its last record; more may follow only if the read stopped early.
+        let next_cursor = match (&start, records.last()) {
+            (Some(_), Some(last)) => Some(history::cursor(last.sk())),
+            (Some(sk), None) => Some(history::cursor(sk)),
+            (None, _) => None,
+        };
+        Ok(HistoryPage { records: records.into_iter().map(Into::into).collect(), next_cursor })
+    }
+}
+
+impl HistoryStore for DynamoStore {
+    async fn post_history(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        self.history(project, Subject::Post(post), None, limit, cursor).await
+    }
+
+    async fn connection_history(
+        &self,
+        project: &ProjectId,
+        platform: Option<Platform>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        self.history(project, Subject::Connection, platform, limit, cursor).await
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod connections;
 pub mod events;
+pub mod history;
 pub mod http;
 pub mod posts;
 pub mod reconciler;

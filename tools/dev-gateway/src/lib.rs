@@ -83,6 +83,8 @@ struct AppState {
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
     manual_delete: ManualDelete<DynamoStore, SystemClock>,
+    post_history: shared::handlers::history::PostHistory<DynamoStore>,
+    connection_history: shared::handlers::history::ConnectionHistory<DynamoStore>,
     jwt: auth::Expect,
 }
 
@@ -96,6 +98,8 @@ enum AppRoute {
     ReadPost,
     Sync,
     ManualDelete,
+    PostHistory,
+    ConnectionHistory,
 }
 
 impl AppRoute {
@@ -108,6 +112,8 @@ impl AppRoute {
             AppRoute::ReadPost => "GET /projects/{projectId}/posts/{postId}",
             AppRoute::Sync => "POST /projects/{projectId}/posts/{postId}/sync",
             AppRoute::ManualDelete => "POST /projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
+            AppRoute::PostHistory => "GET /projects/{projectId}/posts/{postId}/history",
+            AppRoute::ConnectionHistory => "GET /projects/{projectId}/connections/history",
         }
     }
 }
@@ -144,6 +150,8 @@ impl Gateway {
             read_post: wiring::read_post(store.clone()),
             sync: wiring::sync(store.clone(), publisher.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
+            post_history: wiring::post_history(store.clone()),
+            connection_history: wiring::connection_history(store.clone()),
             jwt: config.jwt.clone(),
         });
         let app_route = |route: AppRoute| {
@@ -162,11 +170,13 @@ impl Gateway {
                 }),
             )
             .route("/projects/{projectId}/connections", get(app_route(AppRoute::ListConnections)))
+            .route("/projects/{projectId}/connections/history", get(app_route(AppRoute::ConnectionHistory)))
             .route("/projects/{projectId}/connections/refresh", post(app_route(AppRoute::RefreshConnections)))
             .route("/projects/{projectId}/connections/{platform}/connect", post(app_route(AppRoute::Connect)))
             .route("/projects/{projectId}/posts", post(app_route(AppRoute::Publish)))
             .route("/projects/{projectId}/posts/{postId}", get(app_route(AppRoute::ReadPost)))
             .route("/projects/{projectId}/posts/{postId}/sync", post(app_route(AppRoute::Sync)))
+            .route("/projects/{projectId}/posts/{postId}/history", get(app_route(AppRoute::PostHistory)))
             .route(
                 "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
                 post(app_route(AppRoute::ManualDelete)),
@@ -274,6 +284,8 @@ async fn app(
         AppRoute::ReadPost => state.read_post.handle(request).await,
         AppRoute::Sync => state.sync.handle(request).await,
         AppRoute::ManualDelete => state.manual_delete.handle(request).await,
+        AppRoute::PostHistory => state.post_history.handle(request).await,
+        AppRoute::ConnectionHistory => state.connection_history.handle(request).await,
     };
     bridge::from_lambda(response)
 }

@@ -145,3 +145,17 @@ impl HistoryItem {
         item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with(PREFIX))
     }
 }
+
+impl From<HistoryItem> for crate::ports::Recorded {
+    fn from(item: HistoryItem) -> Self {
+        crate::ports::Recorded {
+            at: item.at,
+            platform: item.platform,
+            field: item.field,
+            from: item.from,
+            to: item.to,
+            source: item.source,
+            evidence: item.evidence,
+        }
+    }
+}
