@@ -23,7 +23,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench build sam-build events items venv redrive deploy delete logs invoke clean help
+.PHONY: run test lint unit bench build sam-build events items feed venv redrive deploy delete logs invoke clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -32,6 +32,7 @@ help:
 	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
+	@echo "make feed   - print the change-feed events as they arrive (make run's stacc-social-changes queue)"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
@@ -45,7 +46,7 @@ $(MOTO): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(MOTO)
 
-FUNCTIONS := webhook retry-worker list-connections refresh-connections connect publish-post read-post sync-post manual-delete healthz reconciler post-history connection-history
+FUNCTIONS := webhook retry-worker list-connections refresh-connections connect publish-post read-post sync-post manual-delete healthz reconciler post-history connection-history change-feed
 
 $(VENV)/bin/cargo-lambda: requirements-build.txt $(MOTO)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
@@ -88,6 +89,9 @@ events:
 
 items: venv
 	$(PY) tools/local/items.py
+
+feed: venv
+	$(PY) tools/local/feed.py
 
 # Defaults: the queues `make run` creates.
 FROM ?= http://127.0.0.1:5000/123456789012/stacc-social-retry-dlq

@@ -414,3 +414,18 @@ pub trait HistoryStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
 }
+
+/// One change-feed event: its de-duplication id (the history record's), detail-type and detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub id: String,
+    pub detail_type: &'static str,
+    pub detail: serde_json::Value,
+}
+
+/// Where the change feed publishes (EventBridge).
+pub trait FeedPublisher: Send + Sync {
+    /// Publishes the events, in order; one result per event (entries that failed are retried a
+    /// few times first).
+    fn publish(&self, events: &[FeedEvent]) -> impl Future<Output = Vec<Result<(), String>>> + Send;
+}

@@ -4,10 +4,12 @@
 
 use crate::adapters::aws;
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::eventbridge::EventBridgeFeed;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
 use crate::domain::healing::Settings;
+use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
@@ -75,6 +77,10 @@ pub fn post_history(store: DynamoStore) -> PostHistory<DynamoStore> {
 
 pub fn connection_history(store: DynamoStore) -> ConnectionHistory<DynamoStore> {
     ConnectionHistory { store }
+}
+
+pub fn change_feed(feed: EventBridgeFeed) -> ChangeFeed<EventBridgeFeed> {
+    ChangeFeed { publisher: feed }
 }
 
 pub fn reconciler(
@@ -146,6 +152,12 @@ pub mod from_env {
 
     pub async fn connection_history() -> Result<ConnectionHistory<DynamoStore>, ConfigError> {
         Ok(super::connection_history(store(&sdk().await)?))
+    }
+
+    pub async fn change_feed() -> Result<ChangeFeed<EventBridgeFeed>, ConfigError> {
+        let sdk = sdk().await;
+        let client = aws::eventbridge_client(&sdk, &Default::default());
+        Ok(super::change_feed(EventBridgeFeed::new(client, config::required("EVENT_BUS_NAME")?)))
     }
 
     pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SystemClock>, ConfigError> {

@@ -119,6 +119,8 @@ async fn requests_per_event() {
     deliver("new account event (account.connected)", "webhook-account-connected", None).await;
     deliver("duplicate account event", "webhook-account-connected", None).await;
     println!("(targets: new <= 2, duplicate <= 1 with no write; no rate-limit check on the webhook)");
+    println!("(write units: a new event's one TransactWriteItems holds the event record, the item and one small");
+    println!(" history record per visible change, each under 1 KB: 2 WCU per item, as transactions cost double)");
 }
 
 /// The requests a tap counted, by operation: "BatchGetItem, PutItem, TransactWriteItems".

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 13] = [
+pub const FUNCTIONS: [&str; 14] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -32,6 +32,7 @@ pub const FUNCTIONS: [&str; 13] = [
     "reconciler",
     "post-history",
     "connection-history",
+    "change-feed",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -452,6 +453,15 @@ pub async fn prepare(stack: &crate::Stack) -> LocalAccount {
     let moto = crate::moto_endpoint();
     let suffix = format!("{}-{}", std::process::id(), stack.table);
     let mut refs = local_refs(&stack.table, &stack.queues.retry_url, &stack.sim.api_url());
+    let bus = format!("bus-{suffix}");
+    let sdk = dev_gateway::local_sdk_config().await;
+    let options = shared::adapters::aws::ClientOptions { endpoint: Some(moto.clone()), ..Default::default() };
+    let events = shared::adapters::aws::eventbridge_client(&sdk, &options);
+    let sqs = shared::adapters::aws::sqs_client(&sdk, &options);
+    dev_gateway::infra::ensure_feed(&events, &sqs, &bus, &format!("changes-{}", std::process::id()))
+        .await
+        .expect("bus");
+    refs.insert("ChangeBus".into(), bus);
     for (parameter, value) in [("WebhookSecretsName", crate::SECRET), ("PublisherApiKeyName", "sk_local")] {
         let name = format!("stacc-social/{parameter}-{suffix}");
         put_secret(&moto, &name, value).await.expect("secret in moto");
@@ -506,6 +516,7 @@ pub async fn local_stack() -> Result<LocalAccount, String> {
         put_secret(&moto, &name, &setting(variable, default)).await?;
         refs.insert(parameter.to_owned(), name);
     }
+    refs.insert("ChangeBus".into(), setting("EVENT_BUS_NAME", "stacc-social"));
     Ok(LocalAccount { dynamodb_endpoint, moto_endpoint: moto, refs })
 }
 
@@ -536,6 +547,7 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
             ),
             200,
         ),
+        "change-feed" => (history_stream_event(), 0),
         "connection-history" => (
             http_api_event(
                 "GET",
@@ -612,4 +624,10 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
         ),
         other => panic!("no typical invocation for {other}"),
     }
+}
+
+/// A DynamoDB stream event carrying one history record, as the change feed's mapping delivers it.
+pub fn history_stream_event() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("events/dynamodb-history-record.json")).expect("sample");
+    serde_json::from_str(&text).expect("JSON")
 }

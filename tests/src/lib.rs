@@ -99,6 +99,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// Between the gateway and DynamoDB, when `StackOptions::slow_store` asked for it.
     pub latency: Option<latency::LatencyProxy>,
+    /// The queue every change-feed event is forwarded to, when `StackOptions::feed` asked for it.
+    pub changes_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +113,8 @@ pub struct StackOptions {
     pub slow_store: bool,
     /// Runs the gateway's reconciler schedule (otherwise tests run passes themselves).
     pub reconcile: Option<dev_gateway::Reconcile>,
+    /// Runs the change feed: the table's stream to a bus in moto, forwarded to `Stack::changes_url`.
+    pub feed: bool,
 }
 
 impl Default for StackOptions {
@@ -121,6 +125,7 @@ impl Default for StackOptions {
             poller: false,
             slow_store: false,
             reconcile: None,
+            feed: false,
         }
     }
 }
@@ -155,6 +160,15 @@ impl Stack {
         infra::ensure_table(&dynamodb, &table).await.expect("table");
         let queues = infra::ensure_queues(&sqs, &unique("retry"), &unique("retry-dlq")).await.expect("queues");
         let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+        let feed = match options.feed {
+            false => None,
+            true => {
+                let bus = unique("bus");
+                let events = aws::eventbridge_client(&sdk, &sqs_options);
+                let url = infra::ensure_feed(&events, &sqs, &bus, &unique("changes")).await.expect("feed");
+                Some((bus, url))
+            }
+        };
         let gateway = Gateway::start(GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("loopback"),
             dynamodb: ClientOptions { endpoint: Some(gateway_dynamodb), ..dynamo_options.clone() },
@@ -170,6 +184,7 @@ impl Stack {
             jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
             limits: shared::config::Limits::default(),
             reconcile: options.reconcile,
+            feed: feed.as_ref().map(|(bus, _)| bus.clone()),
         })
         .await
         .expect("gateway");
@@ -187,6 +202,7 @@ impl Stack {
             sim,
             http: reqwest::Client::new(),
             latency,
+            changes_url: feed.map(|(_, url)| url),
         }
     }
 

@@ -18,7 +18,7 @@ async fn every_packaged_function_starts_with_the_templates_environment_and_answe
         let env = account.environment(&template, &lambda::logical_name(&template, function));
         let (event, expected) = lambda::typical_invocation(function);
         let run = lambda::cold_start(&bootstrap, function, &env, event, Duration::from_secs(20)).await;
-        if function == "retry-worker" {
+        if function == "retry-worker" || function == "change-feed" {
             let Answer::Response(batch) = &run.answer else { panic!("{function}: {:?}\n{}", run.answer, run.logs) };
             assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{function}: {}", run.logs);
         } else if function == "reconciler" {
@@ -72,6 +72,8 @@ fn function_of(sample: &str) -> &str {
         "retry-worker"
     } else if sample.starts_with("scheduler-") {
         "reconciler"
+    } else if sample.starts_with("dynamodb-") {
+        "change-feed"
     } else {
         sample.strip_prefix("http-").unwrap_or_else(|| panic!("events/{sample}.json: no function is named for it"))
     }
@@ -104,10 +106,11 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         "sync-post" => 4,
         "retry-worker" => 5,
         "reconciler" => 6,
+        "change-feed" => 7,
         _ => 3,
     };
     samples.sort_by_key(|s| rank(s));
-    assert!(samples.len() >= 19, "a sample for every route, the webhook and the worker: {samples:?}");
+    assert!(samples.len() >= 20, "a sample for every route, the webhook and the worker: {samples:?}");
     let covered: std::collections::BTreeSet<&str> = samples.iter().map(|s| function_of(s)).collect();
     assert_eq!(covered, FUNCTIONS.into_iter().collect(), "every function has a sample in events/");
 
@@ -126,6 +129,9 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         } else if function == "reconciler" {
             let Answer::Response(pass) = &run.answer else { panic!("{sample}: {:?}\n{}", run.answer, run.logs) };
             assert_eq!(pass["ran"], true, "{sample}: {pass}\n{}", run.logs);
+        } else if function == "change-feed" {
+            let Answer::Response(batch) = &run.answer else { panic!("{sample}: {:?}\n{}", run.answer, run.logs) };
+            assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{sample}: {}", run.logs);
         } else {
             let (status, body) = run.http();
             assert!((200..300).contains(&status), "{sample}: {status} {body}\n{}", run.logs);

@@ -159,3 +159,44 @@ async fn connections_record_their_changes_and_a_confirming_refresh_records_none(
     assert_eq!(history(&stack, &token, &format!("{path}?platform=linkedin")).await.len(), 2);
     assert_eq!(stack.call(Method::GET, &format!("{path}?platform=tiktok"), Some(&token), None).await.0, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_revoked_by_a_webhook_reaches_the_changes_queue_within_seconds() {
+    // GIVEN the change feed running: the table's stream → change-feed → the bus → the queue
+    let stack = Stack::with(integration_tests::StackOptions { feed: true, ..Default::default() }).await;
+    stack.given_connected(PROJECT, PROFILE, json!([live_account("x1", "twitter")])).await;
+    let queue = stack.changes_url.clone().unwrap();
+    // WHEN a webhook revokes X
+    let revoked = json!({"id": "evt_feed", "event": "account.disconnected", "timestamp": "2030-01-01T00:00:00Z",
+        "account": {"accountId": "x1", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "intentional"}});
+    assert_eq!(stack.send(&revoked).await.1["status"], "processed");
+    // THEN within seconds a Connection Status Changed event says so, with its evidence
+    let started = std::time::Instant::now();
+    let mut seen: Vec<Value> = Vec::new();
+    while started.elapsed() < std::time::Duration::from_secs(15) {
+        let got = stack
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages.unwrap_or_default() {
+            seen.push(serde_json::from_str(m.body().unwrap()).unwrap());
+        }
+        if seen.iter().any(|e| e["detail"]["evidence"] == "evt_feed" && e["detail"]["field"] == "status") {
+            break;
+        }
+    }
+    let event = seen
+        .iter()
+        .find(|e| e["detail"]["evidence"] == "evt_feed" && e["detail"]["field"] == "status")
+        .unwrap_or_else(|| panic!("no event for the revocation within 15 s: {seen:#?}"));
+    assert_eq!(event["detail-type"], "Connection Status Changed");
+    assert_eq!(event["source"], "stacc.social");
+    assert_eq!((event["detail"]["platform"].clone(), event["detail"]["to"].clone()), (json!("x"), json!("revoked")));
+    assert_eq!(event["detail"]["project_id"], PROJECT);
+    assert!(event["detail"]["id"].as_str().is_some_and(|id| id.starts_with("connection-")), "{event}");
+}

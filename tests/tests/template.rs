@@ -203,6 +203,7 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         "ApiServerErrorsAlarm",
         "RetryQueueAgeAlarm",
         "ReconcilerErrorsAlarm",
+        "ChangeFeedDeadLetterAlarm",
     ] {
         assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
     }

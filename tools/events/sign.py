@@ -142,6 +142,18 @@ for name, body in BODIES.items():
 for name, route in ROUTES.items():
     write(out, name, http_api_event(*route))
 write(out, "sqs-retry-batch", sqs_event())
+# The change feed's stream mapping delivers history records (NEW_IMAGE).
+record = {"pk": {"S": f"PROJECT#{PROJECT}"}, "sk": {"S": "HIST#CONN#1795946405000#x#0000000002#00"},
+          "id": {"S": f"connection-{PROJECT}-x-2-0"}, "kind": {"S": "connection"}, "project_id": {"S": PROJECT},
+          "platform": {"S": "x"}, "field": {"S": "status"}, "from": {"S": "connected"}, "to": {"S": "revoked"},
+          "source": {"S": "webhook"}, "evidence": {"S": "evt_0007"}, "at": {"S": "2026-11-30T13:00:05Z"},
+          "expires_at": {"N": "1803722405"}}
+write(out, "dynamodb-history-record", {"Records": [{
+    "eventID": "c4ca4238a0b923820dcc509a6f75849b", "eventName": "INSERT", "eventVersion": "1.1",
+    "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+    "dynamodb": {"ApproximateCreationDateTime": 1795946405, "Keys": {"pk": record["pk"], "sk": record["sk"]},
+                 "NewImage": record, "SequenceNumber": "111", "SizeBytes": 420, "StreamViewType": "NEW_IMAGE"},
+    "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/stacc-social/stream/2026-11-30T00:00:00.000"}]})
 # EventBridge Scheduler invokes the reconciler with the schedule's input: none.
 write(out, "scheduler-reconcile", {})
 print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events, 1 SQS batch and 1 schedule to {out}/")

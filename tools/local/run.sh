@@ -46,7 +46,9 @@ if [[ -z "${AWS_ENDPOINT_URL_SQS:-}" ]]; then
   wait_for "$MOTO_PORT" "moto (SQS)"
   export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
 fi
-echo "SQS (moto): $AWS_ENDPOINT_URL_SQS"
+# moto plays EventBridge too (the change feed's bus), on the same port.
+export AWS_ENDPOINT_URL_EVENTBRIDGE=${AWS_ENDPOINT_URL_EVENTBRIDGE:-$AWS_ENDPOINT_URL_SQS}
+echo "SQS and EventBridge (moto): $AWS_ENDPOINT_URL_SQS"
 
 if [[ -z "${PUBLISHER_BASE_URL:-}" ]]; then
   SIM_PORT=$SIM_PORT SIM_CONTROL_PORT=$SIM_CONTROL_PORT target/debug/zernio-sim &

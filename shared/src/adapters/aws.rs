@@ -65,6 +65,10 @@ pub fn sqs_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_sqs::C
     client!(aws_sdk_sqs, config, options)
 }
 
+pub fn eventbridge_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_eventbridge::Client {
+    client!(aws_sdk_eventbridge, config, options)
+}
+
 #[derive(Debug, Default)]
 struct TapState {
     counts: BTreeMap<String, u64>,

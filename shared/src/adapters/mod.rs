@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
 pub mod zernio;

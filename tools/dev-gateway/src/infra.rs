@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::dynamo::index;
@@ -79,6 +79,9 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .key_schema(key(TABLE.hash_key, KeyType::Hash)?)
         .key_schema(key(TABLE.range_key, KeyType::Range)?)
         .global_secondary_indexes(attention)
+        .stream_specification(
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build()?,
+        )
         .send()
         .await?;
     client
@@ -106,15 +109,7 @@ pub async fn ensure_queues(
         .await?
         .queue_url
         .ok_or("no dead-letter queue url")?;
-    let dead_letter_arn = client
-        .get_queue_attributes()
-        .queue_url(&dead_letter_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or("no dead-letter queue arn")?;
+    let dead_letter_arn = queue_arn(client, &dead_letter_url).await?;
     let retry_url = client
         .create_queue()
         .queue_name(retry_name)
@@ -124,6 +119,39 @@ pub async fn ensure_queues(
         .queue_url
         .ok_or("no retry queue url")?;
     Ok(Queues { retry_url, dead_letter_url })
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {
+    let attributes =
+        client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    Ok(attributes.attributes.and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned()).ok_or("no queue arn")?)
+}
+
+/// The table's stream (the change feed reads it).
+pub async fn stream_arn(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, BoxError> {
+    let described = client.describe_table().table_name(table).send().await?;
+    Ok(described.table.and_then(|t| t.latest_stream_arn).ok_or("the table has no stream")?)
+}
+
+/// The change feed's bus, and (as `make run` sets it up) a rule forwarding every event on it to
+/// the queue `changes_queue`, whose URL it returns (idempotent).
+pub async fn ensure_feed(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    changes_queue: &str,
+) -> Result<String, BoxError> {
+    if events.describe_event_bus().name(bus).send().await.is_err() {
+        events.create_event_bus().name(bus).send().await?;
+    }
+    let url = sqs.create_queue().queue_name(changes_queue).send().await?.queue_url.ok_or("no changes queue url")?;
+    let arn = queue_arn(sqs, &url).await?;
+    let rule = format!("{bus}-to-{changes_queue}");
+    let pattern = serde_json::json!({"source": [shared::handlers::change_feed::SOURCE]}).to_string();
+    events.put_rule().name(&rule).event_bus_name(bus).event_pattern(pattern).send().await?;
+    let target = aws_sdk_eventbridge::types::Target::builder().id("changes").arn(arn).build()?;
+    events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await?;
+    Ok(url)
 }
 
 fn attributes(queue: &QueueDefinition, dead_letter_arn: Option<&str>) -> HashMap<QueueAttributeName, String> {

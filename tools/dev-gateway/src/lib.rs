@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bridge;
+pub mod feed;
 pub mod infra;
 pub mod local_dynamo;
 pub mod poller;
@@ -62,6 +63,9 @@ pub struct GatewayConfig {
     pub limits: shared::config::Limits,
     /// Runs a reconciler pass this often (the schedule's stand-in), when set.
     pub reconcile: Option<Reconcile>,
+    /// Reads the table's stream into the change feed, publishing to this EventBridge bus (moto,
+    /// at the SQS endpoint), when set.
+    pub feed: Option<String>,
 }
 
 /// The reconciler's local schedule: a pass every `interval`, with these settings.
@@ -210,6 +214,19 @@ impl Gateway {
             let worker = wiring::retry_worker(store.clone());
             let stopped = stopped.clone();
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
+        }
+        if let Some(bus) = &config.feed {
+            let events = aws::eventbridge_client(&sdk, &config.sqs);
+            let streams = {
+                let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
+                if let Some(endpoint) = &config.dynamodb.endpoint {
+                    builder = builder.endpoint_url(endpoint);
+                }
+                aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+            };
+            let arn = infra::stream_arn(&dynamodb, &config.table).await.map_err(std::io::Error::other)?;
+            let feed = wiring::change_feed(shared::adapters::eventbridge::EventBridgeFeed::new(events, bus));
+            tasks.push(tokio::spawn(feed::run(streams, arn, feed, stopped.clone())));
         }
         if let Some(reconcile) = config.reconcile {
             let reconciler = wiring::reconciler(store, publisher, reconcile.settings);

@@ -64,6 +64,21 @@ async fn main() -> Result<(), BoxError> {
         issuer: optional("LOCAL_JWT_ISSUER"),
         audience: optional("LOCAL_JWT_AUDIENCE"),
     };
+    // The change feed's bus (moto's EventBridge) and the queue a rule forwards every event to.
+    let bus = setting("EVENT_BUS_NAME", "stacc-social");
+    let changes_url = infra::ensure_feed(
+        &aws::eventbridge_client(&sdk, &ClientOptions::default()),
+        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &bus,
+        &setting("CHANGES_QUEUE_NAME", "stacc-social-changes"),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "EventBridge at {}: {e}",
+            setting("AWS_ENDPOINT_URL_EVENTBRIDGE", "(AWS_ENDPOINT_URL_EVENTBRIDGE not set)")
+        )
+    })?;
     let reconcile = match shared::config::reconcile_interval()? {
         Some(interval) => Some(dev_gateway::Reconcile { interval, settings: shared::config::healing()? }),
         None => None,
@@ -81,6 +96,7 @@ async fn main() -> Result<(), BoxError> {
         jwt: jwt.clone(),
         limits: shared::config::limits()?,
         reconcile,
+        feed: Some(bus.clone()),
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
@@ -95,6 +111,7 @@ async fn main() -> Result<(), BoxError> {
     println!("a token for project proj_demo (24 h): {sample}");
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);
+    println!("change feed: bus {bus} -> {changes_url} (make feed prints them)");
     match reconcile {
         Some(r) => println!("reconciler: a pass every {} s (RECONCILE_INTERVAL_SECONDS)", r.interval.as_secs()),
         None => println!("reconciler: off (RECONCILE_INTERVAL_SECONDS=0)"),

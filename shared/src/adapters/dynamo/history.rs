@@ -6,7 +6,7 @@
 //! | of a post | `PROJECT#{project}` | `HIST#POST#{post}#{at ms, 13 digits}#{version}#{n}` |
 //! | of a connection | `PROJECT#{project}` | `HIST#CONN#{at ms, 13 digits}#{platform}#{version}#{n}` |
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use aws_sdk_dynamodb::types::Put;
 use serde::{Deserialize, Serialize};
 
 use super::{Item, StoreError, built, encode};
@@ -138,11 +138,6 @@ pub fn after(cursor: &str, subject: Subject<'_>) -> Option<String> {
 impl HistoryItem {
     pub fn sk(&self) -> &str {
         &self.sk
-    }
-
-    /// Whether a stream image is a history record.
-    pub fn is_record(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
-        item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with(PREFIX))
     }
 }
 
