@@ -144,7 +144,7 @@ for name, route in ROUTES.items():
 write(out, "sqs-retry-batch", sqs_event())
 # The change feed's stream mapping delivers history records (NEW_IMAGE).
 record = {"pk": {"S": f"PROJECT#{PROJECT}"}, "sk": {"S": "HIST#CONN#1795946405000#x#0000000002#00"},
-          "id": {"S": f"connection-{PROJECT}-x-2-0"}, "kind": {"S": "connection"}, "project_id": {"S": PROJECT},
+          "id": {"S": f"connection-{PROJECT}-x-1795946405000-2-0"}, "kind": {"S": "connection"}, "project_id": {"S": PROJECT},
           "platform": {"S": "x"}, "field": {"S": "status"}, "from": {"S": "connected"}, "to": {"S": "revoked"},
           "source": {"S": "webhook"}, "evidence": {"S": "evt_0007"}, "at": {"S": "2026-11-30T13:00:05Z"},
           "expires_at": {"N": "1803722405"}}

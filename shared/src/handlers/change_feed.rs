@@ -142,14 +142,15 @@ mod tests {
         assert_eq!(got[0].detail["project_id"], "proj_1");
         assert_eq!(
             got.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
-            ["connection-proj_1-x-1-0", "connection-proj_1-x-2-0", "connection-proj_1-x-3-0"]
+            ["connection-proj_1-x-1000-1-0", "connection-proj_1-x-1000-2-0", "connection-proj_1-x-1000-3-0"]
         );
     }
 
     #[tokio::test]
     async fn one_record_that_cannot_be_published_is_reported_and_the_ones_before_it_are_published() {
-        let feed =
-            ChangeFeed { publisher: Bus { refuse: vec!["connection-proj_1-x-3-0".into()], got: Mutex::new(vec![]) } };
+        let feed = ChangeFeed {
+            publisher: Bus { refuse: vec!["connection-proj_1-x-1000-3-0".into()], got: Mutex::new(vec![]) },
+        };
         let response = feed.handle(batch((1..=5).map(|n| record(n, None)).collect())).await;
         // The stream retries from the failed one; what follows it is sent again then, in order.
         assert_eq!(failures(&response), ["00003", "00004", "00005"]);

@@ -76,7 +76,11 @@ where
         if report.outage {
             count(Metric::ReconcileOutages, 1);
         }
-        tracing::info!(?report, "reconciler pass");
+        if report == (PassReport { ran: true, ..PassReport::default() }) {
+            tracing::debug!("reconciler pass: nothing to do");
+        } else {
+            tracing::info!(?report, "reconciler pass");
+        }
         Ok(report)
     }
 

@@ -53,21 +53,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
     let tables = client.list_tables().send().await?;
     if tables.table_names().iter().any(|t| t == name) {
-        return Ok(());
+        return upgrade_table(client, name).await;
     }
-    let attribute =
-        |n: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(n).attribute_type(t).build();
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
-    let projection = Projection::builder()
-        .projection_type(ProjectionType::Include)
-        .set_non_key_attributes(Some(index::PROJECTED.iter().map(|a| a.to_string()).collect()))
-        .build();
-    let attention = GlobalSecondaryIndex::builder()
-        .index_name(index::NAME)
-        .key_schema(key(index::HASH, KeyType::Hash)?)
-        .key_schema(key(index::RANGE, KeyType::Range)?)
-        .projection(projection)
-        .build()?;
+    let attention = attention_index()?;
     client
         .create_table()
         .table_name(name)
@@ -125,6 +113,56 @@ async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Bo
     let attributes =
         client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
     Ok(attributes.attributes.and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned()).ok_or("no queue arn")?)
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, BoxError> {
+    Ok(AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build()?)
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build()
+}
+
+/// The reconciler's sparse index.
+fn attention_index() -> Result<GlobalSecondaryIndex, BoxError> {
+    let projection = Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(index::PROJECTED.iter().map(|a| a.to_string()).collect()))
+        .build();
+    Ok(GlobalSecondaryIndex::builder()
+        .index_name(index::NAME)
+        .key_schema(key(index::HASH, KeyType::Hash)?)
+        .key_schema(key(index::RANGE, KeyType::Range)?)
+        .projection(projection)
+        .build()?)
+}
+
+/// A table `make run` created before the index or the stream existed gets them (its data kept).
+async fn upgrade_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
+    use aws_sdk_dynamodb::types::{CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate};
+    let table = client.describe_table().table_name(name).send().await?.table.ok_or("no table")?;
+    if !table.global_secondary_indexes().iter().any(|i| i.index_name() == Some(index::NAME)) {
+        let gsi = attention_index()?;
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index::NAME)
+            .set_key_schema(Some(gsi.key_schema().to_vec()))
+            .set_projection(gsi.projection().cloned())
+            .build()?;
+        client
+            .update_table()
+            .table_name(name)
+            .attribute_definitions(attribute(index::HASH, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(index::RANGE, ScalarAttributeType::N)?)
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await?;
+    }
+    if table.latest_stream_arn().is_none() {
+        let stream =
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build()?;
+        client.update_table().table_name(name).stream_specification(stream).send().await?;
+    }
+    Ok(())
 }
 
 /// The table's stream (the change feed reads it).

@@ -25,7 +25,8 @@ pub enum Subject<'a> {
 pub struct HistoryItem {
     pk: String,
     sk: String,
-    /// Unique, stable: the change feed's de-duplication id.
+    /// Unique (a connection forgotten and made again starts its versions afresh, so the time is
+    /// part of it), stable: the change feed's de-duplication id.
     pub id: String,
     /// `post` or `connection`.
     pub kind: String,
@@ -74,14 +75,14 @@ pub fn records(
                 Subject::Post(post) => (
                     "post",
                     format!("{}{:013}#{version:010}#{n:02}", post_prefix(post), at.unix_millis()),
-                    format!("post-{project}-{post}-{version}-{n}"),
+                    format!("post-{project}-{post}-{}-{version}-{n}", at.unix_millis()),
                 ),
                 Subject::Connection => {
                     let p = platform.unwrap_or("none");
                     (
                         "connection",
                         format!("{}{:013}#{p}#{version:010}#{n:02}", connection_prefix(), at.unix_millis()),
-                        format!("connection-{project}-{p}-{version}-{n}"),
+                        format!("connection-{project}-{p}-{}-{version}-{n}", at.unix_millis()),
                     )
                 }
             };
