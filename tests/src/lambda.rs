@@ -291,6 +291,7 @@ impl LocalAccount {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint.as_str()),
             ("AWS_ENDPOINT_URL_SQS", self.moto_endpoint.as_str()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.moto_endpoint.as_str()),
         ] {
             env.insert(key.to_owned(), value.to_owned());
         }
