@@ -18,8 +18,8 @@ use shared::handlers::retry::RetryWorker;
 use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
+pub mod chaos;
 pub mod lambda;
-pub mod latency;
 
 pub const SECRET: &str = "local-webhook-secret";
 pub const JWT_SECRET: &str = "local-jwt-secret";
@@ -97,8 +97,8 @@ pub struct Stack {
     pub gateway: Gateway,
     pub sim: Simulator,
     pub http: reqwest::Client,
-    /// Between the gateway and DynamoDB, when `StackOptions::slow_store` asked for it.
-    pub latency: Option<latency::LatencyProxy>,
+    /// Between the gateway and DynamoDB, when `StackOptions::faults` asked for it.
+    pub faults: Option<fault_proxy::FaultProxy>,
     /// The queue every change-feed event is forwarded to, when `StackOptions::feed` asked for it.
     pub changes_url: Option<String>,
 }
@@ -109,8 +109,9 @@ pub struct StackOptions {
     pub secrets: String,
     /// Runs the gateway's retry-queue poller (otherwise tests drive `poll` themselves).
     pub poller: bool,
-    /// Puts a [`latency::LatencyProxy`] between the gateway and DynamoDB (`Stack::latency`).
-    pub slow_store: bool,
+    /// Puts a fault proxy between the gateway and DynamoDB (`Stack::faults`), with these faults
+    /// and this seed to begin with.
+    pub faults: Option<(fault_proxy::Faults, u64)>,
     /// Runs the gateway's reconciler schedule (otherwise tests run passes themselves).
     pub reconcile: Option<dev_gateway::Reconcile>,
     /// Runs the change feed: the table's stream to a bus in moto, forwarded to `Stack::changes_url`.
@@ -123,7 +124,7 @@ impl Default for StackOptions {
             backend: Backend::Dynoxide,
             secrets: SECRET.to_owned(),
             poller: false,
-            slow_store: false,
+            faults: None,
             reconcile: None,
             feed: false,
         }
@@ -147,10 +148,21 @@ impl Stack {
         };
         let sdk = local_sdk_config().await;
         let tap = RequestTap::new();
-        let latency =
-            if options.slow_store { Some(latency::LatencyProxy::start(&dynamodb_endpoint).await) } else { None };
+        let faults = match options.faults {
+            Some((faults, seed)) => Some(
+                fault_proxy::FaultProxy::start(
+                    "127.0.0.1:0".parse().expect("loopback"),
+                    &dynamodb_endpoint,
+                    faults,
+                    seed,
+                )
+                .await
+                .expect("fault proxy"),
+            ),
+            None => None,
+        };
         let gateway_dynamodb =
-            latency.as_ref().map(|proxy| proxy.endpoint()).unwrap_or_else(|| dynamodb_endpoint.clone());
+            faults.as_ref().map(|proxy| proxy.endpoint()).unwrap_or_else(|| dynamodb_endpoint.clone());
         let dynamo_options =
             ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), tap: Some(tap.clone()), timeouts: None };
         let sqs_options = ClientOptions { endpoint: Some(moto.clone()), tap: Some(tap.clone()), timeouts: None };
@@ -201,7 +213,7 @@ impl Stack {
             gateway,
             sim,
             http: reqwest::Client::new(),
-            latency,
+            faults,
             changes_url: feed.map(|(_, url)| url),
         }
     }
@@ -273,19 +285,7 @@ impl Stack {
 
     /// Messages waiting in a queue (visible or in flight), as SQS counts them.
     pub async fn queue_depth(&self, url: &str) -> u64 {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let out = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("queue attributes");
-        let attrs = out.attributes.unwrap_or_default();
-        let n = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+        chaos::depth(&self.sqs, url).await
     }
 
     /// Sends a body signed with `secret` (none: unsigned) to the webhook; returns status and body.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use fault_proxy::{Faults, Kind};
 use integration_tests::{SECRET, Stack, StackOptions};
 use serde_json::{Value, json};
 use shared::domain::post::{PlatformEntry, Schedule};
@@ -440,10 +441,11 @@ async fn a_body_near_one_mebibyte_is_queued_whole_while_the_store_is_down_and_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_store_gives_queued_within_the_webhooks_budget_and_the_event_is_applied_later() {
     // GIVEN a DynamoDB that answers, then takes 6 s for every request
-    let stack = Stack::with(StackOptions { slow_store: true, ..Default::default() }).await;
+    let stack = Stack::with(StackOptions { faults: Some((Faults::none(), 0)), ..Default::default() }).await;
     let scheduled = post_event("evt_fast", "post.scheduled", 1, json!([{"platform": "twitter", "status": "pending"}]));
     assert_eq!(stack.send(&scheduled).await, (200, json!({"status": "processed"})));
-    stack.latency.as_ref().unwrap().set_delay(Duration::from_secs(6));
+    let proxy = stack.faults.as_ref().unwrap();
+    proxy.set_faults(Faults::only(Kind::Timeout, 1.0).with_delay(Duration::from_secs(6)));
     // WHEN an event arrives
     let published = post_event("evt_slow", "post.published", 1, published_x("https://x.com/slow"));
     let started = std::time::Instant::now();
@@ -454,7 +456,7 @@ async fn a_slow_store_gives_queued_within_the_webhooks_budget_and_the_event_is_a
     assert_eq!(answer, (200, json!({"status": "queued"})));
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
     // AND once the store is fast again the retry worker applies it
-    stack.latency.as_ref().unwrap().set_delay(Duration::ZERO);
+    proxy.set_faults(Faults::none());
     assert_eq!(stack.poll(1).await, 1);
     let state = stored(&stack).await.expect("the post");
     assert_eq!(state.entries[&Platform::X].status, EntryStatus::Published);

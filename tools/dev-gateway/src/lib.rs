@@ -7,6 +7,7 @@ pub mod feed;
 pub mod infra;
 pub mod local_dynamo;
 pub mod poller;
+pub mod standalone;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,180 @@
+//! `make run`'s gateway: embedded DynamoDB (SQLite file), the table and queues, the routes, and
+//! the retry-queue poller, until Ctrl-C or SIGTERM. With `FAULTS` set, a fault proxy stands
+//! between the routes and the embedded DynamoDB.
+
+use std::net::SocketAddr;
+
+use crate::local_dynamo::LocalDynamo;
+use crate::{Gateway, GatewayConfig, PollSettings, infra, local_sdk_config};
+use shared::adapters::aws::{self, ClientOptions};
+use shared::signature::WebhookSecrets;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+fn port(name: &str, default: u16) -> Result<u16, BoxError> {
+    setting(name, &default.to_string()).parse().map_err(|_| format!("{name} must be a port number").into())
+}
+
+/// Reads the environment (see README, "Configuration"), runs until Ctrl-C or SIGTERM.
+pub async fn run() -> Result<(), BoxError> {
+    shared::config::init_logging();
+    let app_port = port("APP_PORT", 3000)?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], app_port));
+    if std::net::TcpListener::bind(listen).is_err() {
+        return Err(
+            format!("port {app_port} is taken: is another `make run` running? (set APP_PORT to use another)").into()
+        );
+    }
+    let table = setting("TABLE_NAME", "stacc-social");
+
+    // DynamoDB: the embedded emulator, unless AWS_ENDPOINT_URL_DYNAMODB names another one.
+    let mut embedded = None;
+    let dynamodb = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|v| !v.is_empty()) {
+        Some(_) => ClientOptions::default(),
+        None => {
+            let dir = setting("LOCAL_DATA_DIR", ".local");
+            std::fs::create_dir_all(&dir)?;
+            let path = format!("{dir}/dynamodb.sqlite");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port("DYNAMODB_PORT", 8000)?));
+            let local = LocalDynamo::file(&path, addr)
+                .await
+                .map_err(|e| format!("embedded DynamoDB on {addr}: {e} (set DYNAMODB_PORT to use another port)"))?;
+            let options = ClientOptions { endpoint: Some(local.endpoint()), ..Default::default() };
+            println!("DynamoDB (embedded, data in {path}): {}", local.endpoint());
+            embedded = Some(local);
+            options
+        }
+    };
+    let sdk = local_sdk_config().await;
+    infra::ensure_table(&aws::dynamodb_client(&sdk, &dynamodb), &table).await?;
+    // The routes, the poller and the reconciler reach DynamoDB through the fault proxy, if asked.
+    let mut proxy = None;
+    let routes_dynamodb = match (fault_proxy::from_env()?, &embedded) {
+        (Some((faults, seed)), Some(local)) => {
+            let started =
+                fault_proxy::FaultProxy::start("127.0.0.1:0".parse()?, &local.endpoint(), faults.clone(), seed).await?;
+            println!(
+                "fault proxy: {} (FAULT_SEED={seed}; GET {}/__faults counts what it injected)",
+                faults_summary(&faults),
+                started.endpoint()
+            );
+            let options = ClientOptions { endpoint: Some(started.endpoint()), ..dynamodb.clone() };
+            proxy = Some(started);
+            options
+        }
+        (Some(_), None) => return Err("FAULTS needs the embedded DynamoDB (unset AWS_ENDPOINT_URL_DYNAMODB)".into()),
+        (None, _) => dynamodb.clone(),
+    };
+    let queues = infra::ensure_queues(
+        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &setting("RETRY_QUEUE_NAME", "stacc-social-retry"),
+        &setting("DEAD_LETTER_QUEUE_NAME", "stacc-social-retry-dlq"),
+    )
+    .await
+    .map_err(|e| format!("SQS at {}: {e}", setting("AWS_ENDPOINT_URL_SQS", "(AWS_ENDPOINT_URL_SQS not set)")))?;
+
+    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let jwt = crate::auth::Expect {
+        secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
+        issuer: optional("LOCAL_JWT_ISSUER"),
+        audience: optional("LOCAL_JWT_AUDIENCE"),
+    };
+    // The change feed's bus (moto's EventBridge) and the queue a rule forwards every event to.
+    let bus = setting("EVENT_BUS_NAME", "stacc-social");
+    let changes_url = infra::ensure_feed(
+        &aws::eventbridge_client(&sdk, &ClientOptions::default()),
+        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &bus,
+        &setting("CHANGES_QUEUE_NAME", "stacc-social-changes"),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "EventBridge at {}: {e}",
+            setting("AWS_ENDPOINT_URL_EVENTBRIDGE", "(AWS_ENDPOINT_URL_EVENTBRIDGE not set)")
+        )
+    })?;
+    let reconcile = match shared::config::reconcile_interval()? {
+        Some(interval) => Some(crate::Reconcile { interval, settings: shared::config::healing()? }),
+        None => None,
+    };
+    let gateway = Gateway::start(GatewayConfig {
+        listen,
+        dynamodb: routes_dynamodb,
+        sqs: ClientOptions::default(),
+        table: table.clone(),
+        retry_queue_url: queues.retry_url.clone(),
+        secrets: WebhookSecrets::from_list(&setting("WEBHOOK_SECRETS", "local-webhook-secret")),
+        poll: Some(PollSettings::default()),
+        publisher_base_url: setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
+        publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
+        jwt: jwt.clone(),
+        limits: shared::config::limits()?,
+        reconcile,
+        feed: Some(bus.clone()),
+    })
+    .await?;
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    let mut claims = serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp});
+    if let Some(issuer) = &jwt.issuer {
+        claims["iss"] = issuer.as_str().into();
+    }
+    if let Some(audience) = &jwt.audience {
+        claims["aud"] = audience.as_str().into();
+    }
+    let sample = crate::auth::token(&jwt.secret, &claims);
+    println!("a token for project proj_demo (24 h): {sample}");
+    println!("table: {table}");
+    println!("retry queue: {}", queues.retry_url);
+    println!("change feed: bus {bus} -> {changes_url} (make feed prints them)");
+    match reconcile {
+        Some(r) => println!("reconciler: a pass every {} s (RECONCILE_INTERVAL_SECONDS)", r.interval.as_secs()),
+        None => println!("reconciler: off (RECONCILE_INTERVAL_SECONDS=0)"),
+    }
+    println!("dead-letter queue: {}", queues.dead_letter_url);
+    println!("gateway: {} (GET /healthz, POST /webhooks/zernio, /projects/{{projectId}}/...)", gateway.url());
+
+    shutdown_signal().await;
+    println!("stopping");
+    gateway.shutdown().await;
+    if let Some(proxy) = proxy {
+        println!("fault proxy: {}", proxy.stats().to_json());
+    }
+    if let Some(mut local) = embedded {
+        local.stop().await;
+    }
+    Ok(())
+}
+
+fn faults_summary(faults: &fault_proxy::Faults) -> String {
+    let rules: Vec<String> = faults
+        .rules
+        .iter()
+        .map(|r| match r.operations.is_empty() {
+            true => format!("{} {}", r.kind.name(), r.rate),
+            false => format!("{} {} on {}", r.kind.name(), r.rate, r.operations.join("+")),
+        })
+        .collect();
+    rules.join(", ")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::mem::drop(ctrl_c.await),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
