@@ -23,12 +23,14 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench build sam-build events items feed venv redrive deploy delete logs invoke clean help
+.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
 	@echo "make test   - lint (cfn-lint, sam validate, openapi, cargo deny, fmt, clippy), build, sam build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
 	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
+	@echo "make fuzz   - each fuzz target for FUZZ_SECONDS [600] (cargo fuzz, nightly); make test replays the corpora"
+	@echo "make chaos  - the chaos and crash-restart tests alone, with their reports (faults injected, retries, queued, dead letters, the comparison)"
 	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
@@ -83,6 +85,24 @@ test: venv lint build sam-build
 
 bench: venv build
 	cargo bench --locked -p integration-tests --bench costs
+
+# Each fuzz target for FUZZ_SECONDS (cargo fuzz on nightly; no sanitizer: the code is safe Rust,
+# the targets look for panics and broken promises). New inputs land in tools/fuzz/fuzz/corpus/;
+# `make fuzz-cmin` keeps the smallest set with the same coverage before committing it.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := webhook publish_request service_answers
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd tools/fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; done
+
+fuzz-cmin:
+	cd tools/fuzz && for t in $(FUZZ_TARGETS); do cargo +nightly fuzz cmin -s none $$t || exit 1; done
+
+# The chaos and crash-restart tests alone, with their reports (CHAOS_SEED=<n> replays a run).
+chaos: venv
+	cargo test --locked -p integration-tests --test chaos --test crash_restart -- --nocapture --test-threads 1 \
+	  2>&1 | grep -E -A60 "^(chaos|crash) report|^test result|panicked"
 
 events:
 	python3 tools/events/sign.py events

@@ -112,16 +112,18 @@ struct PublishBody {
 }
 
 /// A publish request, parsed at the edge.
-struct PublishRequest {
-    post: PostId,
-    content: Option<String>,
-    platforms: Vec<Platform>,
-    scheduled_for: Option<Timestamp>,
-    media_urls: Option<Vec<String>>,
-    draft: bool,
+#[derive(Debug)]
+pub struct PublishRequest {
+    pub post: PostId,
+    pub content: Option<String>,
+    pub platforms: Vec<Platform>,
+    pub scheduled_for: Option<Timestamp>,
+    pub media_urls: Option<Vec<String>>,
+    pub draft: bool,
 }
 
-fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
+/// The body of `POST /projects/{projectId}/posts`, checked; a refusal says what is wrong.
+pub fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
     let invalid = |why: String| Refusal::InvalidRequest(why);
     let body: PublishBody =
         serde_json::from_value(body).map_err(|e| invalid(format!("The body does not fit: {e}.")))?;

@@ -109,7 +109,7 @@ pub async fn run() -> Result<(), BoxError> {
         table: table.clone(),
         retry_queue_url: queues.retry_url.clone(),
         secrets: WebhookSecrets::from_list(&setting("WEBHOOK_SECRETS", "local-webhook-secret")),
-        poll: Some(PollSettings::default()),
+        poll: Some(PollSettings { visibility_timeout: retry_visibility()?, ..PollSettings::default() }),
         publisher_base_url: setting("PUBLISHER_BASE_URL", "http://127.0.0.1:4010/api"),
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
         jwt: jwt.clone(),
@@ -148,6 +148,17 @@ pub async fn run() -> Result<(), BoxError> {
         local.stop().await;
     }
     Ok(())
+}
+
+/// `RETRY_VISIBILITY_SECONDS`: how long a received retry message stays hidden (the queue's own
+/// 180 s when unset); short, a message held by a gateway that was killed comes back soon.
+fn retry_visibility() -> Result<Option<std::time::Duration>, BoxError> {
+    match std::env::var("RETRY_VISIBILITY_SECONDS").ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok(Some(std::time::Duration::from_secs(
+            v.trim().parse().map_err(|_| "RETRY_VISIBILITY_SECONDS must be a number of seconds")?,
+        ))),
+        None => Ok(None),
+    }
 }
 
 fn faults_summary(faults: &fault_proxy::Faults) -> String {

@@ -1,0 +1,128 @@
+//! The service's answers read into what the domain knows: pure, so the client and the fuzz
+//! targets read them the same way. A body that is not JSON reads as `{}`; anything unexpected in
+//! it is skipped, never a panic.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::wire::{WirePost, id_or_object, lenient_bool, lenient_string};
+use crate::domain::post::EntryStatus;
+use crate::domain::text::{bounded_text, bounded_url};
+use crate::domain::{AccountId, Platform, PostReport, Timestamp};
+use crate::ports::{AccountHealth, HealthStatus, LiveAccount};
+
+/// A body as JSON, `{}` when it is not.
+pub fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| json!({}))
+}
+
+/// `GET /v1/accounts`: the usable and unusable accounts we manage.
+pub fn accounts(body: &Value) -> Vec<LiveAccount> {
+    list::<WireLiveAccount>(body, "accounts").into_iter().filter_map(live_account).collect()
+}
+
+/// `GET /v1/accounts/health`.
+pub fn health(body: &Value) -> Vec<AccountHealth> {
+    list::<WireHealth>(body, "accounts")
+        .into_iter()
+        .filter_map(|h| {
+            Some(AccountHealth {
+                account_id: AccountId::parse(h.account_id?).ok()?,
+                status: match h.status.as_deref() {
+                    Some("healthy") => Some(HealthStatus::Healthy),
+                    Some("warning") => Some(HealthStatus::Warning),
+                    Some("error") => Some(HealthStatus::Error),
+                    _ => None,
+                },
+                needs_reconnect: h.needs_reconnect.unwrap_or(false),
+                token_expires_at: h.token_expires_at.as_deref().and_then(Timestamp::parse),
+            })
+        })
+        .collect()
+}
+
+/// `GET /v1/posts/{id}` or a create's answer: the post's report as of `asked_at`; `None` when it
+/// carries no post id.
+pub fn post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
+    let post: WirePost = body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+    post.report(EntryStatus::Queued, false, asked_at)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLiveAccount {
+    #[serde(default, rename = "_id", deserialize_with = "lenient_string")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    platform: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    username: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    display_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    profile_picture: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    profile_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    needs_reconnection: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireHealth {
+    #[serde(default, deserialize_with = "id_or_object")]
+    account_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    needs_reconnect: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    token_expires_at: Option<String>,
+}
+
+fn list<T: for<'de> Deserialize<'de>>(body: &Value, field: &str) -> Vec<T> {
+    body.get(field)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect())
+        .unwrap_or_default()
+}
+
+/// An account of the live list; one without an id or on a platform we do not manage is skipped,
+/// and flags of unexpected types never drop it (it is live, whatever its flags say).
+fn live_account(a: WireLiveAccount) -> Option<LiveAccount> {
+    Some(LiveAccount {
+        id: AccountId::parse(a.id?).ok()?,
+        platform: Platform::from_wire(a.platform.as_deref()?).ok()?,
+        username: bounded_text(a.username.as_deref()),
+        display_name: bounded_text(a.display_name.as_deref()),
+        avatar_url: bounded_url(a.profile_picture.as_deref()),
+        profile_url: bounded_url(a.profile_url.as_deref()),
+        usable: a.is_active.unwrap_or(true) && !a.needs_reconnection.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_with_flags_of_unexpected_types_is_still_live() {
+        let read = |account: Value| accounts(&json!({"accounts": [account]})).pop();
+        let usable = |account: Value| read(account).map(|a| a.usable);
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "true"})), Some(true));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "false"})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "needsReconnection": "true"})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": {"odd": 1}})), Some(true));
+        assert!(read(json!({"_id": "a", "platform": "tiktok"})).is_none());
+        assert!(read(json!({"_id": "a".repeat(300), "platform": "twitter"})).is_none());
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_or_not_the_shape_reads_as_nothing() {
+        assert_eq!(json(b"<html>"), json!({}));
+        assert!(accounts(&json!({"accounts": "no"})).is_empty());
+        assert!(post(&json!({"post": []}), Timestamp::from_unix_millis(0)).is_none());
+    }
+}
