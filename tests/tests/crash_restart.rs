@@ -36,24 +36,33 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// Starts the gateway and waits until it answers; a start that dies on the way (a busy
+    /// machine) is tried again, as a supervisor would.
     async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("the gateway starts");
-        self.child = Some(child);
         let health = format!("http://127.0.0.1:{}/healthz", self.app_port);
         let http = reqwest::Client::new();
-        for _ in 0..300 {
-            if http.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
-                return;
+        for _ in 0..3 {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(Stdio::from(log.try_clone().expect("log")))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("the gateway starts");
+            for _ in 0..600 {
+                if http.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+                    self.child = Some(child);
+                    return;
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        panic!("the gateway did not come up; see {}", self.log.display());
+        panic!("the gateway did not come up in three tries; see {}", self.log.display());
     }
 
     /// SIGKILL: no shutdown, no flush, whatever was in flight is cut.

@@ -41,6 +41,16 @@ pub const DEAD_LETTER_QUEUE: QueueDefinition = QueueDefinition {
 };
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 
+/// Timeouts for setting the stand-ins up (tables, queues, the bus): not on any request path, so a
+/// slow start on a busy machine waits instead of failing.
+pub fn setup_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(30))
+        .build()
+}
+
 #[derive(Debug, Clone)]
 pub struct Queues {
     pub retry_url: String,

@@ -50,7 +50,13 @@ pub async fn run() -> Result<(), BoxError> {
         }
     };
     let sdk = local_sdk_config().await;
-    infra::ensure_table(&aws::dynamodb_client(&sdk, &dynamodb), &table).await?;
+    // Setting up is not on a request path: a busy machine gets more than the Lambda timeouts.
+    let setup = ClientOptions { timeouts: Some(infra::setup_timeouts()), ..ClientOptions::default() };
+    infra::ensure_table(
+        &aws::dynamodb_client(&sdk, &ClientOptions { timeouts: setup.timeouts.clone(), ..dynamodb.clone() }),
+        &table,
+    )
+    .await?;
     // The routes, the poller and the reconciler reach DynamoDB through the fault proxy, if asked.
     let mut proxy = None;
     let routes_dynamodb = match (fault_proxy::from_env()?, &embedded) {
@@ -70,7 +76,7 @@ pub async fn run() -> Result<(), BoxError> {
         (None, _) => dynamodb.clone(),
     };
     let queues = infra::ensure_queues(
-        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &aws::sqs_client(&sdk, &setup),
         &setting("RETRY_QUEUE_NAME", "stacc-social-retry"),
         &setting("DEAD_LETTER_QUEUE_NAME", "stacc-social-retry-dlq"),
     )
@@ -86,8 +92,8 @@ pub async fn run() -> Result<(), BoxError> {
     // The change feed's bus (moto's EventBridge) and the queue a rule forwards every event to.
     let bus = setting("EVENT_BUS_NAME", "stacc-social");
     let changes_url = infra::ensure_feed(
-        &aws::eventbridge_client(&sdk, &ClientOptions::default()),
-        &aws::sqs_client(&sdk, &ClientOptions::default()),
+        &aws::eventbridge_client(&sdk, &setup),
+        &aws::sqs_client(&sdk, &setup),
         &bus,
         &setting("CHANGES_QUEUE_NAME", "stacc-social-changes"),
     )
