@@ -230,7 +230,7 @@ pub struct Publication {
     pub targets: Vec<Target>,
     /// `None` publishes now.
     pub scheduled_for: Option<Timestamp>,
-    pub media_urls: Vec<String>,
+    pub media: Vec<crate::domain::media::Media>,
     pub project: ProjectId,
     pub post: PostId,
     pub generation: crate::domain::Generation,

@@ -425,3 +425,56 @@ async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_fo
     let expected = [("BatchGetItem".to_owned(), 1), ("TransactWriteItems".to_owned(), 1)];
     assert_eq!(counts, expected, "no profile: no query; the draft kept with its first history record");
 }
+
+#[tokio::test]
+async fn media_reach_the_service_typed_and_read_back_typed() {
+    let stack = ready().await;
+    let reel = "https://cdn.example.com/reels/launch.MP4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab.jpg";
+    let body = json!({"post_id": "post_media", "content": "Launch reel", "platforms": ["x"],
+                      "media_urls": [reel, "https://cdn.example.com/party.gif", "https://cdn.example.com/deck.pdf",
+                                     "https://cdn.example.com/photo.jpeg"],
+                      "media": [{"url": "https://cdn.example.com/stream/123", "type": "video"}]});
+    let (status, post) = publish(&stack, body).await;
+    assert_eq!(status, 201, "{post}");
+    let sent = stack.sim.shared.world().posts.values().next().unwrap().media_items.clone();
+    let types: Vec<&str> = sent.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["video", "gif", "document", "image", "video"], "what the service was told");
+    assert_eq!(sent[0]["url"], reel, "the presigned URL goes out whole");
+    let (_, read) = route(&stack, Method::GET, "post_media").await;
+    assert_eq!(read["media"], json!(sent), "the post reads back its media typed");
+    assert_eq!(read["media_urls"].as_array().unwrap().len(), 5, "and the bare list for older readers");
+}
+
+#[tokio::test]
+async fn a_media_type_the_service_does_not_know_is_refused_by_it() {
+    let stack = ready().await;
+    let body = json!({"content": "odd", "platforms": [{"platform": "twitter", "accountId": "x1"}], "publishNow": true,
+                      "mediaItems": [{"type": "audio", "url": "https://cdn.example.com/a.mp3"}]});
+    let response = stack
+        .http
+        .post(format!("{}/v1/posts", stack.sim.api_url()))
+        .bearer_auth("sk_local")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["error"].as_str().unwrap().contains("type must be one of image, video, gif, document"), "{answer}");
+    assert_eq!(stack.sim.shared.stats()["posts_created"], 0);
+}
+
+#[tokio::test]
+async fn a_time_to_publish_that_has_passed_is_a_400_and_nothing_is_stored() {
+    let stack = ready().await;
+    let before = stack.items().await;
+    let calls = stack.sim.shared.stats()["total_calls"].clone();
+    let an_hour_ago = integration_tests::now().plus_seconds(-3600).to_rfc3339();
+    let body = json!({"post_id": "post_late", "content": "Too late", "platforms": ["x"], "scheduled_for": an_hour_ago});
+    let (status, refusal) = publish(&stack, body).await;
+    assert_eq!((status, refusal["error"]["code"].as_str()), (400, Some("invalid_request")));
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("in the past"), "{refusal}");
+    assert_eq!(stack.items().await, before, "nothing stored");
+    assert_eq!(stack.sim.shared.stats()["total_calls"], calls, "no call to the service");
+    assert_eq!(route(&stack, Method::GET, "post_late").await.0, 404);
+}

@@ -28,6 +28,7 @@ use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, s
 use crate::domain::healing::{Watch, post_watch, token_look};
 use crate::domain::history::{Source, connection_changes, post_changes};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
+use crate::domain::media::{self, Media};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
@@ -123,6 +124,9 @@ pub struct PostItem {
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Typed media; items written before media were typed hold bare `media_urls` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +150,8 @@ impl PostItem {
             created_at: stored.created_at,
             updated_at: stored.updated_at,
             content: stored.draft.as_ref().map(|d| d.content.clone()),
-            media_urls: stored.draft.as_ref().map(|d| d.media_urls.clone()).unwrap_or_default(),
+            media: stored.draft.as_ref().map(|d| d.media.clone()).unwrap_or_default(),
+            media_urls: Vec::new(),
             watch: stored.watch,
             attention: Attention::at(index::POST, stored.watch.map(|w| w.since)),
             state: stored.state.clone(),
@@ -156,7 +161,7 @@ impl PostItem {
     fn stored(self) -> StoredPost {
         StoredPost {
             state: self.state,
-            draft: self.content.map(|content| Draft { content, media_urls: self.media_urls }),
+            draft: self.content.map(|content| Draft { content, media: media::combine(&self.media_urls, &self.media) }),
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,

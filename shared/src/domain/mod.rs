@@ -6,6 +6,7 @@ pub mod healing;
 pub mod history;
 pub mod ids;
 pub mod limits;
+pub mod media;
 pub mod platform;
 pub mod post;
 pub mod publish;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::connection::{Connection, ConnectionStatus};
 use super::ids::{AccountId, PostId, ProjectId};
+use super::media::Media;
 use super::platform::Platform;
 use super::post::{EntryStatus, Generation, PlatformEntry, PostReport, PostState, Schedule};
 use super::time::Timestamp;
@@ -15,7 +16,7 @@ use super::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Draft {
     pub content: String,
-    pub media_urls: Vec<String>,
+    pub media: Vec<Media>,
 }
 
 /// Why a publish is refused before the service is asked.
@@ -107,10 +108,19 @@ pub fn evidence(plan: &Plan, report: &PostReport, scheduled_for: Option<Timestam
 
 /// The content a publish goes out with: the request's, else the stored draft's; a new post
 /// must bring its own. `None` when there is no content at all.
-pub fn draft_for(content: Option<&str>, media_urls: Option<&[String]>, stored: Option<&Draft>) -> Option<Draft> {
+pub fn draft_for(content: Option<&str>, media: Option<&[Media]>, stored: Option<&Draft>) -> Option<Draft> {
     let content = content.map(str::to_owned).or_else(|| stored.map(|d| d.content.clone()))?;
-    let media_urls = media_urls.map(<[String]>::to_vec).or_else(|| stored.map(|d| d.media_urls.clone()));
-    Some(Draft { content, media_urls: media_urls.unwrap_or_default() })
+    let media = media.map(<[Media]>::to_vec).or_else(|| stored.map(|d| d.media.clone()));
+    Some(Draft { content, media: media.unwrap_or_default() })
+}
+
+/// How far in the past a `scheduled_for` may be (clocks differ, a form takes a while to send).
+pub const SCHEDULE_SLACK_SECONDS: i64 = 60;
+
+/// A time to publish at that has already passed (by more than the slack) is refused: the post
+/// would go out at once while the user believes it scheduled.
+pub fn schedule_in_the_past(at: Timestamp, now: Timestamp) -> bool {
+    at.unix_millis() < now.unix_millis() - SCHEDULE_SLACK_SECONDS * 1000
 }
 
 #[cfg(test)]
@@ -159,10 +169,20 @@ mod tests {
 
     #[test]
     fn new_content_wins_and_a_new_post_must_bring_some() {
-        let stored = Draft { content: "old".into(), media_urls: vec!["https://m/1".into()] };
+        let stored = Draft { content: "old".into(), media: vec![Media::bare("https://m/1")] };
         assert_eq!(draft_for(None, None, Some(&stored)), Some(stored.clone()));
         let new = draft_for(Some("new"), None, Some(&stored)).unwrap();
-        assert_eq!((new.content.as_str(), new.media_urls.len()), ("new", 1));
+        assert_eq!((new.content.as_str(), new.media.len()), ("new", 1));
         assert_eq!(draft_for(None, None, None), None);
+    }
+
+    #[test]
+    fn a_time_more_than_a_minute_gone_is_in_the_past_and_a_moment_ago_is_not() {
+        let now = Timestamp::parse("2026-11-29T12:00:00Z").unwrap();
+        assert!(schedule_in_the_past(now.plus_seconds(-3600), now));
+        assert!(schedule_in_the_past(now.plus_seconds(-61), now));
+        assert!(!schedule_in_the_past(now.plus_seconds(-60), now));
+        assert!(!schedule_in_the_past(now.plus_seconds(-5), now));
+        assert!(!schedule_in_the_past(now.plus_seconds(3600), now));
     }
 }

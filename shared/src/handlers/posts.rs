@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::app::{self, Refusal};
 use super::http;
 use crate::domain::limits::{Bucket, CallKind, Limit};
+use crate::domain::media::{self, Media, MediaType};
 use crate::domain::post::{
     ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence, sync_news,
 };
@@ -67,7 +68,8 @@ pub fn post_view(project: &ProjectId, post: &PostId, stored: &StoredPost, now: T
     json!({
         "post_id": post.as_str(), "project_id": project.as_str(), "status": state.overall(now).as_str(),
         "content": stored.draft.as_ref().map(|d| &d.content),
-        "media_urls": stored.draft.as_ref().map(|d| &d.media_urls),
+        "media_urls": stored.draft.as_ref().map(|d| d.media.iter().map(|m| m.url.as_str()).collect::<Vec<_>>()),
+        "media": stored.draft.as_ref().map(|d| &d.media),
         "scheduled_for": state.scheduled_for().map(Timestamp::to_rfc3339),
         "published_at": state.published_at.map(Timestamp::to_rfc3339),
         "updated_at": stored.updated_at.to_rfc3339(),
@@ -108,7 +110,16 @@ struct PublishBody {
     #[serde(default)]
     media_urls: Option<Vec<String>>,
     #[serde(default)]
+    media: Option<Vec<MediaBody>>,
+    #[serde(default)]
     draft: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct MediaBody {
+    url: String,
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 /// A publish request, parsed at the edge.
@@ -118,12 +129,13 @@ pub struct PublishRequest {
     pub content: Option<String>,
     pub platforms: Vec<Platform>,
     pub scheduled_for: Option<Timestamp>,
-    pub media_urls: Option<Vec<String>>,
+    /// The request's media, typed (`None`: keep the stored ones).
+    pub media: Option<Vec<Media>>,
     pub draft: bool,
 }
 
-/// The body of `POST /projects/{projectId}/posts`, checked; a refusal says what is wrong.
-pub fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
+/// The body of `POST /projects/{projectId}/posts`, checked at `now`; a refusal says what is wrong.
+pub fn parse_publish(body: Value, now: Timestamp) -> Result<PublishRequest, Refusal> {
     let invalid = |why: String| Refusal::InvalidRequest(why);
     let body: PublishBody =
         serde_json::from_value(body).map_err(|e| invalid(format!("The body does not fit: {e}.")))?;
@@ -153,19 +165,42 @@ pub fn parse_publish(body: Value) -> Result<PublishRequest, Refusal> {
     }
     let scheduled_for = match body.scheduled_for {
         Some(raw) => {
-            Some(Timestamp::parse(&raw).ok_or_else(|| invalid("scheduled_for must be an RFC 3339 time.".into()))?)
+            let at = Timestamp::parse(&raw).ok_or_else(|| invalid("scheduled_for must be an RFC 3339 time.".into()))?;
+            if publish::schedule_in_the_past(at, now) {
+                return Err(invalid(format!(
+                    "scheduled_for {raw} is in the past: give a later time, or leave it out to publish now."
+                )));
+            }
+            Some(at)
         }
         None => None,
     };
-    if let Some(urls) = &body.media_urls {
-        if urls.len() > MAX_MEDIA_URLS {
-            return Err(invalid(format!("media_urls may hold at most {MAX_MEDIA_URLS} URLs.")));
-        }
-        if !urls.iter().all(|u| is_http_url(u, MAX_MEDIA_URL_BYTES)) {
-            return Err(invalid(format!("media_urls must be http(s) URLs of at most {MAX_MEDIA_URL_BYTES} bytes.")));
-        }
+    let media = parse_media(body.media_urls, body.media)?;
+    Ok(PublishRequest { post, content: body.content, platforms, scheduled_for, media, draft })
+}
+
+/// `media_urls` (typed by extension) and `media` (typed by the caller), bounded together.
+fn parse_media(bare: Option<Vec<String>>, typed: Option<Vec<MediaBody>>) -> Result<Option<Vec<Media>>, Refusal> {
+    let invalid = |why: String| Refusal::InvalidRequest(why);
+    if bare.is_none() && typed.is_none() {
+        return Ok(None);
     }
-    Ok(PublishRequest { post, content: body.content, platforms, scheduled_for, media_urls: body.media_urls, draft })
+    let (bare, typed) = (bare.unwrap_or_default(), typed.unwrap_or_default());
+    if bare.len() + typed.len() > MAX_MEDIA_URLS {
+        return Err(invalid(format!("media_urls and media together may hold at most {MAX_MEDIA_URLS} URLs.")));
+    }
+    let urls = bare.iter().map(String::as_str).chain(typed.iter().map(|m| m.url.as_str()));
+    if !urls.into_iter().all(|u| is_http_url(u, MAX_MEDIA_URL_BYTES)) {
+        return Err(invalid(format!("media URLs must be http(s) URLs of at most {MAX_MEDIA_URL_BYTES} bytes.")));
+    }
+    let mut items = Vec::new();
+    for (n, item) in typed.into_iter().enumerate() {
+        let Some(kind) = MediaType::from_name(&item.kind) else {
+            return Err(invalid(format!("media[{n}].type must be one of image, video, gif, document.")));
+        };
+        items.push(Media { url: item.url, kind });
+    }
+    Ok(Some(media::combine(&bare, &items)))
 }
 
 impl<S: PostStore, C: Clock> ReadPost<S, C> {
@@ -269,12 +304,12 @@ where
 
     async fn try_publish(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
-        let body = parse_publish(app::json_body(request)?)?;
+        let body = parse_publish(app::json_body(request)?, self.clock.now())?;
         let post = &body.post;
         let PublishRead { post: existing, profile, budget } =
             self.store.post_profile_and_budget(&project, post).await?;
         let stored_draft = existing.as_ref().and_then(|s| s.draft.as_ref());
-        let draft = publish::draft_for(body.content.as_deref(), body.media_urls.as_deref(), stored_draft)
+        let draft = publish::draft_for(body.content.as_deref(), body.media.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
         let saved = if body.draft {
             self.store_draft(&project, post, existing.as_ref(), &draft).await
@@ -340,7 +375,7 @@ where
             content: draft.content.clone(),
             targets: plan.targets.clone(),
             scheduled_for: body.scheduled_for,
-            media_urls: draft.media_urls.clone(),
+            media: draft.media.clone(),
             project: project.clone(),
             post: body.post.clone(),
             generation: plan.generation,
@@ -402,12 +437,19 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_post_body_is_bounded_at_the_door() {
-        let refused = |body: Value| match parse_publish(body) {
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-29T12:00:00Z").unwrap()
+    }
+
+    fn refused(body: Value) -> String {
+        match parse_publish(body, now()) {
             Err(Refusal::InvalidRequest(why)) => why,
             other => panic!("expected a 400, got {:?}", other.map(|r| r.post)),
-        };
+        }
+    }
+
+    #[test]
+    fn a_post_body_is_bounded_at_the_door() {
         assert!(refused(json!({"content": "x".repeat(MAX_CONTENT_BYTES + 1), "platforms": ["x"]})).contains("65536"));
         let many: Vec<String> = (0..=MAX_MEDIA_URLS).map(|i| format!("https://m/{i}.png")).collect();
         assert!(refused(json!({"content": "hi", "platforms": ["x"], "media_urls": many})).contains("at most 20"));
@@ -418,11 +460,42 @@ mod tests {
         assert!(refused(json!({"content": "hi", "platforms": []})).contains("at least one"));
         assert!(refused(json!({"content": "hi", "platforms": ["x"], "scheduled_for": "soon"})).contains("RFC 3339"));
         assert!(matches!(
-            parse_publish(json!({"content": "hi", "platforms": ["tiktok"]})),
+            parse_publish(json!({"content": "hi", "platforms": ["tiktok"]}), now()),
             Err(Refusal::InvalidPlatform(_))
         ));
         let presigned = format!("https://m/clip.mp4?X-Amz-Signature={}", "a".repeat(4000));
-        let ok = parse_publish(json!({"content": "hi", "platforms": ["x", "x"], "media_urls": [presigned]})).unwrap();
+        let ok =
+            parse_publish(json!({"content": "hi", "platforms": ["x", "x"], "media_urls": [presigned]}), now()).unwrap();
         assert_eq!(ok.platforms, vec![Platform::X]);
+    }
+
+    #[test]
+    fn media_urls_and_typed_media_are_one_list_bounded_together_with_known_types_only() {
+        let bare: Vec<String> = (0..15).map(|i| format!("https://m/{i}.png")).collect();
+        let typed: Vec<Value> = (0..6).map(|i| json!({"url": format!("https://m/{i}"), "type": "video"})).collect();
+        let body = json!({"content": "hi", "platforms": ["x"], "media_urls": bare, "media": typed});
+        assert!(refused(body).contains("together may hold at most 20"));
+        let odd = json!({"content": "hi", "platforms": ["x"], "media": [{"url": "https://m/a", "type": "audio"}]});
+        assert!(refused(odd).contains("media[0].type must be one of image, video, gif, document"));
+        let ftp = json!({"content": "hi", "platforms": ["x"], "media": [{"url": "ftp://m/a", "type": "image"}]});
+        assert!(refused(ftp).contains("http(s)"));
+        let body = json!({"content": "hi", "platforms": ["x"], "media_urls": ["https://m/reel.MP4?sig=1.jpg"],
+                          "media": [{"url": "https://m/cover", "type": "gif"}]});
+        let media = parse_publish(body, now()).unwrap().media.unwrap();
+        let kinds: Vec<MediaType> = media.iter().map(|m| m.kind).collect();
+        assert_eq!(kinds, vec![MediaType::Video, MediaType::Gif], "bare URLs first, typed by extension");
+        let none = parse_publish(json!({"content": "hi", "platforms": ["x"]}), now()).unwrap();
+        assert_eq!(none.media, None, "no media given: the stored media stay");
+    }
+
+    #[test]
+    fn a_time_to_publish_that_has_passed_is_refused_and_an_offset_is_read_as_utc() {
+        let past = json!({"content": "hi", "platforms": ["x"], "scheduled_for": "2026-11-29T11:00:00Z"});
+        assert!(refused(past).contains("in the past"));
+        let moment_ago = json!({"content": "hi", "platforms": ["x"], "scheduled_for": "2026-11-29T11:59:30Z"});
+        assert!(parse_publish(moment_ago, now()).is_ok());
+        let offset = json!({"content": "hi", "platforms": ["x"], "scheduled_for": "2026-11-29T15:00:00+02:00"});
+        let at = parse_publish(offset, now()).unwrap().scheduled_for.unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-29T13:00:00Z");
     }
 }

@@ -145,7 +145,7 @@ pub fn webhook(data: &[u8]) {
 /// Any bytes as the body of a publish request.
 pub fn publish_request(data: &[u8]) {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let Ok(request) = parse_publish(body) else { return };
+    let Ok(request) = parse_publish(body, Fixed.now()) else { return };
     assert!(request.platforms.len() <= Platform::ALL.len());
     let distinct: BTreeSet<_> = request.platforms.iter().collect();
     assert_eq!(distinct.len(), request.platforms.len(), "each platform once");
@@ -153,9 +153,12 @@ pub fn publish_request(data: &[u8]) {
     if let Some(content) = &request.content {
         assert!(!content.trim().is_empty() && content.len() <= MAX_CONTENT_BYTES);
     }
-    if let Some(urls) = &request.media_urls {
-        assert!(urls.len() <= MAX_MEDIA_URLS);
-        assert!(urls.iter().all(|u| u.len() <= MAX_MEDIA_URL_BYTES && u.starts_with("http")));
+    if let Some(media) = &request.media {
+        assert!(media.len() <= MAX_MEDIA_URLS, "media are bounded together");
+        assert!(media.iter().all(|m| m.url.len() <= MAX_MEDIA_URL_BYTES && m.url.starts_with("http")));
+    }
+    if let Some(at) = request.scheduled_for {
+        assert!(!shared::domain::publish::schedule_in_the_past(at, Fixed.now()), "no schedule in the past");
     }
 }
 

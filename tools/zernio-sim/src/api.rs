@@ -220,7 +220,12 @@ struct NewPost {
     scheduled_for: Option<String>,
     #[serde(default)]
     metadata: Value,
+    #[serde(default)]
+    media_items: Vec<Value>,
 }
+
+/// The media types the service takes (`mediaItems[].type`).
+pub const MEDIA_TYPES: [&str; 4] = ["image", "video", "gif", "document"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -250,6 +255,15 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
     };
     if new.platforms.is_empty() || new.platforms.iter().any(|p| !PLATFORMS.contains(&p.platform.as_str())) {
         return Err(error(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform"));
+    }
+    for (n, item) in new.media_items.iter().enumerate() {
+        if !item["url"].as_str().is_some_and(|u| u.starts_with("http")) {
+            return Err(error(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].url must be an http(s) URL")));
+        }
+        if !item["type"].as_str().is_some_and(|t| MEDIA_TYPES.contains(&t)) {
+            let types = MEDIA_TYPES.join(", ");
+            return Err(error(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].type must be one of {types}")));
+        }
     }
     let publish_now = new.publish_now == Some(true);
     if publish_now == new.scheduled_for.is_some() {
@@ -317,6 +331,7 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
         published_at: None,
         platforms,
         metadata: new.metadata,
+        media_items: new.media_items,
         created_at: now,
     };
     post.derive_status();

@@ -102,6 +102,9 @@ pub struct Post {
     pub platforms: Vec<PostPlatform>,
     #[serde(default)]
     pub metadata: Value,
+    /// What the create was given, as given: `[{"type","url"}]`.
+    #[serde(default)]
+    pub media_items: Vec<Value>,
     #[serde(default)]
     pub created_at: String,
 }

@@ -221,9 +221,9 @@ impl PostPublisher for ZernioClient {
             Some(at) => body["scheduledFor"] = json!(at.to_rfc3339()),
             None => body["publishNow"] = json!(true),
         }
-        if !publication.media_urls.is_empty() {
+        if !publication.media.is_empty() {
             body["mediaItems"] =
-                publication.media_urls.iter().map(|url| json!({"type": "image", "url": url})).collect();
+                publication.media.iter().map(|m| json!({"type": m.kind.name(), "url": m.url})).collect();
         }
         let request = self.http.post(self.url("/posts")).header("x-request-id", &publication.request_id).json(&body);
         let response = self.send(request, PUBLISH_TIMEOUT).await?;
