@@ -361,15 +361,22 @@ pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
-/// Just a store on a fresh table, on either emulator, with its request tap.
+/// Just a store on a fresh table, on either emulator, with its request tap; optionally behind a
+/// fault proxy (`faults`), as real DynamoDB cancels transactions that touch an item in flight.
 pub struct StoreUnderTest {
     pub store: DynamoStore,
     pub tap: RequestTap,
     pub dynamo: Option<LocalDynamo>,
+    pub faults: Option<fault_proxy::FaultProxy>,
 }
 
 impl StoreUnderTest {
     pub async fn start(backend: Backend) -> StoreUnderTest {
+        Self::behind(backend, None).await
+    }
+
+    /// The store reaching the emulator through a fault proxy injecting these faults.
+    pub async fn behind(backend: Backend, faults: Option<fault_proxy::Faults>) -> StoreUnderTest {
         let (dynamo, endpoint) = match backend {
             Backend::Dynoxide => {
                 let local = LocalDynamo::memory().await.expect("embedded DynamoDB");
@@ -380,14 +387,34 @@ impl StoreUnderTest {
         };
         let tap = RequestTap::new();
         let sdk = local_sdk_config().await;
+        let direct =
+            aws::dynamodb_client(&sdk, &ClientOptions { endpoint: Some(endpoint.clone()), ..Default::default() });
+        let table = unique("store");
+        infra::ensure_table(&direct, &table).await.expect("table");
+        let faults = match faults {
+            Some(faults) => Some(
+                fault_proxy::FaultProxy::start("127.0.0.1:0".parse().expect("loopback"), &endpoint, faults, 7)
+                    .await
+                    .expect("fault proxy"),
+            ),
+            None => None,
+        };
+        let endpoint = faults.as_ref().map(|p| p.endpoint()).unwrap_or(endpoint);
         let client = aws::dynamodb_client(
             &sdk,
             &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None },
         );
-        let table = unique("store");
-        infra::ensure_table(&client, &table).await.expect("table");
-        tap.reset();
-        StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo }
+        StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo, faults }
+    }
+
+    /// Transactions cancelled by a conflict (`TransactionConflict`) at this rate.
+    pub fn conflicts(rate: f64) -> Option<fault_proxy::Faults> {
+        Some(fault_proxy::Faults::parse(&format!("conflict:{rate}@TransactGetItems+TransactWriteItems")).expect("spec"))
+    }
+
+    /// How many conflicts the proxy made (0 without one).
+    pub fn conflicts_made(&self) -> u64 {
+        self.faults.as_ref().map_or(0, |p| p.stats().injected.get("conflict").copied().unwrap_or(0))
     }
 }
 

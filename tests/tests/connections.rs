@@ -241,40 +241,27 @@ async fn a_reset_profile_clears_records_then_connect_provisions_a_fresh_one_that
 
 #[tokio::test]
 async fn connect_provisions_a_profile_once_even_when_the_create_is_retried() {
-    let stack = Stack::start().await;
-    let token = stack.token(PROJECT);
-    let path = format!("/projects/{PROJECT}/connections/linkedin/connect");
-    // The first create lands on the service but its answer is lost (a 5xx here): the retry adopts it.
-    stack.sim.shared.set_fault(Fault {
-        mode: FaultMode::Status { code: 502 },
-        path_prefix: Some("/v1/connect".into()),
-        times: Some(1),
-    });
-    let (status, _, _) = stack.call(Method::POST, &path, Some(&token), None).await;
-    assert_eq!(status, 503);
-    let (status, first, _) = stack.call(Method::POST, &path, Some(&token), None).await;
-    assert_eq!(status, 200);
-    let (_, second, _) = stack.call(Method::POST, &path, Some(&token), None).await;
-    assert_eq!(first["profile_id"], second["profile_id"]);
-    assert_eq!(stack.publisher_calls()["POST /v1/profiles"], 1, "one profile, created once");
-}
-
-#[tokio::test]
-async fn a_profile_create_whose_answer_was_lost_is_adopted_on_retry_not_created_twice() {
-    let stack = Stack::start().await;
-    let token = stack.token(PROJECT);
-    let path = format!("/projects/{PROJECT}/connections/instagram/connect");
-    stack.sim.shared.set_fault(Fault {
-        mode: FaultMode::LostAnswer { code: 504 },
-        path_prefix: Some("/v1/profiles".into()),
-        times: Some(1),
-    });
-    assert_eq!(stack.call(Method::POST, &path, Some(&token), None).await.0, 503);
-    let (status, link, _) = stack.call(Method::POST, &path, Some(&token), None).await;
-    assert_eq!(status, 200);
-    let profiles: Vec<String> = stack.sim.shared.world().profiles.keys().cloned().collect();
-    assert_eq!(profiles.len(), 1, "the service holds one profile");
-    assert_eq!(link["profile_id"], profiles[0].as_str(), "the retry adopted it (409 with existingProfileId)");
+    // The first profile create fails on the service's side: once after it landed (its answer lost),
+    // once before (a 502). Either way the connect answers 503, and the retried connect's create
+    // ends with exactly one profile, which every later connect reuses without creating again.
+    for (mode, landed) in [(FaultMode::LostAnswer { code: 504 }, true), (FaultMode::Status { code: 502 }, false)] {
+        let stack = Stack::start().await;
+        let token = stack.token(PROJECT);
+        let path = format!("/projects/{PROJECT}/connections/linkedin/connect");
+        stack.sim.shared.set_fault(Fault { mode, path_prefix: Some("/v1/profiles".into()), times: Some(1) });
+        assert_eq!(stack.call(Method::POST, &path, Some(&token), None).await.0, 503);
+        let held = stack.sim.shared.world().profiles.len();
+        assert_eq!(held, usize::from(landed), "the failed create landed: {landed}");
+        let (status, first, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(stack.publisher_calls()["POST /v1/profiles"], 2, "the create was retried");
+        let profiles: Vec<String> = stack.sim.shared.world().profiles.keys().cloned().collect();
+        assert_eq!(profiles.len(), 1, "the service holds one profile");
+        assert_eq!(first["profile_id"], profiles[0].as_str(), "the retry adopted or made that one");
+        let (_, second, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+        assert_eq!(second["profile_id"], first["profile_id"]);
+        assert_eq!(stack.publisher_calls()["POST /v1/profiles"], 2, "a known profile is not created again");
+    }
 }
 
 #[tokio::test]

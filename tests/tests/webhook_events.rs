@@ -85,11 +85,26 @@ async fn account_samples_connect_then_expire_the_connection_of_a_known_profile()
     assert_eq!(connected.connection.account_id.as_deref(), Some("64e100000000000000000001"));
     assert_eq!(connected.connection.username.as_deref(), Some("acme"));
     assert_eq!(connected.connection.display_name.as_deref(), Some("Acme Inc."));
+    // `updated_at` is when the visible state last changed: the moment the second event was applied
+    // (its stamp is a day ahead of this clock, so its evidence time is the clock's own).
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let before = integration_tests::now();
     assert_eq!(Sample::load("webhook-account-disconnected").send(&stack).await, (200, json!({"status": "processed"})));
+    let after = integration_tests::now();
     let expired = stack.store.get_connection(&profile(), Platform::X).await.unwrap().unwrap();
     assert_eq!(expired.connection.status, ConnectionStatus::Expired);
     assert_eq!(expired.connection.reason.as_deref(), Some("token_expired"));
-    assert!(expired.updated_at > connected.updated_at || expired.version > connected.version);
+    assert!(connected.updated_at < before, "connected before the second event was sent");
+    assert!(
+        (before..=after).contains(&expired.updated_at),
+        "updated_at {:?} is when the status changed, within [{before:?}, {after:?}]",
+        expired.updated_at
+    );
+    assert_eq!(expired.version, connected.version + 1, "one write for one change");
+    // Sent again, it changes nothing visible: `updated_at` stays.
+    assert_eq!(Sample::load("webhook-account-disconnected").send(&stack).await.1, json!({"status": "duplicate"}));
+    let again = stack.store.get_connection(&profile(), Platform::X).await.unwrap().unwrap();
+    assert_eq!(again.updated_at, expired.updated_at);
 }
 
 #[tokio::test]

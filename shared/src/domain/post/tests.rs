@@ -237,8 +237,9 @@ fn sync_reads_gone_everywhere_as_cancelled_and_gone_for_some_as_removed() {
     assert!(publications(&PostState::default()).is_empty());
 }
 
-/// A report about one platform, drawn from several generations, accounts, links and errors, with
-/// cancellations, empty platform lists and missing times.
+/// A report about one platform, drawn from several generations and, within one generation,
+/// several service ids, accounts, links, platform post ids, errors and times (so a join that
+/// keeps the wrong one of two is seen), with cancellations, empty platform lists and missing times.
 pub(crate) fn any_report() -> impl Strategy<Value = PostReport> {
     let platform = prop_oneof![Just(Platform::X), Just(Platform::Linkedin), Just(Platform::Instagram)];
     let status = prop_oneof![
@@ -247,14 +248,20 @@ pub(crate) fn any_report() -> impl Strategy<Value = PostReport> {
         Just(EntryStatus::Published),
         Just(EntryStatus::Removed)
     ];
-    (1u32..4, platform, status, 0u8..3, 0u8..3, any::<bool>(), 0u8..6, any::<bool>()).prop_map(
-        |(generation, platform, status, account, url, cancelled, shape, timed)| {
+    let shape = (any::<bool>(), 0u8..6, any::<bool>());
+    let several = (0u8..3, 0u8..3, 0u8..3, 0u8..3, 0u8..3, 0i64..3);
+    (1u32..4, platform, status, shape, several).prop_map(
+        |(generation, platform, status, (cancelled, shape, timed), (service, account, url, ppid, error, at))| {
             let mut r = report(generation, platform, status, (url > 0).then(|| format!("https://p/{url}")).as_deref());
-            r.platforms[0].account_id = Some(AccountId::parse(format!("acc{account}")).unwrap());
-            r.platforms[0].error = (status == EntryStatus::Failed).then(|| format!("error {url}"));
-            if !timed {
-                r.platforms[0].published_at = None;
-            }
+            r.service_post_id = ServicePostId::parse(format!("svc{generation}_{service}")).unwrap();
+            let p = &mut r.platforms[0];
+            p.account_id = Some(AccountId::parse(format!("acc{account}")).unwrap());
+            p.platform_post_id = (ppid > 0).then(|| format!("pp{ppid}"));
+            p.error = (status == EntryStatus::Failed).then(|| format!("error {error}"));
+            p.published_at = match timed {
+                true => p.published_at.map(|t| t.plus_seconds(at * 60)),
+                false => None,
+            };
             r.cancelled = cancelled && shape == 0;
             if shape == 1 {
                 r.platforms.clear();
