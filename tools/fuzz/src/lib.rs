@@ -155,7 +155,9 @@ pub fn publish_request(data: &[u8]) {
     }
     if let Some(media) = &request.media {
         assert!(media.len() <= MAX_MEDIA_URLS, "media are bounded together");
-        assert!(media.iter().all(|m| m.url.len() <= MAX_MEDIA_URL_BYTES && m.url.starts_with("http")));
+        // The scheme in any case (`HTTPS://` is a URL too).
+        let http = |url: &str| url.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
+        assert!(media.iter().all(|m| m.url.len() <= MAX_MEDIA_URL_BYTES && http(&m.url)));
     }
     if let Some(at) = request.scheduled_for {
         assert!(!shared::domain::publish::schedule_in_the_past(at, Fixed.now()), "no schedule in the past");

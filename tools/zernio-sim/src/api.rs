@@ -257,7 +257,8 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
         return Err(error(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform"));
     }
     for (n, item) in new.media_items.iter().enumerate() {
-        if !item["url"].as_str().is_some_and(|u| u.starts_with("http")) {
+        let http = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
+        if !item["url"].as_str().is_some_and(http) {
             return Err(error(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].url must be an http(s) URL")));
         }
         if !item["type"].as_str().is_some_and(|t| MEDIA_TYPES.contains(&t)) {
