@@ -300,17 +300,25 @@ enum Round<T> {
 
 /// Runs rounds (numbered from 0: the first may use what the caller read) until one lands,
 /// pausing a little longer before each; bounded. Every writer goes through this one loop.
+///
+/// A round that failed on an unavailable store may have written before its answer was lost (the
+/// SDK's own retries then meet their own write): one more round reads what is stored and decides
+/// again, so a caller is not told "nothing changed" about a change that landed.
 async fn until_landed<T, F, Fut>(mut round: F) -> Result<T, StoreError>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<Round<T>, StoreError>>,
 {
+    let mut looked_again = false;
     for n in 0..MAX_ROUNDS {
         if n > 0 {
             back_off(n).await;
         }
-        if let Round::Done(done) = round(n).await? {
-            return Ok(done);
+        match round(n).await {
+            Ok(Round::Done(done)) => return Ok(done),
+            Ok(Round::Raced) => {}
+            Err(StoreError::Unavailable(_)) if !looked_again => looked_again = true,
+            Err(e) => return Err(e),
         }
     }
     Err(StoreError::Contention)
@@ -1226,6 +1234,22 @@ mod tests {
         assert_eq!(read_failure(&conflict), ReadFailure::Conflict);
         let other = TransactGetItemsError::unhandled("throttled");
         assert_eq!(read_failure(&other), ReadFailure::Other);
+    }
+
+    #[tokio::test]
+    async fn a_round_lost_to_an_unavailable_store_is_looked_at_once_more_before_failing() {
+        let down = || StoreError::Unavailable("timed out".into());
+        // The write's answer was lost, the next round's read finds it landed.
+        let mut answers = vec![Ok(Round::Done("landed")), Err(down())];
+        let got = until_landed(|_| std::future::ready(answers.pop().unwrap())).await;
+        assert_eq!(got, Ok("landed"));
+        // Still down on the second look: the caller hears it.
+        let mut answers = vec![Ok(Round::Done("never")), Err(down()), Err(down())];
+        assert_eq!(until_landed(|_| std::future::ready(answers.pop().unwrap())).await, Err(down()));
+        // Anything but unavailability is not retried.
+        let mut answers: Vec<Result<Round<&str>, StoreError>> =
+            vec![Ok(Round::Done("never")), Err(StoreError::TooLarge)];
+        assert_eq!(until_landed(|_| std::future::ready(answers.pop().unwrap())).await, Err(StoreError::TooLarge));
     }
 
     #[test]
