@@ -197,6 +197,7 @@ impl Stack {
             limits: shared::config::Limits::default(),
             reconcile: options.reconcile,
             feed: feed.as_ref().map(|(bus, _)| bus.clone()),
+            streams: Some(ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), ..Default::default() }),
         })
         .await
         .expect("gateway");

@@ -41,7 +41,7 @@ impl Gateway {
     async fn start(&mut self) {
         let health = format!("http://127.0.0.1:{}/healthz", self.app_port);
         let http = reqwest::Client::new();
-        for _ in 0..3 {
+        for attempt in 1..=5 {
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
             let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -61,8 +61,9 @@ impl Gateway {
             }
             let _ = child.kill();
             let _ = child.wait();
+            eprintln!("the gateway's start {attempt} did not come up; starting it again");
         }
-        panic!("the gateway did not come up in three tries; see {}", self.log.display());
+        panic!("the gateway did not come up in five tries; see {}", self.log.display());
     }
 
     /// SIGKILL: no shutdown, no flush, whatever was in flight is cut.

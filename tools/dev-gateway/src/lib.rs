@@ -67,6 +67,9 @@ pub struct GatewayConfig {
     /// Reads the table's stream into the change feed, publishing to this EventBridge bus (moto,
     /// at the SQS endpoint), when set.
     pub feed: Option<String>,
+    /// Where the change feed reads the table's stream, when not at `dynamodb` (which may be a
+    /// fault proxy: the stream is DynamoDB Streams, not the table).
+    pub streams: Option<ClientOptions>,
 }
 
 /// The reconciler's local schedule: a pass every `interval`, with these settings.
@@ -218,14 +221,16 @@ impl Gateway {
         }
         if let Some(bus) = &config.feed {
             let events = aws::eventbridge_client(&sdk, &config.sqs);
+            let table = config.streams.as_ref().unwrap_or(&config.dynamodb);
             let streams = {
                 let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
-                if let Some(endpoint) = &config.dynamodb.endpoint {
+                if let Some(endpoint) = &table.endpoint {
                     builder = builder.endpoint_url(endpoint);
                 }
                 aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
             };
-            let arn = infra::stream_arn(&dynamodb, &config.table).await.map_err(std::io::Error::other)?;
+            let described = aws::dynamodb_client(&sdk, table);
+            let arn = infra::stream_arn(&described, &config.table).await.map_err(std::io::Error::other)?;
             let feed = wiring::change_feed(shared::adapters::eventbridge::EventBridgeFeed::new(events, bus));
             tasks.push(tokio::spawn(feed::run(streams, arn, feed, stopped.clone())));
         }

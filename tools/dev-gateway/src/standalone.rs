@@ -122,6 +122,7 @@ pub async fn run() -> Result<(), BoxError> {
         limits: shared::config::limits()?,
         reconcile,
         feed: Some(bus.clone()),
+        streams: proxy.as_ref().map(|_| dynamodb.clone()),
     })
     .await?;
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
