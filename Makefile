@@ -87,14 +87,16 @@ bench: venv build
 	cargo bench --locked -p integration-tests --bench costs
 
 # Each fuzz target for FUZZ_SECONDS (cargo fuzz on nightly; no sanitizer: the code is safe Rust,
-# the targets look for panics and broken promises). New inputs land in tools/fuzz/fuzz/corpus/;
-# `make fuzz-cmin` keeps the smallest set with the same coverage before committing it.
+# the targets look for panics and broken promises), starting from tools/fuzz/fuzz/seeds/. New
+# inputs land in tools/fuzz/fuzz/corpus/; `make fuzz-cmin` keeps the smallest set with the same
+# coverage before committing it; a crash goes to fuzz/regressions/<target>/ once fixed.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := webhook publish_request service_answers
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd tools/fuzz && for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; done
+	  cargo +nightly fuzz run -s none $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 || exit 1; done
 
 fuzz-cmin:
 	cd tools/fuzz && for t in $(FUZZ_TARGETS); do cargo +nightly fuzz cmin -s none $$t || exit 1; done

@@ -1,12 +1,14 @@
-//! Replays every committed input of each fuzz target (its corpus, and any crash kept in
-//! `fuzz/regressions/<target>/`) through the same checks cargo fuzz runs, on stable.
+//! Replays every committed input of each fuzz target through the same checks cargo fuzz runs, on
+//! stable: its seeds (`fuzz/seeds/<target>/`: the sample events, publish bodies and the
+//! simulator's answers), the corpus fuzzing grew (`fuzz/corpus/<target>/`, minimised), and every
+//! crash once found (`fuzz/regressions/<target>/`).
 
 use std::path::PathBuf;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut found = Vec::new();
-    for folder in [root.join("corpus").join(target), root.join("regressions").join(target)] {
+    for folder in ["seeds", "corpus", "regressions"].map(|kind| root.join(kind).join(target)) {
         let Ok(entries) = std::fs::read_dir(&folder) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
