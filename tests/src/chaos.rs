@@ -315,6 +315,26 @@ async fn deliver_one(
     }
 }
 
+/// `CHAOS_SEED` when set (to replay a run), else one from the clock.
+pub fn seed() -> u64 {
+    std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64)
+    })
+}
+
+/// Once the faults stop: waits for the retry queue to drain, moves anything dead-lettered back
+/// and waits again (panics if either wait runs out); returns how many were dead-lettered.
+pub async fn drain_and_redrive(sqs: &aws_sdk_sqs::Client, retry_url: &str, dead_letter_url: &str) -> u64 {
+    assert!(drained(sqs, retry_url, Duration::from_secs(60)).await, "the retry queue drains");
+    let dead = depth(sqs, dead_letter_url).await;
+    if dead > 0 {
+        shared::adapters::sqs::redrive(sqs, dead_letter_url, retry_url, 10_000).await.expect("redrive");
+        assert!(drained(sqs, retry_url, Duration::from_secs(60)).await, "redriven, applied");
+    }
+    assert_eq!(depth(sqs, dead_letter_url).await, 0, "nothing left dead");
+    dead
+}
+
 /// Waits until nothing is waiting or in flight in the queue; false if `patience` ran out.
 pub async fn drained(stack_sqs: &aws_sdk_sqs::Client, url: &str, patience: Duration) -> bool {
     let started = Instant::now();

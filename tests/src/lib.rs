@@ -149,16 +149,9 @@ impl Stack {
         let sdk = local_sdk_config().await;
         let tap = RequestTap::new();
         let faults = match options.faults {
-            Some((faults, seed)) => Some(
-                fault_proxy::FaultProxy::start(
-                    "127.0.0.1:0".parse().expect("loopback"),
-                    &dynamodb_endpoint,
-                    faults,
-                    seed,
-                )
-                .await
-                .expect("fault proxy"),
-            ),
+            Some((faults, seed)) => {
+                Some(fault_proxy::FaultProxy::on_loopback(&dynamodb_endpoint, faults, seed).await.expect("fault proxy"))
+            }
             None => None,
         };
         let gateway_dynamodb =
@@ -393,11 +386,9 @@ impl StoreUnderTest {
         let table = unique("store");
         infra::ensure_table(&direct, &table).await.expect("table");
         let faults = match faults {
-            Some(faults) => Some(
-                fault_proxy::FaultProxy::start("127.0.0.1:0".parse().expect("loopback"), &endpoint, faults, 7)
-                    .await
-                    .expect("fault proxy"),
-            ),
+            Some(faults) => {
+                Some(fault_proxy::FaultProxy::on_loopback(&endpoint, faults, 7).await.expect("fault proxy"))
+            }
             None => None,
         };
         let endpoint = faults.as_ref().map(|p| p.endpoint()).unwrap_or(endpoint);
@@ -406,11 +397,6 @@ impl StoreUnderTest {
             &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None },
         );
         StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo, faults }
-    }
-
-    /// Transactions cancelled by a conflict (`TransactionConflict`) at this rate.
-    pub fn conflicts(rate: f64) -> Option<fault_proxy::Faults> {
-        Some(fault_proxy::Faults::parse(&format!("conflict:{rate}@TransactGetItems+TransactWriteItems")).expect("spec"))
     }
 
     /// How many conflicts the proxy made (0 without one).

@@ -28,12 +28,6 @@ const APP_PROJECT: &str = "proj_a";
 const APP_PROFILE: &str = "65aa0000000000000000000a";
 const APP_PLATFORMS: [&str; 3] = ["x", "linkedin", "facebook"];
 
-fn seed() -> u64 {
-    std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64)
-    })
-}
-
 /// What one app post went through.
 #[derive(Debug, Default, Clone)]
 struct AppPost {
@@ -141,7 +135,7 @@ async fn troubled_service(stack: Arc<Stack>, seed: u64, until: Arc<std::sync::at
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_say() {
-    let seed = seed();
+    let seed = chaos::seed();
     let faults = Faults::parse("throttle:0.06,internal:0.05,conflict:0.06,lost_answer:0.05,timeout:0.02").unwrap();
     let stack =
         Stack::with(StackOptions { poller: true, faults: Some((Faults::none(), seed)), ..Default::default() }).await;
@@ -183,14 +177,8 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
     if let Some(proxy) = &stack.faults {
         proxy.set_faults(Faults::none());
     }
-    let queues = &stack.queues;
-    assert!(chaos::drained(&stack.sqs, &queues.retry_url, Duration::from_secs(60)).await, "the retry queue drains");
-    let dead_lettered = chaos::depth(&stack.sqs, &queues.dead_letter_url).await;
-    if dead_lettered > 0 {
-        shared::adapters::sqs::redrive(&stack.sqs, &queues.dead_letter_url, &queues.retry_url, 10_000).await.unwrap();
-        assert!(chaos::drained(&stack.sqs, &queues.retry_url, Duration::from_secs(60)).await, "redriven, applied");
-    }
-    assert_eq!(chaos::depth(&stack.sqs, &queues.dead_letter_url).await, 0, "nothing left dead");
+    let dead_lettered =
+        chaos::drain_and_redrive(&stack.sqs, &stack.queues.retry_url, &stack.queues.dead_letter_url).await;
 
     // AND the webhook project equals the model of every event
     let (expected, got) = (burst.model(), burst.stored(&stack.store).await);

@@ -83,9 +83,7 @@ impl Drop for Gateway {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_at_random_moments_loses_nothing_it_acknowledged() {
-    let seed = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64)
-    });
+    let seed = chaos::seed();
     let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
     let dir = integration_tests::root().join(format!("target/tmp/crash-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("data folder");
@@ -159,12 +157,7 @@ async fn a_gateway_killed_at_random_moments_loses_nothing_it_acknowledged() {
     let retry_url =
         sqs.get_queue_url().queue_name(format!("crash-retry-{tag}")).send().await.unwrap().queue_url.unwrap();
     let dlq_url = sqs.get_queue_url().queue_name(format!("crash-dlq-{tag}")).send().await.unwrap().queue_url.unwrap();
-    assert!(chaos::drained(&sqs, &retry_url, Duration::from_secs(60)).await, "the retry queue drains");
-    let dead = chaos::depth(&sqs, &dlq_url).await;
-    if dead > 0 {
-        shared::adapters::sqs::redrive(&sqs, &dlq_url, &retry_url, 10_000).await.unwrap();
-        assert!(chaos::drained(&sqs, &retry_url, Duration::from_secs(60)).await, "redriven, applied");
-    }
+    let dead = chaos::drain_and_redrive(&sqs, &retry_url, &dlq_url).await;
     let missing = burst.missing(&dynamodb, &table).await;
     let (expected, got) = (burst.model(), burst.stored(&store).await);
     let differences = expected.differences(&got);

@@ -2,6 +2,7 @@
 //! emulator's quirks: racing writers only ever add evidence, event ids are taken once, and
 //! stale evidence changes nothing.
 
+use fault_proxy::Faults;
 use integration_tests::{Backend, StoreUnderTest};
 use shared::domain::connection::{Connection, ConnectionEvidence};
 use shared::domain::limits::{CallKind, Limit};
@@ -75,7 +76,7 @@ async fn sixteen_racing_event_writers_on_one_post_all_land() {
     for backend in TRANSACTION_RACE_BACKENDS {
         // Real DynamoDB cancels a transaction that touches an item another one has in flight
         // (`TransactionConflict`), reads included; the emulator serialises them, so the proxy does it.
-        let t = StoreUnderTest::behind(backend, StoreUnderTest::conflicts(0.25)).await;
+        let t = StoreUnderTest::behind(backend, Some(Faults::conflicts(0.25))).await;
         let (project, post, _) = ids();
         let platforms = [Platform::X, Platform::Linkedin, Platform::Instagram, Platform::Facebook];
         let statuses = [EntryStatus::Queued, EntryStatus::Failed, EntryStatus::Published, EntryStatus::Removed];
@@ -101,7 +102,7 @@ async fn sixteen_racing_writers_on_one_post_all_land() {
     // A post write is a transaction now (the post with its history records): raced on dynoxide,
     // as every racing transaction is (see BACKENDS).
     for backend in [Backend::Dynoxide] {
-        let t = StoreUnderTest::behind(backend, StoreUnderTest::conflicts(0.25)).await;
+        let t = StoreUnderTest::behind(backend, Some(Faults::conflicts(0.25))).await;
         let (project, post, _) = ids();
         let platforms = [Platform::X, Platform::Linkedin, Platform::Instagram, Platform::Facebook];
         let statuses = [EntryStatus::Queued, EntryStatus::Failed, EntryStatus::Published, EntryStatus::Removed];

@@ -103,8 +103,7 @@ async fn a_body_over_one_mebibyte_gets_413_and_writes_nothing() {
 async fn fifty_concurrent_deliveries_of_one_event_have_one_effect_and_one_processed() {
     // Real DynamoDB cancels transactions that touch an item another one has in flight: so does the
     // proxy, on a quarter of them.
-    let conflicts = Faults::parse("conflict:0.25@TransactGetItems+TransactWriteItems").unwrap();
-    let stack = Stack::with(StackOptions { faults: Some((conflicts, 50)), ..Default::default() }).await;
+    let stack = Stack::with(StackOptions { faults: Some((Faults::conflicts(0.25), 50)), ..Default::default() }).await;
     let event = post_event("evt_race", "post.published", 1, published_x("https://x.com/1"));
     let deliveries = stack
         .sim
@@ -223,18 +222,16 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
     let (project, post) = (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap());
     let now = integration_tests::now();
 
+    let save_publish_answer = |stack: &Stack| {
+        let (store, project, post) = (stack.store.clone(), project.clone(), post.clone());
+        async move {
+            let answer = publish_answer();
+            let change = shared::ports::PostChange::new(&shared::ports::Source::Publish, &answer);
+            store.save_post(&project, &post, None, change, now).await.unwrap();
+        }
+    };
     let after = Stack::start().await;
-    after
-        .store
-        .save_post(
-            &project,
-            &post,
-            None,
-            shared::ports::PostChange::new(&shared::ports::Source::Publish, &publish_answer()),
-            now,
-        )
-        .await
-        .unwrap();
+    save_publish_answer(&after).await;
     assert_eq!(after.send(&published).await, (200, json!({"status": "processed"})));
 
     let before = Stack::start().await;
@@ -243,17 +240,7 @@ async fn a_post_published_before_the_post_record_exists_ends_as_if_it_came_after
         (200, json!({"status": "processed"})),
         "applied to the post its metadata names"
     );
-    before
-        .store
-        .save_post(
-            &project,
-            &post,
-            None,
-            shared::ports::PostChange::new(&shared::ports::Source::Publish, &publish_answer()),
-            now,
-        )
-        .await
-        .unwrap();
+    save_publish_answer(&before).await;
 
     let (a, b) = (stored(&after).await.unwrap(), stored(&before).await.unwrap());
     assert_eq!(a, b);

@@ -61,8 +61,7 @@ pub async fn run() -> Result<(), BoxError> {
     let mut proxy = None;
     let routes_dynamodb = match (fault_proxy::from_env()?, &embedded) {
         (Some((faults, seed)), Some(local)) => {
-            let started =
-                fault_proxy::FaultProxy::start("127.0.0.1:0".parse()?, &local.endpoint(), faults.clone(), seed).await?;
+            let started = fault_proxy::FaultProxy::on_loopback(&local.endpoint(), faults.clone(), seed).await?;
             println!(
                 "fault proxy: {} (FAULT_SEED={seed}; GET {}/__faults counts what it injected)",
                 faults_summary(&faults),

@@ -91,10 +91,11 @@ impl Faults {
         Faults { rules: Vec::new(), delay: DEFAULT_DELAY }
     }
 
-    /// Every kind at the same rate.
-    pub fn every_kind(rate: f64) -> Faults {
-        let rules = Kind::ALL.iter().map(|&kind| Rule { kind, rate, operations: Vec::new() }).collect();
-        Faults { rules, delay: DEFAULT_DELAY }
+    /// Transactions (reads and writes) cancelled with `TransactionConflict` at this rate, as
+    /// DynamoDB cancels one that touches an item another has in flight.
+    pub fn conflicts(rate: f64) -> Faults {
+        let operations = vec!["TransactGetItems".to_owned(), "TransactWriteItems".to_owned()];
+        Faults { rules: vec![Rule { kind: Kind::Conflict, rate, operations }], delay: DEFAULT_DELAY }
     }
 
     /// One kind at a rate.
@@ -208,6 +209,11 @@ impl FaultProxy {
             }
         });
         Ok(FaultProxy { addr, state, task })
+    }
+
+    /// On a free loopback port.
+    pub async fn on_loopback(upstream: &str, faults: Faults, seed: u64) -> std::io::Result<FaultProxy> {
+        Self::start(SocketAddr::from(([127, 0, 0, 1], 0)), upstream, faults, seed).await
     }
 
     pub fn endpoint(&self) -> String {
@@ -415,6 +421,8 @@ mod tests {
         let conflict = Faults::parse("conflict:1").unwrap();
         assert_eq!(conflict.pick(1, 0, "PutItem"), None);
         assert_eq!(conflict.pick(1, 0, "TransactWriteItems"), Some(Kind::Conflict));
+        assert_eq!(Faults::conflicts(1.0).pick(1, 0, "TransactGetItems"), Some(Kind::Conflict));
+        assert_eq!(Faults::conflicts(1.0).pick(1, 0, "PutItem"), None);
         let only_gets = Faults::parse("internal:1@GetItem").unwrap();
         assert_eq!(only_gets.pick(1, 0, "Query"), None);
         assert_eq!(only_gets.pick(1, 0, "GetItem"), Some(Kind::Internal));
