@@ -175,12 +175,12 @@ async fn posts_are_idempotent_by_request_id_and_refuse_foreign_disconnected_and_
     let (status, again, _) =
         api.call(reqwest::Method::POST, "/v1/posts", Some(body.clone()), &[("x-request-id", "req-1")]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(again["post"]["_id"], created["post"]["_id"]);
+    assert_eq!(again["existingPost"]["_id"], created["post"]["_id"], "the original, in existingPost");
     assert_eq!(api.sim.shared.stats()["posts_created"], 1);
     // The same content to the same account within 24 hours, under a new request id.
     let (status, dup, _) = api.call(reqwest::Method::POST, "/v1/posts", Some(body), &[("x-request-id", "req-2")]).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(dup["details"]["existingPostId"], created["post"]["_id"]);
+    assert_eq!(dup["existingPostId"], created["post"]["_id"]);
     // An account that is not ours: 403 without a code; a disconnected one: ACCOUNT_DISCONNECTED.
     let (status, foreign) = api
         .post(
@@ -235,4 +235,37 @@ async fn faults_make_the_api_down_slow_failing_or_rate_limited_and_clear() {
     assert_eq!(api.get("/v1/profiles/x").await.0, StatusCode::NOT_FOUND);
     let stats = api.sim.shared.stats();
     assert!(stats["calls"]["GET /v1/profiles/{id}"].as_u64().unwrap() >= 5);
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_another_body_and_the_key_has_a_limit_a_minute() {
+    let api = Api::start().await;
+    api.profile_with_accounts().await;
+    let body =
+        json!({"content": "Keyed", "platforms": [{"platform": "twitter", "accountId": "acc_x"}], "publishNow": true});
+    let key = [("idempotency-key", "key-1")];
+    let (status, first, _) = api.call(reqwest::Method::POST, "/v1/posts", Some(body.clone()), &key).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The same key and body: the first answer, replayed; another body: 422.
+    let (status, replay, headers) = api.call(reqwest::Method::POST, "/v1/posts", Some(body), &key).await;
+    assert_eq!((status, replay["post"]["_id"].clone()), (StatusCode::CREATED, first["post"]["_id"].clone()));
+    assert_eq!(headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    let other =
+        json!({"content": "Other", "platforms": [{"platform": "twitter", "accountId": "acc_x"}], "publishNow": true});
+    assert_eq!(
+        api.call(reqwest::Method::POST, "/v1/posts", Some(other), &key).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(api.sim.shared.stats()["posts_created"], 1);
+    // The key's limit: past it, 429 with Retry-After and X-RateLimit-Reset.
+    api.sim.shared.world().behaviour.calls_per_minute = Some(1);
+    let mut limited = None;
+    for _ in 0..3 {
+        let (status, _, headers) = api.call(reqwest::Method::GET, "/v1/posts/none", None, &[]).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(headers);
+        }
+    }
+    let headers = limited.expect("a 429 past the limit");
+    assert!(headers.get("retry-after").is_some() && headers.get("x-ratelimit-reset").is_some());
 }

@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::model::{FaultMode, PLATFORMS, Post, PostPlatform, Profile, PublishOutcome, WebhookSettings, now_rfc3339};
+use crate::model::{
+    Account, FaultMode, Idempotent, PLATFORMS, Post, PostPlatform, Profile, PublishOutcome, WebhookSettings,
+    now_rfc3339,
+};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -24,7 +27,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/connect/{platform}", get(connect))
         .route("/api/v1/posts", post(create_post))
         .route("/api/v1/posts/{id}", get(get_post))
-        .route("/api/v1/webhooks/settings", post(webhook_settings))
+        .route("/api/v1/webhooks/settings", post(webhook_settings).put(rotate_webhook_secret))
+        .route("/api/v1/webhooks/test", post(webhook_test))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not found") })
         .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -34,10 +38,6 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn error_with(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
-}
-
 /// Counts the call, applies any fault, checks the key, and closes every connection after its
 /// answer (so that "down" takes effect on the next call).
 async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
@@ -45,6 +45,18 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     let fault = {
         let mut world = shared.world.lock().expect("simulator state");
         world.record_call(&route_name(&route));
+        if let Some(limit) = world.behaviour.calls_per_minute {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let minute = now / 60;
+            if world.minute.0 != minute {
+                world.minute = (minute, 0);
+            }
+            world.minute.1 += 1;
+            if world.minute.1 > limit {
+                let reset = (minute + 1) * 60;
+                return rate_limited(u64::try_from(reset - now).unwrap_or(1).max(1), limit, reset);
+            }
+        }
         let path = request.uri().path().trim_start_matches("/api").to_owned();
         let applies = world.fault.mode != FaultMode::None
             && world.fault.path_prefix.as_deref().is_none_or(|p| path.starts_with(p));
@@ -71,17 +83,15 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             (status, [("content-type", "text/html")], page).into_response()
         }
         Some(FaultMode::RateLimited { retry_after }) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
-            let headers = r.headers_mut();
-            headers.insert("retry-after", HeaderValue::from(retry_after));
-            headers.insert("x-ratelimit-limit", HeaderValue::from_static("60"));
-            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-            headers.insert("x-ratelimit-reset", HeaderValue::from(retry_after));
-            r
+            let reset = time::OffsetDateTime::now_utc().unix_timestamp() + i64::try_from(retry_after).unwrap_or(0);
+            rate_limited(retry_after, 60, reset)
         }
         Some(FaultMode::LostAnswer { code }) => {
+            // Carried out, but the caller hears only a gateway's page (never the service's own answer).
             let _carried_out = authorized_run(&shared, request, next).await;
-            error(StatusCode::from_u16(code).unwrap_or(StatusCode::GATEWAY_TIMEOUT), "Gateway timeout")
+            let page = "<html><head><title>504 Gateway Time-out</title></head><body><h1>504 Gateway Time-out</h1></body></html>";
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+            (status, [("content-type", "text/html")], page).into_response()
         }
         other => {
             if let Some(FaultMode::Slow { millis }) = other {
@@ -92,6 +102,18 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     };
     response.headers_mut().insert("connection", HeaderValue::from_static("close"));
     response
+}
+
+/// The key's limit answer: `Retry-After` in seconds, `X-RateLimit-Reset` a Unix time.
+fn rate_limited(retry_after: u64, limit: u32, reset: i64) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+    let headers = r.headers_mut();
+    headers.insert("retry-after", HeaderValue::from(retry_after));
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+    r
 }
 
 /// Runs the call if it carries the API key.
@@ -127,23 +149,71 @@ struct NewProfile {
     description: String,
 }
 
-async fn create_profile(State(shared): State<Arc<Shared>>, body: Option<Json<NewProfile>>) -> Response {
+async fn create_profile(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Option<Json<NewProfile>>,
+) -> Response {
     let Some(Json(NewProfile { name: Some(name), description })) = body else {
         return error(StatusCode::BAD_REQUEST, "name is required");
     };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(|k| format!("profile:{k}"));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("{name}\n{description}")));
+    if let Some(answer) = key.as_deref().and_then(|k| idempotent(&shared, k, &hash)) {
+        return answer;
+    }
+    let answer = new_profile(&shared, name, description);
+    if let Some(k) = &key {
+        remember(&shared, k, &answer);
+    }
+    answer.into_response()
+}
+
+fn new_profile(shared: &Shared, name: String, description: String) -> (StatusCode, Json<Value>) {
     let mut world = shared.world.lock().expect("simulator state");
     // The service compares names without regard to case.
     if let Some(existing) = world.profiles.values().find(|p| p.name.eq_ignore_ascii_case(&name)) {
-        return error_with(
+        return (
             StatusCode::CONFLICT,
-            json!({"error": "A profile with this name already exists", "code": "profile_name_conflict",
-                   "details": {"existingProfileId": existing.id}}),
+            Json(json!({"error": "A profile with this name already exists", "code": "profile_name_conflict",
+                   "details": {"existingProfileId": existing.id}})),
         );
     }
     let id = world.object_id();
     let profile = Profile { id: id.clone(), name, description, created_at: now_rfc3339() };
     world.profiles.insert(id, profile.clone());
-    (StatusCode::CREATED, Json(json!({"message": "Profile created successfully", "profile": profile}))).into_response()
+    (StatusCode::CREATED, Json(json!({"message": "Profile created successfully", "profile": profile})))
+}
+
+/// An `Idempotency-Key` seen before: the same body's answer replayed (409 while still in flight),
+/// another body a 422. `None`: new (now in flight), or forgotten.
+fn idempotent(shared: &Shared, key: &str, body_hash: &str) -> Option<Response> {
+    let mut world = shared.world.lock().expect("simulator state");
+    let now = time::OffsetDateTime::now_utc();
+    let keep = time::Duration::seconds(i64::try_from(world.behaviour.idempotency_seconds).unwrap_or(i64::MAX));
+    let known = world.idempotency.get(key).filter(|k| now - k.at <= keep).cloned();
+    let Some(known) = known else {
+        let entry = Idempotent { body_hash: body_hash.to_owned(), at: now, answer: None };
+        world.idempotency.insert(key.to_owned(), entry);
+        return None;
+    };
+    if known.body_hash != body_hash {
+        return Some(error(StatusCode::UNPROCESSABLE_ENTITY, "Idempotency key reused with a different request body"));
+    }
+    Some(match known.answer {
+        None => error(StatusCode::CONFLICT, "A request with this Idempotency-Key is still in progress"),
+        Some((status, body)) => {
+            let mut replay = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(body)).into_response();
+            replay.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            replay
+        }
+    })
+}
+
+fn remember(shared: &Shared, key: &str, (status, Json(body)): &(StatusCode, Json<Value>)) {
+    if let Some(k) = shared.world.lock().expect("simulator state").idempotency.get_mut(key) {
+        k.answer = Some((status.as_u16(), body.clone()));
+    }
 }
 
 async fn get_profile(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -158,6 +228,8 @@ async fn get_profile(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
 struct ProfileQuery {
     #[serde(rename = "profileId")]
     profile_id: Option<String>,
+    #[serde(rename = "includeOverLimit")]
+    include_over_limit: Option<String>,
 }
 
 async fn list_accounts(State(shared): State<Arc<Shared>>, Query(q): Query<ProfileQuery>) -> Response {
@@ -165,7 +237,13 @@ async fn list_accounts(State(shared): State<Arc<Shared>>, Query(q): Query<Profil
     let Some(profile) = q.profile_id.filter(|p| world.profiles.contains_key(p)) else {
         return error(StatusCode::NOT_FOUND, "Profile not found");
     };
-    Json(json!({ "accounts": world.profile_accounts(&profile) })).into_response()
+    let listed: Vec<Value> = world
+        .profile_accounts(&profile)
+        .iter()
+        .filter(|a| q.include_over_limit.as_deref() == Some("true") || !a.over_limit)
+        .map(Account::listed)
+        .collect();
+    Json(json!({ "accounts": listed, "hasAnalyticsAccess": false })).into_response()
 }
 
 async fn accounts_health(State(shared): State<Arc<Shared>>, Query(q): Query<ProfileQuery>) -> Response {
@@ -234,76 +312,106 @@ struct NewPostPlatform {
     account_id: String,
 }
 
-/// Creates the post in the world; `Err` is an answer to give at once (a refusal, or the post this
-/// request id already created).
+type Answer = (StatusCode, Json<Value>);
+
+fn refusal(status: StatusCode, message: &str) -> Answer {
+    (status, Json(json!({ "error": message })))
+}
+
+/// The post a remembered `x-request-id` created: in flight, or ended within the window.
+fn remembered_request(shared: &Shared, request_id: &str) -> Option<Response> {
+    let world = shared.world.lock().expect("simulator state");
+    let post_id = world.request_ids.get(request_id)?;
+    let window = time::Duration::seconds(i64::try_from(world.behaviour.request_id_seconds).unwrap_or(i64::MAX));
+    let fresh = world.request_ends.get(request_id).is_none_or(|end| time::OffsetDateTime::now_utc() - *end <= window);
+    let post = world.posts.get(post_id).filter(|_| fresh)?;
+    Some(
+        (StatusCode::OK, Json(json!({"message": "Post already created for this request", "existingPost": post})))
+            .into_response(),
+    )
+}
+
+/// Creates the post in the world, publishing-now ones still `publishing`; returns it with what it
+/// settles to and how long the publish takes. `Err` is a refusal to give at once.
 #[allow(clippy::result_large_err)] // an answer, built once per call
-fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> Result<Post, Response> {
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+fn create(
+    shared: &Shared,
+    request_id: Option<&str>,
+    body: Option<NewPost>,
+) -> Result<(Post, Vec<PostPlatform>, u64), Answer> {
     let mut world = shared.world.lock().expect("simulator state");
-    if let Some(existing) =
-        request_id.as_ref().and_then(|r| world.request_ids.get(r)).and_then(|id| world.posts.get(id))
-    {
-        return Err((
-            StatusCode::OK,
-            Json(json!({"message": "Post already created for this request", "post": existing})),
-        )
-            .into_response());
-    }
-    let Some(Json(new)) = body else { return Err(error(StatusCode::BAD_REQUEST, "Invalid JSON body")) };
+    let Some(new) = body else { return Err(refusal(StatusCode::BAD_REQUEST, "Invalid JSON body")) };
     let Some(content) = new.content.filter(|c| !c.trim().is_empty()) else {
-        return Err(error(StatusCode::BAD_REQUEST, "content is required"));
+        return Err(refusal(StatusCode::BAD_REQUEST, "content is required"));
     };
     if new.platforms.is_empty() || new.platforms.iter().any(|p| !PLATFORMS.contains(&p.platform.as_str())) {
-        return Err(error(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform"));
+        return Err(refusal(StatusCode::BAD_REQUEST, "platforms must name at least one supported platform"));
     }
     for (n, item) in new.media_items.iter().enumerate() {
         let http = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
         if !item["url"].as_str().is_some_and(http) {
-            return Err(error(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].url must be an http(s) URL")));
+            return Err(refusal(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].url must be an http(s) URL")));
         }
         if !item["type"].as_str().is_some_and(|t| MEDIA_TYPES.contains(&t)) {
             let types = MEDIA_TYPES.join(", ");
-            return Err(error(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].type must be one of {types}")));
+            return Err(refusal(StatusCode::BAD_REQUEST, &format!("mediaItems[{n}].type must be one of {types}")));
         }
     }
     let publish_now = new.publish_now == Some(true);
     if publish_now == new.scheduled_for.is_some() {
-        return Err(error(StatusCode::BAD_REQUEST, "Exactly one of publishNow:true or scheduledFor is required"));
+        return Err(refusal(StatusCode::BAD_REQUEST, "Exactly one of publishNow:true or scheduledFor is required"));
     }
     for p in &new.platforms {
         let Some(account) = world.accounts.iter().find(|a| a.id == p.account_id && a.platform == p.platform) else {
-            return Err(error(StatusCode::FORBIDDEN, "One or more accounts do not belong to the authenticated user"));
+            return Err(refusal(StatusCode::FORBIDDEN, "One or more accounts do not belong to the authenticated user"));
         };
+        let name = account.display_name.clone().or(account.username.clone()).unwrap_or_default();
         if !account.usable() {
-            let name = account.display_name.clone().or(account.username.clone()).unwrap_or_default();
-            return Err(error_with(
+            return Err((
                 StatusCode::FORBIDDEN,
-                json!({"error": format!("Account {} ({} \"{name}\") is disconnected and cannot be posted to. Reconnect it first.", account.id, account.platform),
-                       "code": "ACCOUNT_DISCONNECTED", "platform": account.platform}),
+                Json(json!({
+                "error": format!("Account {} ({} \"{name}\") is disconnected and cannot be posted to. Reconnect it first.", account.id, account.platform),
+                "code": "ACCOUNT_DISCONNECTED", "platform": account.platform})),
+            ));
+        }
+        if account.enabled == Some(false) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                "error": format!("Account {} ({} \"{name}\") is not enabled for posting.", account.id, account.platform),
+                "code": "ACCOUNT_NOT_ENABLED_FOR_POSTING", "platform": account.platform})),
             ));
         }
     }
-    let day_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(24);
-    let duplicate = world.posts.values().find(|post| {
-        post.content == content
-            && time::OffsetDateTime::parse(&post.created_at, &time::format_description::well_known::Rfc3339)
-                .is_ok_and(|t| t > day_ago)
-            && post.platforms.iter().any(|pp| new.platforms.iter().any(|np| np.account_id == pp.account_id))
+    // The same content and media to the same account within the window is refused, naming the post.
+    let window = time::Duration::seconds(i64::try_from(world.behaviour.content_hash_seconds).unwrap_or(i64::MAX));
+    let since = time::OffsetDateTime::now_utc() - window;
+    let media_urls =
+        |items: &[Value]| items.iter().map(|m| m["url"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+    let duplicate = world.posts.values().find_map(|post| {
+        let recent = time::OffsetDateTime::parse(&post.created_at, &time::format_description::well_known::Rfc3339)
+            .is_ok_and(|t| t > since);
+        let same = post.content == content && media_urls(&post.media_items) == media_urls(&new.media_items);
+        let account = post.platforms.iter().find(|pp| new.platforms.iter().any(|np| np.account_id == pp.account_id))?;
+        (recent && same).then(|| (post.id.clone(), account.account_id.clone(), account.platform.clone()))
     });
-    if let Some(existing) = duplicate {
-        return Err(error_with(
+    if let Some((existing, account_id, platform)) = duplicate {
+        return Err((
             StatusCode::CONFLICT,
-            json!({"error": "This content was already posted to this account within the last 24 hours",
-                   "code": "DUPLICATE_CONTENT", "details": {"existingPostId": existing.id}}),
+            Json(json!({
+            "error": "This content was already posted to this account within the last 24 hours",
+            "accountId": account_id, "platform": platform, "existingPostId": existing})),
         ));
     }
     let id = world.object_id();
     let now = now_rfc3339();
-    let platforms = new
+    let mut millis = 0;
+    let settled: Vec<PostPlatform> = new
         .platforms
         .iter()
         .map(|p| {
             let outcome = if publish_now {
+                millis = millis.max(world.behaviour.publish_millis.get(&p.platform).copied().unwrap_or(0));
                 *world.outcomes.get(&p.platform).unwrap_or(&PublishOutcome::Published)
             } else {
                 PublishOutcome::Pending
@@ -324,34 +432,64 @@ fn create(shared: &Shared, headers: &HeaderMap, body: Option<Json<NewPost>>) -> 
             entry
         })
         .collect();
+    let in_progress = settled.iter().map(|p| PostPlatform { status: "processing".into(), ..p.clone() }).map(|mut p| {
+        (p.platform_post_id, p.platform_post_url, p.published_at, p.error_message, p.error_category) =
+            (None, None, None, None, None);
+        p
+    });
     let mut post = Post {
         id: id.clone(),
         content,
         status: if publish_now { "publishing".into() } else { "scheduled".into() },
         scheduled_for: new.scheduled_for,
         published_at: None,
-        platforms,
+        platforms: if millis > 0 { in_progress.collect() } else { settled.clone() },
         metadata: new.metadata,
         media_items: new.media_items,
         created_at: now,
     };
-    post.derive_status();
-    if post.status == "published" || post.status == "partial" {
-        post.published_at = Some(post.created_at.clone());
+    if millis == 0 {
+        post.derive_status();
     }
     world.posts.insert(id.clone(), post.clone());
     world.posts_created += 1;
     if let Some(r) = request_id {
-        world.request_ids.insert(r, id);
+        world.request_ids.insert(r.to_owned(), id);
+        world.request_ends.remove(r);
     }
-    Ok(post)
+    Ok((post, settled, millis))
 }
 
-async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Option<Json<NewPost>>) -> Response {
-    let post = match create(&shared, &headers, body) {
-        Ok(post) => post,
+/// A create, start to end: a publish-now is published inside the request, taking as long as the
+/// behaviour says, then answered 201, or 207 when some platform failed. It runs on its own task, so
+/// a caller that gives up does not stop it (as on the real service).
+async fn publish(shared: Arc<Shared>, request_id: Option<String>, body: Option<NewPost>) -> Answer {
+    let (mut post, settled, millis) = match create(&shared, request_id.as_deref(), body) {
+        Ok(created) => created,
         Err(answer) => return answer,
     };
+    if millis > 0 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        let mut world = shared.world();
+        if let Some(stored) = world.posts.get_mut(&post.id) {
+            let now = now_rfc3339();
+            stored.platforms = settled;
+            for p in stored.platforms.iter_mut().filter(|p| p.status == "published") {
+                p.published_at = Some(now.clone());
+            }
+            stored.derive_status();
+            post = stored.clone();
+        }
+    }
+    if post.status == "published" || post.status == "partial" {
+        post.published_at = Some(now_rfc3339());
+        if let Some(stored) = shared.world().posts.get_mut(&post.id) {
+            stored.published_at = post.published_at.clone();
+        }
+    }
+    if let Some(r) = &request_id {
+        shared.world().request_ends.insert(r.clone(), time::OffsetDateTime::now_utc());
+    }
     let event = match post.status.as_str() {
         "published" => Some("post.published"),
         "failed" => Some("post.failed"),
@@ -367,7 +505,39 @@ async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
             shared.notify(event, json!({ "post": post.webhook_shape() }));
         }
     }
-    (StatusCode::CREATED, Json(json!({"message": "Post created", "post": post}))).into_response()
+    match post.status.as_str() {
+        "failed" | "partial" => {
+            (StatusCode::MULTI_STATUS, Json(json!({"message": "Some platforms failed to publish", "post": post})))
+        }
+        _ => (StatusCode::CREATED, Json(json!({"message": "Post created", "post": post}))),
+    }
+}
+
+async fn create_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (request_id, key) = (header("x-request-id"), header("idempotency-key").map(|k| format!("post:{k}")));
+    // Two layers, in this order: the request id (about 5 minutes), then the Idempotency-Key (24 h).
+    if let Some(answer) = request_id.as_deref().and_then(|r| remembered_request(&shared, r)) {
+        return answer;
+    }
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    if let Some(answer) = key.as_deref().and_then(|k| idempotent(&shared, k, &hash)) {
+        return answer;
+    }
+    let parsed: Option<NewPost> = serde_json::from_slice(&body).ok();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = shared.clone();
+    tokio::spawn(async move {
+        let answer = publish(task.clone(), request_id, parsed).await;
+        if let Some(k) = &key {
+            remember(&task, k, &answer);
+        }
+        let _ = tx.send(answer);
+    });
+    match rx.await {
+        Ok(answer) => answer.into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+    }
 }
 
 async fn get_post(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -376,6 +546,36 @@ async fn get_post(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
         Some(post) => Json(json!({ "post": post })).into_response(),
         None => error(StatusCode::NOT_FOUND, "Not found"),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rotation {
+    #[serde(default)]
+    webhook_id: Option<String>,
+    secret: Option<String>,
+}
+
+/// `PUT /v1/webhooks/settings`: the same subscription, a new secret.
+async fn rotate_webhook_secret(State(shared): State<Arc<Shared>>, body: Option<Json<Rotation>>) -> Response {
+    let Some(Json(Rotation { secret: Some(secret), webhook_id })) = body else {
+        return error(StatusCode::BAD_REQUEST, "secret is required");
+    };
+    let mut world = shared.world.lock().expect("simulator state");
+    let Some(webhook) = world.webhook.as_mut() else { return error(StatusCode::NOT_FOUND, "Webhook not found") };
+    webhook.secret = Some(secret);
+    Json(json!({"success": true, "webhook": {"_id": webhook_id.unwrap_or_else(|| "wh_1".into()), "url": webhook.url}}))
+        .into_response()
+}
+
+/// `POST /v1/webhooks/test`: a sample of the event, marked `"test": true`.
+async fn webhook_test(State(shared): State<Arc<Shared>>, body: Option<Json<Value>>) -> Response {
+    let event = body.as_ref().and_then(|Json(b)| b.get("event")).and_then(Value::as_str).unwrap_or("post.published");
+    let sample = json!({"test": true, "post": {"id": "000000000000000000000000", "content": "Sample", "status": "published",
+        "scheduledFor": now_rfc3339(), "platforms": [],
+        "metadata": {"stacc_project_id": "sample", "stacc_post_id": "sample", "stacc_generation": 1}}});
+    shared.notify_and_wait(event, sample).await;
+    Json(json!({"success": true, "message": "Test webhook sent"})).into_response()
 }
 
 async fn webhook_settings(State(shared): State<Arc<Shared>>, body: Option<Json<WebhookSettings>>) -> Response {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::api::error;
-use crate::model::{Account, Fault, Health, PostPlatform, Profile, PublishOutcome, now_rfc3339};
+use crate::model::{Account, Behaviour, Fault, Health, PostPlatform, Profile, PublishOutcome, now_rfc3339};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -32,6 +32,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/control/faults", put(put_fault).delete(delete_fault))
         .route("/control/outcomes", put(put_outcomes))
         .route("/control/failures", put(put_failures))
+        .route(
+            "/control/behaviour",
+            put(|State(s): State<Arc<Shared>>, Json(behaviour): Json<Behaviour>| async move {
+                s.world().behaviour = behaviour;
+                ok()
+            }),
+        )
         .route("/control/stats", get(|State(s): State<Arc<Shared>>| async move { Json(s.stats()) }))
         .route("/control/connect/complete", post(complete_connect))
         .route("/control/webhooks/emit", post(emit))

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use control::{Delivery, Emit, PostChange, SignatureHeader};
-pub use model::{Account, Fault, FaultMode, Health, Post, PublishOutcome};
+pub use model::{Account, Behaviour, Fault, FaultMode, Health, Post, PublishOutcome};
 
 use crate::model::{World, now_rfc3339};
 
@@ -156,6 +156,7 @@ impl Shared {
                 is_active: true,
                 needs_reconnection: None,
                 enabled: None,
+                over_limit: false,
             };
             world.health.remove(&id);
             world.accounts.push(account.clone());
@@ -287,6 +288,7 @@ pub async fn deliver(
 ) -> Result<Delivery, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
     let event_id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let event_name = body.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
     let name = match header {
         SignatureHeader::Zernio => "x-zernio-signature",
         SignatureHeader::Late => "x-late-signature",
@@ -296,6 +298,7 @@ pub async fn deliver(
         .header("content-type", "application/json")
         .header(name, sign(secret, &bytes))
         .header("x-zernio-event-id", &event_id)
+        .header("x-zernio-event", &event_name)
         .body(bytes)
         .send()
         .await

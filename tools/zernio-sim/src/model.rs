@@ -41,6 +41,9 @@ pub struct Account {
     pub needs_reconnection: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Beyond the plan's limit: listed only when `includeOverLimit=true` is asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_limit: bool,
 }
 
 fn yes() -> bool {
@@ -50,6 +53,15 @@ fn yes() -> bool {
 impl Account {
     pub fn usable(&self) -> bool {
         self.is_active && !self.needs_reconnection.unwrap_or(false)
+    }
+
+    /// As the accounts list shows it (the service's own view: never our control flags).
+    pub fn listed(&self) -> Value {
+        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = shown.as_object_mut() {
+            map.remove("overLimit");
+        }
+        shown
     }
 }
 
@@ -97,7 +109,8 @@ pub struct Post {
     pub status: String,
     #[serde(default)]
     pub scheduled_for: Option<String>,
-    #[serde(default)]
+    /// Kept for webhooks only: the current post type has no post-level `publishedAt`.
+    #[serde(default, skip_serializing)]
     pub published_at: Option<String>,
     pub platforms: Vec<PostPlatform>,
     #[serde(default)]
@@ -145,10 +158,17 @@ impl Post {
                 })
             })
             .collect();
-        json!({
-            "id": self.id, "status": self.status, "scheduledFor": self.scheduled_for,
-            "publishedAt": self.published_at, "platforms": platforms, "metadata": self.metadata,
-        })
+        // `scheduledFor` is always there (a publish-now's is when it was asked); `metadata` is left
+        // out when empty.
+        let mut post = json!({
+            "id": self.id, "content": self.content, "status": self.status,
+            "scheduledFor": self.scheduled_for.clone().unwrap_or_else(|| self.created_at.clone()),
+            "publishedAt": self.published_at, "platforms": platforms,
+        });
+        if self.metadata.as_object().is_some_and(|m| !m.is_empty()) {
+            post["metadata"] = self.metadata.clone();
+        }
+        post
     }
 }
 
@@ -208,6 +228,42 @@ pub enum PublishOutcome {
     Pending,
 }
 
+/// One `Idempotency-Key` as the service keeps it.
+#[derive(Debug, Clone)]
+pub struct Idempotent {
+    pub body_hash: String,
+    pub at: time::OffsetDateTime,
+    pub answer: Option<(u16, Value)>,
+}
+
+/// The real service's behaviours a test can tune.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Behaviour {
+    /// How long a publish-now takes on each platform, in milliseconds (the request lasts the longest).
+    pub publish_millis: HashMap<String, u64>,
+    /// How long an `x-request-id` is remembered after its request ends (about 5 minutes).
+    pub request_id_seconds: u64,
+    /// How long an `Idempotency-Key` is kept (24 hours).
+    pub idempotency_seconds: u64,
+    /// How long the same content to the same account is refused (24 hours).
+    pub content_hash_seconds: u64,
+    /// The key's limit of calls a minute (none: unlimited).
+    pub calls_per_minute: Option<u32>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            publish_millis: HashMap::new(),
+            request_id_seconds: 300,
+            idempotency_seconds: 24 * 3600,
+            content_hash_seconds: 24 * 3600,
+            calls_per_minute: None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct World {
     pub profiles: BTreeMap<String, Profile>,
@@ -216,6 +272,14 @@ pub struct World {
     pub posts: BTreeMap<String, Post>,
     pub deleted_posts: Vec<String>,
     pub request_ids: HashMap<String, String>,
+    /// When the request with this `x-request-id` ended (absent while it is in flight).
+    pub request_ends: HashMap<String, time::OffsetDateTime>,
+    /// `Idempotency-Key`s: the body's hash, when it was first seen, and the answer once there is one.
+    pub idempotency: HashMap<String, Idempotent>,
+    /// How the service behaves where it matters (`/control/behaviour`).
+    pub behaviour: Behaviour,
+    /// Calls counted against the key's limit: the minute they fall in, and how many.
+    pub minute: (i64, u32),
     pub connect_states: HashMap<String, (String, String)>,
     pub webhook: Option<WebhookSettings>,
     pub fault: Fault,
