@@ -184,3 +184,12 @@ pub fn reconcile_interval() -> Result<Option<Duration>, ConfigError> {
     let seconds: u64 = number("RECONCILE_INTERVAL_SECONDS", 60)?;
     Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
 }
+
+/// How a publish outlasts its request: `PUBLISH_WAIT_SECONDS` [10], `PUBLISH_FOLLOWUP_SECONDS` [60].
+pub fn publish_timing() -> Result<crate::handlers::publishing::Timing, ConfigError> {
+    let default = crate::handlers::publishing::Timing::default();
+    Ok(crate::handlers::publishing::Timing {
+        wait: Duration::from_secs(number("PUBLISH_WAIT_SECONDS", default.wait.as_secs())?),
+        follow_up_seconds: number("PUBLISH_FOLLOWUP_SECONDS", default.follow_up_seconds)?,
+    })
+}

@@ -29,6 +29,10 @@ pub enum Metric {
     ReconcileWorkLeft,
     /// A reconciler pass ended early: the service was unavailable.
     ReconcileOutages,
+    /// A publication whose answer did not come in time, queued for a follow-up.
+    PublishesFollowedUp,
+    /// A 409 that named our own earlier attempt, adopted.
+    PublishesAdopted,
 }
 
 impl Metric {
@@ -49,6 +53,8 @@ impl Metric {
             Metric::ReconcileCalls => "ReconcileCalls",
             Metric::ReconcileWorkLeft => "ReconcileWorkLeft",
             Metric::ReconcileOutages => "ReconcileOutages",
+            Metric::PublishesFollowedUp => "PublishesFollowedUp",
+            Metric::PublishesAdopted => "PublishesAdopted",
         }
     }
 }

@@ -10,7 +10,7 @@ pub use crate::domain::healing::Watch;
 pub use crate::domain::history::Source;
 use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
-pub use crate::domain::publish::{Draft, Target};
+pub use crate::domain::publish::{Answer, Draft, Publication, Sending, SendingChange, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
 use crate::domain::{
     Connection, EventId, Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp,
@@ -221,40 +221,10 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// A publication asked of the service: one generation of our post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publication {
-    /// Makes a retried call return the first answer instead of posting twice.
-    pub request_id: String,
-    pub content: String,
-    pub targets: Vec<Target>,
-    /// `None` publishes now.
-    pub scheduled_for: Option<Timestamp>,
-    pub media: Vec<crate::domain::media::Media>,
-    pub project: ProjectId,
-    pub post: PostId,
-    pub generation: crate::domain::Generation,
-    /// When the request was sent: the evidence time of the answer.
-    pub sent_at: Timestamp,
-}
-
-/// Why the service refused a publication.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishRefusal {
-    /// 403 without a code ("accounts no longer belong to you") or `ACCOUNT_DISCONNECTED`.
-    StaleAccounts,
-    /// The same content to the same account within 24 hours.
-    DuplicateContent,
-    /// Anything else the service refused, with its words.
-    Other(String),
-}
-
 pub trait PostPublisher: Send + Sync {
-    /// `POST /v1/posts`; `Ok(Err(..))` when the service answered and refused.
-    fn publish(
-        &self,
-        publication: &Publication,
-    ) -> impl Future<Output = Result<Result<PostReport, PublishRefusal>, PublisherError>> + Send;
+    /// `POST /v1/posts`, waiting at most `wait` for the answer; whatever happens is an `Answer`
+    /// (a publish whose answer did not come in time may still have been taken).
+    fn publish(&self, publication: &Publication, wait: std::time::Duration) -> impl Future<Output = Answer> + Send;
     /// `GET /v1/posts/{id}`, asked at `asked_at` (the evidence time of the answer).
     fn post(
         &self,
@@ -273,6 +243,15 @@ pub struct StoredPost {
     pub version: u64,
     /// While a copy waits for the service: since when, for the reconciler (`domain::healing`).
     pub watch: Option<Watch>,
+    /// A publication handed to the service whose outcome is not recorded yet.
+    pub sending: Option<Sending>,
+}
+
+impl StoredPost {
+    /// The post's state as shown: a publication being sent shows its copies queued.
+    pub fn shown(&self) -> crate::domain::PostState {
+        crate::domain::publish::shown(&self.state, self.sending.as_ref())
+    }
 }
 
 /// What a writer adds to a post: evidence to join, a new draft (replacing the stored one), and
@@ -285,11 +264,17 @@ pub struct PostChange<'a> {
     pub evidence: &'a crate::domain::PostState,
     pub draft: Option<&'a Draft>,
     pub news: &'a [ConnectionEvidence],
+    /// A publication begun (stored before the service is called) or ended.
+    pub sending: Option<SendingChange<'a>>,
 }
 
 impl<'a> PostChange<'a> {
     pub fn new(source: &'a Source, evidence: &'a crate::domain::PostState) -> Self {
-        PostChange { source, evidence, draft: None, news: &[] }
+        PostChange { source, evidence, draft: None, news: &[], sending: None }
+    }
+
+    pub fn with_sending(self, sending: SendingChange<'a>) -> Self {
+        PostChange { sending: Some(sending), ..self }
     }
 
     pub fn with_draft(self, draft: &'a Draft) -> Self {
@@ -341,7 +326,48 @@ pub trait PostStore: Send + Sync {
         change: PostChange<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredPost, StoreError>> + Send;
+    /// Takes back a publication the service certainly did not take, leaving the post exactly as
+    /// it was `before` (`None`: it was new, and stays as a draft) if nothing else was written since
+    /// `begun`; else only ends the publication.
+    fn abandon(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        begun: &StoredPost,
+        before: Option<&StoredPost>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// A publication whose answer did not come while the route waited: sent again later, with the same
+/// ids, until the service's post for it is known or it is settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub project: ProjectId,
+    pub post: PostId,
+    pub generation: crate::domain::Generation,
+    /// How many follow-ups came before this one (the back-off's exponent).
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Where follow-ups wait (the retry queue, with a delay).
+pub trait FollowUpQueue: Send + Sync {
+    fn follow_up(
+        &self,
+        follow_up: &FollowUp,
+        delay_seconds: u64,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// What the retry queue carries: a webhook event to apply again, or a publication to follow up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    Event(RetryMessage),
+    FollowUp(FollowUp),
+}
+
+/// Reads one retry-queue message (the queue's format, given to the worker as a port).
+pub type QueueReader = fn(&aws_lambda_events::event::sqs::SqsMessage) -> Result<Queued, String>;
 
 /// What the reconciler needs of the store beyond the routes' ports: the work waiting, found
 /// through the sparse index (never a scan), its back-off, and the lease that keeps passes apart.
@@ -422,6 +448,13 @@ pub struct FeedEvent {
     pub detail_type: &'static str,
     pub detail: serde_json::Value,
 }
+
+/// The source every change-feed event carries.
+pub const FEED_SOURCE: &str = "stacc.social";
+
+/// Reads one of the store's stream images as a change-feed event: `None` when it is not a history
+/// record, an error when it is one that cannot be read.
+pub type FeedReader = fn(serde_dynamo::Item) -> Option<Result<FeedEvent, String>>;
 
 /// Where the change feed publishes (EventBridge).
 pub trait FeedPublisher: Send + Sync {

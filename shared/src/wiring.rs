@@ -8,27 +8,47 @@ use crate::adapters::eventbridge::EventBridgeFeed;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
+use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
 use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
+use crate::handlers::publishing::{PublishFollowUp, Timing};
 use crate::handlers::reconciler::Reconciler;
-use crate::handlers::retry::RetryWorker;
+use crate::handlers::retry::{FollowUps, RetryWorker};
 use crate::handlers::webhook::Webhook;
-use crate::ports::SystemClock;
+use crate::ports::{FollowUp, QueueReader, SystemClock};
 use crate::signature::WebhookKeys;
+
+/// The publishing service's webhook format (Zernio).
+pub const WEBHOOK_FORMAT: EventParser = crate::adapters::zernio::webhook::parse_event;
+/// The retry queue's message format (SQS).
+pub const QUEUE_FORMAT: QueueReader = crate::adapters::sqs::queued;
+
+/// The retry worker's follow-ups, over DynamoDB, the service and the retry queue.
+pub type LocalFollowUps = PublishFollowUp<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>;
+
+impl FollowUps for LocalFollowUps {
+    async fn run(&self, follow_up: &FollowUp) -> Result<(), String> {
+        self.handle(follow_up).await
+    }
+}
+
+/// Every handler the retry worker hosts.
+pub type Worker = RetryWorker<DynamoStore, SystemClock, LocalFollowUps>;
 
 pub fn webhook(
     store: DynamoStore,
     queue: SqsRetryQueue,
     secrets: WebhookKeys,
 ) -> Webhook<DynamoStore, SqsRetryQueue, SystemClock> {
-    Webhook { store, queue, clock: SystemClock, secrets }
+    Webhook { store, queue, clock: SystemClock, secrets, parse: WEBHOOK_FORMAT }
 }
 
-pub fn retry_worker(store: DynamoStore) -> RetryWorker<DynamoStore, SystemClock> {
-    RetryWorker { store, clock: SystemClock }
+pub fn retry_worker(store: DynamoStore, publisher: ZernioClient, queue: SqsRetryQueue, timing: Timing) -> Worker {
+    let follow_ups = PublishFollowUp { store: store.clone(), publisher, queue, clock: SystemClock, timing };
+    RetryWorker { store, clock: SystemClock, parse: WEBHOOK_FORMAT, read: QUEUE_FORMAT, follow_ups }
 }
 
 pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore, SystemClock> {
@@ -50,9 +70,11 @@ pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoSto
 pub fn publish(
     store: DynamoStore,
     publisher: ZernioClient,
+    queue: SqsRetryQueue,
     limits: &Limits,
-) -> Publish<DynamoStore, ZernioClient, SystemClock> {
-    Publish { store, publisher, clock: SystemClock, limit: limits.publish }
+    timing: Timing,
+) -> Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock> {
+    Publish { store, publisher, queue, clock: SystemClock, limit: limits.publish, timing }
 }
 
 pub fn read_post(store: DynamoStore) -> ReadPost<DynamoStore, SystemClock> {
@@ -80,15 +102,16 @@ pub fn connection_history(store: DynamoStore) -> ConnectionHistory<DynamoStore> 
 }
 
 pub fn change_feed(feed: EventBridgeFeed) -> ChangeFeed<EventBridgeFeed> {
-    ChangeFeed { publisher: feed }
+    ChangeFeed { publisher: feed, read: crate::adapters::dynamo::history::feed_event }
 }
 
 pub fn reconciler(
     store: DynamoStore,
     publisher: ZernioClient,
+    queue: SqsRetryQueue,
     settings: Settings,
-) -> Reconciler<DynamoStore, ZernioClient, SystemClock> {
-    Reconciler { store, publisher, clock: SystemClock, settings }
+) -> Reconciler<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock> {
+    Reconciler { store, publisher, queue, clock: SystemClock, settings }
 }
 
 /// The same handlers, from a Lambda function's environment.
@@ -106,12 +129,17 @@ pub mod from_env {
 
     pub async fn webhook() -> Result<Webhook<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        let queue = SqsRetryQueue::new(aws::sqs_client(&sdk, &Default::default()), config::retry_queue_url()?);
-        Ok(super::webhook(store(&sdk)?, queue, config::webhook_keys(&sdk).await?))
+        Ok(super::webhook(store(&sdk)?, queue(&sdk)?, config::webhook_keys(&sdk).await?))
     }
 
-    pub async fn retry_worker() -> Result<RetryWorker<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::retry_worker(store(&sdk().await)?))
+    fn queue(sdk: &aws_config::SdkConfig) -> Result<SqsRetryQueue, ConfigError> {
+        Ok(SqsRetryQueue::new(aws::sqs_client(sdk, &Default::default()), config::retry_queue_url()?))
+    }
+
+    pub async fn retry_worker() -> Result<Worker, ConfigError> {
+        let sdk = sdk().await;
+        let publisher = config::publisher(&sdk).await?;
+        Ok(super::retry_worker(store(&sdk)?, publisher, queue(&sdk)?, config::publish_timing()?))
     }
 
     pub async fn list_connections() -> Result<ListConnections<DynamoStore, SystemClock>, ConfigError> {
@@ -128,9 +156,10 @@ pub mod from_env {
         Ok(super::connect(store(&sdk)?, config::publisher(&sdk).await?))
     }
 
-    pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+    pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::publish(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
+        let publisher = config::publisher(&sdk).await?;
+        Ok(super::publish(store(&sdk)?, publisher, queue(&sdk)?, &config::limits()?, config::publish_timing()?))
     }
 
     pub async fn read_post() -> Result<ReadPost<DynamoStore, SystemClock>, ConfigError> {
@@ -160,8 +189,10 @@ pub mod from_env {
         Ok(super::change_feed(EventBridgeFeed::new(client, config::required("EVENT_BUS_NAME")?)))
     }
 
-    pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+    pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError>
+    {
         let sdk = sdk().await;
-        Ok(super::reconciler(store(&sdk)?, config::publisher(&sdk).await?, config::healing()?))
+        let publisher = config::publisher(&sdk).await?;
+        Ok(super::reconciler(store(&sdk)?, publisher, queue(&sdk)?, config::healing()?))
     }
 }

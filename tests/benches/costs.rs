@@ -38,7 +38,7 @@ fn cpu_per_event() {
     // A stored post and connection to decide against, as the webhook does after its one read.
     let now = integration_tests::now();
     let stored_post = {
-        let first = parse_event(&samples[0].0, None, now).unwrap();
+        let first = parse_event(&samples[0].0, now).unwrap();
         let Action::Post { report, .. } = first.action else { unreachable!() };
         report.to_state(None).unwrap()
     };
@@ -51,7 +51,7 @@ fn cpu_per_event() {
         let start = Instant::now();
         for _ in 0..iterations {
             assert!(secrets.verify(black_box(body), black_box(signature)));
-            let event = parse_event(black_box(body), None, now).unwrap();
+            let event = parse_event(black_box(body), now).unwrap();
             match event.action {
                 Action::Post { report, .. } => {
                     let fragment: PostState = report.to_state(Some(&stored_post)).unwrap();
@@ -86,6 +86,7 @@ async fn requests_per_event() {
         queue: SqsRetryQueue::new(sqs, queue_url),
         clock: SystemClock,
         secrets: WebhookSecrets::from_list(SECRET).into(),
+        parse: shared::wiring::WEBHOOK_FORMAT,
     };
     println!("\nDynamoDB requests per webhook event (counted on the wire):");
     println!("{:<44} {:>8} {:>8}  answer, operations", "case", "requests", "writes");

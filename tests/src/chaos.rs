@@ -97,7 +97,7 @@ impl Burst {
         let mut records: BTreeMap<Platform, ConnectionRecord> = BTreeMap::new();
         let mut taken = BTreeSet::new();
         for body in &self.events {
-            let event = parse_event(body.to_string().as_bytes(), None, received_at).expect("a made event parses");
+            let event = parse_event(body.to_string().as_bytes(), received_at).expect("a made event parses");
             if !taken.insert(event.id.clone()) {
                 continue;
             }

@@ -441,6 +441,8 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
         ("ReconcileGraceSeconds", 600),
         ("ReconcileConnectionsMaxAgeSeconds", 86_400),
         ("ReconcileMaxCalls", 20),
+        ("PublishWaitSeconds", 10),
+        ("PublishFollowUpSeconds", 60),
     ] {
         refs.insert(parameter.into(), value.to_string());
     }

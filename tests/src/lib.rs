@@ -14,7 +14,8 @@ use dev_gateway::{Gateway, GatewayConfig, PollSettings, local_sdk_config};
 use shared::adapters::aws::{self, ClientOptions, RequestTap};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
-use shared::handlers::retry::RetryWorker;
+use shared::adapters::zernio::ZernioClient;
+use shared::handlers::publishing::Timing;
 use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
@@ -101,6 +102,7 @@ pub struct Stack {
     pub faults: Option<fault_proxy::FaultProxy>,
     /// The queue every change-feed event is forwarded to, when `StackOptions::feed` asked for it.
     pub changes_url: Option<String>,
+    pub publish_timing: Timing,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,9 @@ pub struct StackOptions {
     pub reconcile: Option<dev_gateway::Reconcile>,
     /// Runs the change feed: the table's stream to a bus in moto, forwarded to `Stack::changes_url`.
     pub feed: bool,
+    /// How long a publish waits for the simulator before answering 202, and the first follow-up's
+    /// delay (short here: the simulator's publishes are instant unless a test slows them).
+    pub publish_timing: Timing,
 }
 
 impl Default for StackOptions {
@@ -127,6 +132,7 @@ impl Default for StackOptions {
             faults: None,
             reconcile: None,
             feed: false,
+            publish_timing: Timing { wait: Duration::from_secs(3), follow_up_seconds: 1 },
         }
     }
 }
@@ -188,6 +194,7 @@ impl Stack {
             publisher_api_key: "sk_local".into(),
             jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
             limits: shared::config::Limits::default(),
+            publish_timing: options.publish_timing,
             reconcile: options.reconcile,
             feed: feed.as_ref().map(|(bus, _)| bus.clone()),
             streams: Some(ClientOptions { endpoint: Some(dynamodb_endpoint.clone()), ..Default::default() }),
@@ -209,6 +216,7 @@ impl Stack {
             http: reqwest::Client::new(),
             faults,
             changes_url: feed.map(|(_, url)| url),
+            publish_timing: options.publish_timing,
         }
     }
 
@@ -220,8 +228,9 @@ impl Stack {
         SqsRetryQueue::new(self.sqs.clone(), &self.queues.retry_url)
     }
 
-    pub fn worker(&self) -> RetryWorker<DynamoStore, shared::ports::SystemClock> {
-        shared::wiring::retry_worker(self.store.clone())
+    pub fn worker(&self) -> shared::wiring::Worker {
+        let publisher = ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
+        shared::wiring::retry_worker(self.store.clone(), publisher, self.queue(), self.publish_timing)
     }
 
     /// The reconciler handler on this stack's store and simulator, as the schedule invokes it.
@@ -231,10 +240,11 @@ impl Stack {
     ) -> shared::handlers::reconciler::Reconciler<
         DynamoStore,
         shared::adapters::zernio::ZernioClient,
+        SqsRetryQueue,
         shared::ports::SystemClock,
     > {
         let publisher = shared::adapters::zernio::ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
-        shared::wiring::reconciler(self.store.clone(), publisher, settings)
+        shared::wiring::reconciler(self.store.clone(), publisher, self.queue(), settings)
     }
 
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event

@@ -95,7 +95,7 @@ fn fold(deliveries: &[Value]) -> World {
     let mut records: BTreeMap<Platform, ConnectionRecord> = BTreeMap::new();
     let mut taken = std::collections::BTreeSet::new();
     for body in deliveries {
-        let event = parse_event(body.to_string().as_bytes(), None, received_at()).unwrap();
+        let event = parse_event(body.to_string().as_bytes(), received_at()).unwrap();
         if !taken.insert(event.id.clone()) {
             continue;
         }
@@ -120,7 +120,7 @@ async fn through_store(deliveries: &[Value]) -> World {
     let (project, profile) = (ProjectId::parse(PROJECT).unwrap(), ProfileId::parse(PROFILE).unwrap());
     t.store.link_profile(&project, &profile).await.unwrap();
     for body in deliveries {
-        let event = parse_event(body.to_string().as_bytes(), None, received_at()).unwrap();
+        let event = parse_event(body.to_string().as_bytes(), received_at()).unwrap();
         events::apply(&t.store, &event, integration_tests::now()).await.unwrap();
     }
     let mut world = World::default();

@@ -172,7 +172,8 @@ async fn with_the_live_list_unreadable_a_stale_refusal_changes_nothing_and_is_un
 }
 
 #[tokio::test]
-async fn the_same_publish_retried_after_a_timeout_creates_one_post_on_the_service() {
+async fn a_publish_whose_answer_is_lost_is_202_and_its_follow_up_records_the_one_post() {
+    // GIVEN the service takes the publish but the answer is lost behind a gateway's 504
     let stack = ready().await;
     stack.sim.shared.set_fault(Fault {
         mode: FaultMode::LostAnswer { code: 504 },
@@ -180,9 +181,20 @@ async fn the_same_publish_retried_after_a_timeout_creates_one_post_on_the_servic
         times: Some(1),
     });
     let body = json!({"post_id": "post_t", "content": "Once", "platforms": ["x"]});
-    assert_eq!(publish(&stack, body.clone()).await.0, 503);
-    let (status, post) = publish(&stack, body).await;
-    assert_eq!((status, post["status"].as_str()), (201, Some("published")));
+    // WHEN it is published THEN 202: it may have been taken, so nothing is said to have failed
+    let (status, post) = publish(&stack, body.clone()).await;
+    assert_eq!(
+        (status, post["status"].as_str(), post["platforms"][0]["status"].as_str()),
+        (202, Some("publishing"), Some("queued"))
+    );
+    // AND pressing Publish again is refused: the publication is going out
+    let (status, again) = publish(&stack, body).await;
+    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("already_published")));
+    // WHEN the follow-up runs THEN the one post on the service is recorded, published
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    stack.poll(30).await;
+    let post = route(&stack, Method::GET, "post_t").await.1;
+    assert_eq!((post["status"].as_str(), post["platforms"][0]["url"].is_string()), (Some("published"), true), "{post}");
     assert_eq!(stack.sim.shared.stats()["posts_created"], 1);
 }
 
@@ -402,18 +414,19 @@ async fn every_post_route_refuses_another_projects_token_and_bad_bodies() {
 }
 
 #[tokio::test]
-async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_four_in_all() {
+async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_five_in_all() {
     let stack = ready().await;
     stack.tap.reset();
     let (status, post) =
         publish(&stack, json!({"post_id": "post_cost", "content": "Count me", "platforms": ["x", "linkedin"]})).await;
     assert_eq!(status, 201, "{post}");
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    let expected = [("BatchGetItem", 1), ("PutItem", 1), ("Query", 1), ("TransactWriteItems", 1)];
+    let expected = [("BatchGetItem", 1), ("PutItem", 2), ("Query", 1), ("TransactWriteItems", 1)];
     assert_eq!(
         counts,
         expected.map(|(op, n)| (op.to_owned(), n)),
-        "two writes: the call taken from the budget, the post with its new generation and its history"
+        "three writes: the call taken from the budget, the publication stored before the call, and the \
+         answer with its history"
     );
     // A project with no profile yet: the same one read tells both.
     let stack = Stack::start().await;

@@ -27,6 +27,7 @@ fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostRepor
     PostReport {
         service_post_id: ServicePostId::parse(format!("svc{generation}")).unwrap(),
         generation: Some(generation),
+        owner: None,
         cancelled: false,
         published_at: None,
         scheduled_for: None,

@@ -144,6 +144,7 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
             "PublishPostFunction",
             "ReconcilerFunction",
             "RefreshConnectionsFunction",
+            "RetryWorkerFunction",
             "SyncPostFunction",
             "WebhookFunction"
         ]

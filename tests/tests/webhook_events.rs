@@ -125,6 +125,7 @@ async fn every_sample_is_signed_with_the_local_secret_and_reaches_the_handler_as
         queue: stack.queue(),
         clock: shared::ports::SystemClock,
         secrets: shared::signature::WebhookSecrets::from_list(SECRET).into(),
+        parse: shared::wiring::WEBHOOK_FORMAT,
     };
     for name in [
         "webhook-account-connected",

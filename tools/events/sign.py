@@ -131,6 +131,21 @@ def sqs_event():
         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:stacc-social-retry",
         "awsRegion": "us-east-1"}]}
 
+def follow_up_event():
+    """A publish follow-up as the retry worker receives it: the publication's ids as the body, marked
+    by the `kind` attribute (what the publish route queues when the service did not answer in time)."""
+    body = json.dumps({"project": PROJECT, "post": "post_demo", "generation": 1, "attempt": 0}, separators=(",", ":"))
+    attribute = lambda value: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    return {"Records": [{
+        "messageId": "5c1d7e2a-8b3f-4e6a-9d20-7f4a1c2b3e81", "receiptHandle": "AQEB-sample-follow-up",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795946465000", "SenderId": "AROAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "1795946465000"},
+        "messageAttributes": {"kind": attribute("follow_up")},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:stacc-social-retry",
+        "awsRegion": "us-east-1"}]}
+
 def write(out, name, event):
     with open(os.path.join(out, name + ".json"), "w") as f:
         json.dump(event, f, indent=2)
@@ -142,6 +157,7 @@ for name, body in BODIES.items():
 for name, route in ROUTES.items():
     write(out, name, http_api_event(*route))
 write(out, "sqs-retry-batch", sqs_event())
+write(out, "sqs-follow-up-batch", follow_up_event())
 # The change feed's stream mapping delivers history records (NEW_IMAGE).
 record = {"pk": {"S": f"PROJECT#{PROJECT}"}, "sk": {"S": "HIST#CONN#1795946405000#x#0000000002#00"},
           "id": {"S": f"connection-{PROJECT}-x-1795946405000-2-0"}, "kind": {"S": "connection"}, "project_id": {"S": PROJECT},
@@ -156,4 +172,4 @@ write(out, "dynamodb-history-record", {"Records": [{
     "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/stacc-social/stream/2026-11-30T00:00:00.000"}]})
 # EventBridge Scheduler invokes the reconciler with the schedule's input: none.
 write(out, "scheduler-reconcile", {})
-print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events, 1 SQS batch and 1 schedule to {out}/")
+print(f"wrote {len(BODIES)} signed webhooks, {len(ROUTES)} route events, 2 SQS batches and 1 schedule to {out}/")

@@ -29,6 +29,7 @@ use crate::domain::healing::{Watch, post_watch, token_look};
 use crate::domain::history::{Source, connection_changes, post_changes};
 use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use crate::domain::media::{self, Media};
+use crate::domain::publish::{Sending, SendingChange, recorded, sending_after};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
@@ -131,6 +132,8 @@ pub struct PostItem {
     pub media_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<Watch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<Sending>,
     #[serde(flatten)]
     pub attention: Attention,
     #[serde(flatten)]
@@ -153,6 +156,7 @@ impl PostItem {
             media: stored.draft.as_ref().map(|d| d.media.clone()).unwrap_or_default(),
             media_urls: Vec::new(),
             watch: stored.watch,
+            sending: stored.sending.clone(),
             attention: Attention::at(index::POST, stored.watch.map(|w| w.since)),
             state: stored.state.clone(),
         }
@@ -166,6 +170,7 @@ impl PostItem {
             updated_at: self.updated_at,
             version: self.version,
             watch: self.watch,
+            sending: self.sending,
         }
     }
 }
@@ -565,6 +570,7 @@ fn next_post(
     stored: Option<&StoredPost>,
     draft: Option<&Draft>,
     evidence: &PostState,
+    sending: Option<SendingChange<'_>>,
     now: Timestamp,
 ) -> (StoredPost, bool) {
     let mut next = stored.cloned().unwrap_or(StoredPost {
@@ -574,15 +580,20 @@ fn next_post(
         updated_at: now,
         version: 0,
         watch: None,
+        sending: None,
     });
     next.state = next.state.join(evidence);
     if let Some(draft) = draft {
         next.draft = Some(draft.clone());
     }
+    next.sending = sending_after(next.sending.take(), sending, &next.state);
+    // Watched while anything is queued, a publication being sent included (its follow-up may be lost).
+    next.watch = post_watch(&next.shown(), next.watch, now);
+    // A publication begun or ended is bookkeeping: written, but the post's updated_at stays.
     if stored.is_some_and(|s| s.state == next.state && s.draft == next.draft) {
-        return (next, false);
+        let bookkeeping = stored.is_some_and(|s| s.sending != next.sending || s.watch != next.watch);
+        return (next, bookkeeping);
     }
-    next.watch = post_watch(&next.state, next.watch, now);
     next.updated_at = now;
     (next, true)
 }
@@ -605,9 +616,10 @@ fn plan_post(
         return Ok(Plan::Defer);
     };
     let (mut writes, mut records) = (Vec::new(), Vec::new());
-    if let (next, true) = next_post(stored.as_ref(), None, &evidence, now) {
+    if let (next, true) = next_post(stored.as_ref(), None, &evidence, None, now) {
         let expected = stored.as_ref().map(|s| s.version);
-        let changes = post_changes(stored.as_ref().map(|s| &s.state), &next.state, now);
+        let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
+        let changes = post_changes(before, &next.state, now);
         records.extend(history::records(project, Subject::Post(post), &changes, source, now, next_version(expected)));
         writes.push((encode(&PostItem::new(project, post, &next))?, expected));
     }
@@ -965,7 +977,7 @@ impl PostStore for DynamoStore {
         change: PostChange<'_>,
         now: Timestamp,
     ) -> Result<StoredPost, StoreError> {
-        let PostChange { source, evidence, draft, news } = change;
+        let PostChange { source, evidence, draft, news, sending } = change;
         // News about connections (rare): they live under the project's profile.
         let profile = match news.is_empty() {
             true => None,
@@ -977,11 +989,15 @@ impl PostStore for DynamoStore {
                 0 => read.cloned(),
                 _ => self.get_post(project, post).await?.map(PostItem::stored),
             };
-            let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, now);
+            let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, sending, now);
             let expected = stored.as_ref().map(|s| s.version);
             let mut writes = Vec::new();
             if changed {
-                let changes = post_changes(stored.as_ref().map(|s| &s.state), &next.state, now);
+                let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
+                let changes = match recorded(&next.state, next.sending.as_ref()) {
+                    Some(after) => post_changes(before, after, now),
+                    None => Vec::new(),
+                };
                 for record in
                     history::records(project, Subject::Post(post), &changes, source, now, next_version(expected))
                 {
@@ -1018,6 +1034,35 @@ impl PostStore for DynamoStore {
             Ok(Round::Done(next))
         })
         .await
+    }
+
+    async fn abandon(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        begun: &StoredPost,
+        before: Option<&StoredPost>,
+    ) -> Result<(), StoreError> {
+        let restored = match before {
+            Some(before) => PostItem::new(project, post, before),
+            None => {
+                PostItem::new(project, post, &StoredPost { sending: None, version: begun.version + 1, ..begun.clone() })
+            }
+        };
+        // The item exactly as it was, on condition that nothing was written since the publication
+        // began (a writer that read it before then finds it as it read it).
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&restored)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(begun.version.to_string()));
+        if self.put(built(put.build())?).await? {
+            return Ok(());
+        }
+        let Some(generation) = begun.sending.as_ref().map(|s| s.generation) else { return Ok(()) };
+        let nothing = PostState::default();
+        let end = PostChange::new(&Source::Publish, &nothing).with_sending(SendingChange::End(generation));
+        self.save_post(project, post, None, end, begun.updated_at).await.map(|_| ())
     }
 }
 

@@ -4,8 +4,7 @@
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use crate::handlers::change_feed::SOURCE;
-use crate::ports::{FeedEvent, FeedPublisher};
+use crate::ports::{FEED_SOURCE as SOURCE, FeedEvent, FeedPublisher};
 
 /// Rounds of retrying the failed entries of a batch.
 const ROUNDS: usize = 3;

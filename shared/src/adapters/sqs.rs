@@ -9,10 +9,13 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::domain::{EventId, Timestamp};
-use crate::ports::{QueueError, RetryMessage, RetryQueue};
+use crate::ports::{FollowUp, FollowUpQueue, QueueError, Queued, RetryMessage, RetryQueue};
 
 const EVENT_ID: &str = "event_id";
 const RECEIVED_AT: &str = "received_at";
+/// Marks a publish follow-up (its body is the `FollowUp` as JSON).
+const KIND: &str = "kind";
+const FOLLOW_UP: &str = "follow_up";
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
     MessageAttributeValue::builder()
@@ -20,6 +23,17 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
         .string_value(value)
         .build()
         .map_err(|e| QueueError(e.to_string()))
+}
+
+/// A message as the retry worker receives it: a publish follow-up, or a queued event
+/// (`ports::QueueReader`).
+pub fn queued(message: &SqsMessage) -> Result<Queued, String> {
+    let kind = message.message_attributes.get(KIND).and_then(|a| a.string_value.as_deref());
+    if kind == Some(FOLLOW_UP) {
+        let body = message.body.as_deref().unwrap_or_default();
+        return serde_json::from_str(body).map(Queued::FollowUp).map_err(|e| e.to_string());
+    }
+    retry_message(message).map(Queued::Event)
 }
 
 /// A queued event as the retry worker receives it: the body and its attributes; a message written
@@ -73,6 +87,22 @@ impl RetryQueue for SqsRetryQueue {
             .message_body(&message.body)
             .message_attributes(EVENT_ID, string_attribute(message.event_id.as_str())?)
             .message_attributes(RECEIVED_AT, string_attribute(&message.received_at.to_rfc3339())?)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+}
+
+impl FollowUpQueue for SqsRetryQueue {
+    async fn follow_up(&self, follow_up: &FollowUp, delay_seconds: u64) -> Result<(), QueueError> {
+        let body = serde_json::to_string(follow_up).map_err(|e| QueueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .message_attributes(KIND, string_attribute(FOLLOW_UP)?)
             .send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;

@@ -55,6 +55,8 @@ pub mod reason {
     pub const REVOKED: &str = "revoked";
     pub const RELINKED: &str = "relinked";
     pub const HEALTH_ERROR: &str = "health_error";
+    /// Connected, but switched off for posting on the service (`enabled: false`).
+    pub const NOT_ENABLED: &str = "not_enabled";
 }
 
 /// The account's picture and page, as last read from the live list. They belong to one account

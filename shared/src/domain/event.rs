@@ -4,6 +4,20 @@
 use super::connection::ConnectionEvidence;
 use super::ids::{EventId, PostId, ProfileId, ProjectId};
 use super::post::PostReport;
+use super::time::Timestamp;
+
+/// The body is not an event at all: answered 400 `invalid_event`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEvent {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body has no string \"event\" field")]
+    NoEventName,
+}
+
+/// Reads a verified webhook body, received at the given time, into an event: the vendor's
+/// format, given to the handlers as a port (`adapters::zernio::webhook::parse_event`).
+pub type EventParser = fn(&[u8], Timestamp) -> Result<WebhookEvent, InvalidEvent>;
 
 /// Why an acknowledged event changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +29,8 @@ pub enum IgnoreReason {
     NoPostMetadata,
     NoProfile,
     UnmanagedPlatform,
+    /// A sample (`"test": true`) from the dashboard or `POST /v1/webhooks/test`.
+    Sample,
 }
 
 impl IgnoreReason {
@@ -25,6 +41,7 @@ impl IgnoreReason {
             IgnoreReason::NoPostMetadata => "post carries no project/post metadata of ours",
             IgnoreReason::NoProfile => "account event names no usable profile",
             IgnoreReason::UnmanagedPlatform => "account is on a platform we do not manage",
+            IgnoreReason::Sample => "a sample event, never applied",
         }
     }
 }

@@ -88,11 +88,11 @@ id_type!(
 );
 id_type!(
     /// A post on the publishing service: one generation of our post.
-    ServicePostId, "a service post id", 256, is_opaque_id_char, "printable ASCII"
+    ServicePostId, "a service post id", 128, is_opaque_id_char, "printable ASCII"
 );
 id_type!(
     /// A social account on the publishing service (one platform's login under a profile).
-    AccountId, "an account id", 256, is_opaque_id_char, "printable ASCII"
+    AccountId, "an account id", 128, is_opaque_id_char, "printable ASCII"
 );
 
 /// The name of a project's profile on the service: derived from the project id, so a retried
@@ -131,7 +131,10 @@ mod tests {
         assert!(EventId::parse("evt_65f1#ab").is_ok());
         assert!(EventId::parse("evt 1").is_err());
         assert!(EventId::parse("evt\n").is_err());
-        assert!(AccountId::parse("a".repeat(256)).is_ok());
-        assert!(AccountId::parse("a".repeat(257)).is_err());
+        // Ids from the service: empty or over 128 bytes is a malformed answer.
+        assert!(AccountId::parse("a".repeat(128)).is_ok());
+        assert!(AccountId::parse("a".repeat(129)).is_err());
+        assert!(ServicePostId::parse("").is_err());
+        assert!(ServicePostId::parse("p".repeat(129)).is_err());
     }
 }

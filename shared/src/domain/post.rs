@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::connection::{Connection, ConnectionEvidence, ConnectionStatus, reason};
-use super::ids::{AccountId, ServicePostId};
+use super::ids::{AccountId, PostId, ProjectId, ServicePostId};
 use super::platform::Platform;
 use super::time::Timestamp;
 
@@ -291,6 +291,8 @@ pub struct PostReport {
     pub service_post_id: ServicePostId,
     /// Our generation, echoed in `metadata`; absent on posts we did not tag.
     pub generation: Option<Generation>,
+    /// The project and post its `metadata` names, when it names them.
+    pub owner: Option<(ProjectId, PostId)>,
     pub cancelled: bool,
     pub published_at: Option<Timestamp>,
     pub scheduled_for: Option<Timestamp>,

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::connection::{Connection, ConnectionStatus};
-use super::ids::{AccountId, PostId, ProjectId};
+use super::ids::{AccountId, PostId, ProjectId, ServicePostId};
 use super::media::Media;
 use super::platform::Platform;
 use super::post::{EntryStatus, Generation, PlatformEntry, PostReport, PostState, Schedule};
@@ -29,7 +30,7 @@ pub enum Refused {
 }
 
 /// One platform of a publish: where to post.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub platform: Platform,
     pub account_id: AccountId,
@@ -87,23 +88,25 @@ pub fn request_id(project: &ProjectId, post: &PostId, generation: Generation, pl
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// What the service's answer to a publish adds to the post: its report, every target in this
+/// What the service's answer to a publication adds to the post: its report, every target in this
 /// generation (even one the answer left out), and the schedule.
-pub fn evidence(plan: &Plan, report: &PostReport, scheduled_for: Option<Timestamp>, stored: &PostState) -> PostState {
+pub fn evidence(sending: &Sending, report: &PostReport, stored: &PostState) -> PostState {
     let mut report = report.clone();
-    report.generation = Some(plan.generation);
+    report.generation = Some(sending.generation);
     let mut evidence = report.to_state(Some(stored)).unwrap_or_default();
-    for t in &plan.targets {
+    for t in &sending.targets {
         evidence.entries.entry(t.platform).or_insert_with(|| PlatformEntry {
             service_post_id: Some(report.service_post_id.clone()),
             account_id: Some(t.account_id.clone()),
-            ..PlatformEntry::bare(plan.generation, EntryStatus::Queued)
+            ..PlatformEntry::bare(sending.generation, EntryStatus::Queued)
         });
     }
-    if let Some(at) = scheduled_for {
-        evidence.schedule = evidence.schedule.max(Some(Schedule { generation: plan.generation, at }));
-    }
-    evidence
+    evidence.join(&schedule_of(sending))
+}
+
+fn schedule_of(sending: &Sending) -> PostState {
+    let schedule = sending.scheduled_for.map(|at| Schedule { generation: sending.generation, at });
+    PostState { schedule, ..PostState::default() }
 }
 
 /// The content a publish goes out with: the request's, else the stored draft's; a new post
@@ -121,6 +124,247 @@ pub const SCHEDULE_SLACK_SECONDS: i64 = 60;
 /// would go out at once while the user believes it scheduled.
 pub fn schedule_in_the_past(at: Timestamp, now: Timestamp) -> bool {
     at.unix_millis() < now.unix_millis() - SCHEDULE_SLACK_SECONDS * 1000
+}
+
+/// A publication asked of the service: one generation of our post, as the request sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Sent as `x-request-id` and `Idempotency-Key`: a retry is the same request.
+    pub request_id: String,
+    pub content: String,
+    pub targets: Vec<Target>,
+    /// `None` publishes now.
+    pub scheduled_for: Option<Timestamp>,
+    pub media: Vec<Media>,
+    pub project: ProjectId,
+    pub post: PostId,
+    pub generation: Generation,
+    /// When the request was sent: the evidence time of the answer.
+    pub sent_at: Timestamp,
+}
+
+/// A publication handed to the service whose outcome is not recorded yet. It is stored before the
+/// service is called, so a publish that outlasts its request is known, shown `publishing`, and
+/// sent again by its follow-up with the same ids (content and media are the post's draft, which
+/// cannot change while a publication is being sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sending {
+    pub generation: Generation,
+    pub targets: Vec<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<Timestamp>,
+    /// When it was first sent.
+    pub since: Timestamp,
+    /// The post was created by this publication (nobody saw it as a draft first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_post: bool,
+}
+
+impl Plan {
+    /// The publication this plan starts, first sent at `now` (`new_post`: it creates the post).
+    pub fn sending(&self, scheduled_for: Option<Timestamp>, now: Timestamp, new_post: bool) -> Sending {
+        Sending { generation: self.generation, targets: self.targets.clone(), scheduled_for, since: now, new_post }
+    }
+}
+
+impl Sending {
+    fn platforms(&self) -> Vec<Platform> {
+        self.targets.iter().map(|t| t.platform).collect()
+    }
+
+    /// The request that sends it, the same every time.
+    pub fn publication(&self, project: &ProjectId, post: &PostId, draft: &Draft, sent_at: Timestamp) -> Publication {
+        Publication {
+            request_id: request_id(project, post, self.generation, &self.platforms()),
+            content: draft.content.clone(),
+            targets: self.targets.clone(),
+            scheduled_for: self.scheduled_for,
+            media: draft.media.clone(),
+            project: project.clone(),
+            post: post.clone(),
+            generation: self.generation,
+            sent_at,
+        }
+    }
+
+    /// Its copies as they stand until the service answers: queued, with their accounts.
+    pub fn queued(&self) -> PostState {
+        let entries = self
+            .targets
+            .iter()
+            .map(|t| {
+                let entry = PlatformEntry {
+                    account_id: Some(t.account_id.clone()),
+                    ..PlatformEntry::bare(self.generation, EntryStatus::Queued)
+                };
+                (t.platform, entry)
+            })
+            .collect();
+        PostState { entries, ..schedule_of(self) }
+    }
+
+    /// Its copies failed for `error` (the service refused it after the route had answered).
+    pub fn failed(&self, error: &str) -> PostState {
+        let mut state = self.queued();
+        for entry in state.entries.values_mut() {
+            entry.status = EntryStatus::Failed;
+            entry.error = Some(error.to_owned());
+        }
+        state
+    }
+
+    /// Whether it still waits for the service's word in `state`: not once the service's id for it
+    /// is recorded (an answer, a webhook or an adoption), it is cancelled or settled everywhere, or
+    /// a newer publication exists.
+    pub fn waits_in(&self, state: &PostState) -> bool {
+        let g = self.generation;
+        let ours = || state.entries.values().filter(|e| e.generation == g);
+        let has_id = ours().any(|e| e.service_post_id.is_some());
+        let newer = state.latest_generation().is_some_and(|latest| latest > g);
+        let settled = self.targets.iter().all(|t| {
+            state.entries.get(&t.platform).is_some_and(|e| e.generation == g && e.status > EntryStatus::Queued)
+        });
+        !(has_id || newer || settled || state.cancelled.contains(&g))
+    }
+
+    /// Whether a follow-up stops trying: the service keeps its idempotency keys 24 hours, and a
+    /// publication unconfirmed that long is recorded failed rather than sent blind.
+    pub fn given_up(&self, now: Timestamp) -> bool {
+        now.unix() - self.since.unix() > GIVE_UP_AFTER_SECONDS
+    }
+}
+
+/// The state a post's history speaks of: none for a post that holds nothing yet but the
+/// publication that created it (its first records come with that publication's outcome, so a
+/// publication the service did not take leaves no record behind).
+pub fn recorded<'a>(state: &'a PostState, sending: Option<&Sending>) -> Option<&'a PostState> {
+    let only_begun = sending.is_some_and(|s| s.new_post) && *state == PostState::default();
+    (!only_begun).then_some(state)
+}
+
+/// What a write does to the publication being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendingChange<'a> {
+    /// Stored before the service is called.
+    Begin(&'a Sending),
+    /// Its outcome is recorded (or it is given up): nothing is being sent for this generation.
+    End(Generation),
+}
+
+/// The publication being sent after a write: the one begun, else the current one unless ended;
+/// and only while it still waits for the service's word in `state` (an answer or a webhook that
+/// records its service post, or settles it, ends it in the same write).
+pub fn sending_after(
+    current: Option<Sending>,
+    change: Option<SendingChange<'_>>,
+    state: &PostState,
+) -> Option<Sending> {
+    let next = match change {
+        Some(SendingChange::Begin(sending)) => Some(sending.clone()),
+        Some(SendingChange::End(g)) => current.filter(|c| c.generation != g),
+        None => current,
+    };
+    next.filter(|s| s.waits_in(state))
+}
+
+/// How long follow-ups try a publication before it is recorded failed.
+pub const GIVE_UP_AFTER_SECONDS: i64 = 24 * 3600;
+/// The longest delay SQS gives a message.
+pub const MAX_FOLLOW_UP_DELAY_SECONDS: u64 = 900;
+/// The error a publication never confirmed is recorded with.
+pub const UNCONFIRMED: &str =
+    "The publishing service never confirmed this publish: check the platform, then publish again.";
+/// The error a copy refused as the same content within 24 hours is recorded with.
+pub const DUPLICATE: &str = "The same content was already posted to this account within 24 hours.";
+
+/// What the post shows while a publication is being sent: its copies queued until the service
+/// answers (a joined-in answer or webhook wins, as always).
+pub fn shown(state: &PostState, sending: Option<&Sending>) -> PostState {
+    match sending {
+        Some(sending) => state.join(&sending.queued()),
+        None => state.clone(),
+    }
+}
+
+/// What the service said to a publication, in the domain's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 (the original, within the request-id window or an idempotent replay), 201 or 207.
+    Taken(PostReport),
+    /// 403 about accounts: gone from us, or disconnected.
+    StaleAccounts,
+    /// 409 for the same content to the same account within 24 hours, naming the post it matched.
+    Duplicate(Option<ServicePostId>),
+    /// 409 for an `Idempotency-Key` still in flight: the first request is still publishing.
+    InFlight,
+    /// Any other refusal, with the service's words.
+    Refused(String),
+    /// No answer that settles it (no answer in time, a connection dropped after sending, a
+    /// gateway's 5xx): the service may have taken it.
+    Unanswered,
+    /// 429: the key's budget is spent; not taken, to be sent after `retry_after`.
+    Throttled(Option<u64>),
+    /// Certainly not taken: the service could not be reached, or answered its own error.
+    NotTaken(Option<u64>),
+}
+
+/// Who is sending: the route (the user waits for the answer) or a follow-up (nobody waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    Route,
+    FollowUp,
+}
+
+/// What to do next with a publication after the service's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Record the report: the publication has its service post.
+    Record(PostReport),
+    /// Read the post a 409 names: adopt it if its metadata is this publication, else it is a
+    /// duplicate (`Step::Duplicate`).
+    CheckExisting(ServicePostId),
+    /// One read of the live list decides which connections are stale; they are marked, and (from
+    /// a follow-up) the copies recorded failed.
+    FindStale,
+    /// Refused as a duplicate of another post: the route answers `duplicate_content`, a follow-up
+    /// records the copies failed.
+    Duplicate,
+    /// Refused with the service's words: the route answers 400, a follow-up records them failed.
+    Refused(String),
+    /// Try again after a while (a follow-up); the route answers 202.
+    Later(Option<u64>),
+    /// Certainly not taken, and someone waits: the route answers 503 and forgets the publication.
+    Unavailable(Option<u64>),
+}
+
+/// The one decision after any answer to a publication, the route's and the follow-up's alike.
+pub fn next_step(answer: Answer, sender: Sender) -> Step {
+    match answer {
+        Answer::Taken(report) => Step::Record(report),
+        Answer::Duplicate(Some(existing)) => Step::CheckExisting(existing),
+        Answer::Duplicate(None) => Step::Duplicate,
+        Answer::StaleAccounts => Step::FindStale,
+        Answer::Refused(message) => Step::Refused(message),
+        Answer::InFlight | Answer::Unanswered => Step::Later(None),
+        Answer::Throttled(after) => Step::Later(after),
+        Answer::NotTaken(after) => match sender {
+            Sender::Route => Step::Unavailable(after),
+            Sender::FollowUp => Step::Later(after),
+        },
+    }
+}
+
+/// Whether a post the service holds is this very publication (our metadata on it): a 409 naming
+/// it is our own earlier attempt, to adopt.
+pub fn is_ours(report: &PostReport, project: &ProjectId, post: &PostId, generation: Generation) -> bool {
+    report.owner.as_ref().is_some_and(|(p, q)| p == project && q == post) && report.generation == Some(generation)
+}
+
+/// The delay before follow-up number `attempt` (0 for the first): `base` doubled each time, at
+/// least what the service asked for, at most what SQS allows.
+pub fn follow_up_delay(base: u64, attempt: u32, retry_after: Option<u64>) -> u64 {
+    let backed_off = base.max(1).saturating_mul(1u64 << attempt.min(16));
+    backed_off.max(retry_after.unwrap_or(0)).min(MAX_FOLLOW_UP_DELAY_SECONDS)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct LiveAccount {
     pub profile_url: Option<String>,
     /// Active and not flagged as needing reconnection.
     pub usable: bool,
+    /// Connected but switched off for posting on the service (`enabled: false`).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ fn judge(account: &LiveAccount, health: &[AccountHealth], at: Timestamp, relinke
     let signal = health.iter().find(|h| h.account_id == account.id);
     let (status, why) = if let Some(why) = unusable(Some(account), signal) {
         (ConnectionStatus::Expired, Some(why))
+    } else if !account.enabled {
+        (ConnectionStatus::Error, Some(reason::NOT_ENABLED))
     } else if signal.is_some_and(|h| h.status == Some(HealthStatus::Error)) {
         (ConnectionStatus::Error, Some(reason::HEALTH_ERROR))
     } else {
@@ -167,6 +171,7 @@ mod tests {
             avatar_url: Some(format!("https://img/{id}")),
             profile_url: None,
             usable,
+            enabled: true,
         }
     }
 
@@ -263,6 +268,15 @@ mod tests {
             (li.status, li.account_id.as_ref().map(AccountId::as_str), li.reason.as_deref()),
             (ConnectionStatus::Connected, Some("page_a"), Some("relinked"))
         );
+    }
+
+    #[test]
+    fn an_account_switched_off_for_posting_is_an_error_not_expired() {
+        let mut off = live("x1", Platform::X, true);
+        off.enabled = false;
+        let judged = reconcile(&BTreeMap::from([stored(Platform::X, "x1")]), &[off], &[], at());
+        let x = &judged[&Platform::X];
+        assert_eq!((x.status, x.reason.as_deref()), (ConnectionStatus::Error, Some(reason::NOT_ENABLED)));
     }
 
     #[test]

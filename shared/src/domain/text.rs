@@ -17,10 +17,11 @@ pub fn bounded_text(raw: Option<&str>) -> Option<String> {
     Some(raw[..end].to_owned())
 }
 
-/// Keeps a URL only if it is non-empty and at most [`MAX_TEXT_BYTES`]: a cut URL is a wrong URL.
+/// Keeps a URL only if it is an http(s) URL of at most [`MAX_TEXT_BYTES`]: a cut URL is a wrong
+/// URL, and any other scheme (`javascript:`, `data:`) never reaches the app.
 pub fn bounded_url(raw: Option<&str>) -> Option<String> {
     let raw = raw?.trim();
-    (!raw.is_empty() && raw.len() <= MAX_TEXT_BYTES).then(|| raw.to_owned())
+    is_http_url(raw, MAX_TEXT_BYTES).then(|| raw.to_owned())
 }
 
 /// Longest id from the service kept, in bytes; a cut id is a wrong id, so a longer one is dropped.

@@ -6,47 +6,24 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use serde_json::json;
 
-use crate::adapters::dynamo::{HistoryItem, history};
-use crate::ports::{FeedEvent, FeedPublisher};
-
-/// The event source every event carries.
-pub const SOURCE: &str = "stacc.social";
+use crate::ports::{FeedPublisher, FeedReader};
 
 pub struct ChangeFeed<P> {
     pub publisher: P,
-}
-
-/// The event a record is published as.
-pub fn feed_event(record: &HistoryItem) -> FeedEvent {
-    let detail_type = if record.kind == "post" { "Post Status Changed" } else { "Connection Status Changed" };
-    FeedEvent {
-        id: record.id.clone(),
-        detail_type,
-        detail: json!({
-            "id": record.id, "project_id": record.project_id.as_str(),
-            "post_id": record.post_id.as_ref().map(|p| p.as_str()), "platform": record.platform,
-            "field": record.field, "from": record.from, "to": record.to, "source": record.source,
-            "evidence": record.evidence, "at": record.at.to_rfc3339(),
-        }),
-    }
+    /// How the store's stream images read as feed events.
+    pub read: FeedReader,
 }
 
 impl<P: FeedPublisher> ChangeFeed<P> {
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
         // The history records of the batch, in stream order, with their sequence numbers.
-        let mut records: Vec<(String, Option<FeedEvent>)> = Vec::new();
+        let mut records = Vec::new();
         for record in event.records {
             let sequence = record.change.sequence_number.clone().unwrap_or_default();
-            let image = record.change.new_image;
-            let is_record = image.iter().any(|(k, v)| {
-                k == "sk" && matches!(v, serde_dynamo::AttributeValue::S(s) if s.starts_with(history::PREFIX))
-            });
-            if !is_record {
+            let Some(decoded) = (self.read)(record.change.new_image) else {
                 continue; // not a history record (the mapping's filter keeps these out)
-            }
-            let decoded = serde_dynamo::from_item::<_, HistoryItem>(image).map(|r| feed_event(&r));
+            };
             if let Err(e) = &decoded {
                 tracing::error!(sequence = %sequence, error = %e, "a history record that cannot be read");
             }
@@ -54,7 +31,7 @@ impl<P: FeedPublisher> ChangeFeed<P> {
         }
         // Everything from the first record that could not be read or published is reported:
         // the stream retries from there, so what follows keeps its order.
-        let readable: Vec<FeedEvent> = records.iter().map_while(|(_, e)| e.clone()).collect();
+        let readable: Vec<_> = records.iter().map_while(|(_, e)| e.clone()).collect();
         let published = self.publisher.publish(&readable).await;
         let first_failed = published.iter().position(Result::is_err).unwrap_or(readable.len());
         if let Some(Err(e)) = published.get(first_failed) {
@@ -78,9 +55,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::adapters::dynamo::history::{Subject, records};
-    use crate::domain::history::{Change, Field, Source};
-    use crate::domain::{Platform, ProjectId, Timestamp};
+    use crate::ports::FeedEvent;
 
     /// Publishes everything but the events whose id is in `refuse`, and remembers what it got.
     struct Bus {
@@ -104,18 +79,18 @@ mod tests {
         }
     }
 
-    /// A stream record carrying the n-th history record of a connection (or `raw`, if given).
+    /// Reads an image `{"sk": "HIST#<id>"}` as the event `<id>`, `{"sk": "HIST#"}` as unreadable,
+    /// and anything else as no history record: the handler's order and reporting, not the format.
+    fn read(image: serde_dynamo::Item) -> Option<Result<FeedEvent, String>> {
+        let value: serde_json::Value = serde_dynamo::from_item(image).ok()?;
+        let id = value["sk"].as_str()?.strip_prefix("HIST#")?;
+        let event = FeedEvent { id: id.to_owned(), detail_type: "Connection Status Changed", detail: value.clone() };
+        Some(if id.is_empty() { Err("unreadable".into()) } else { Ok(event) })
+    }
+
+    /// A stream record carrying the n-th history record (or `raw`, if given).
     fn record(n: u64, raw: Option<serde_json::Value>) -> serde_json::Value {
-        let change = Change {
-            platform: Some(Platform::X),
-            field: Field::Status,
-            from: Some("connected".into()),
-            to: Some("revoked".into()),
-        };
-        let project = ProjectId::parse("proj_1").unwrap();
-        let item = &records(&project, Subject::Connection, &[change], &Source::Refresh, Timestamp::from_unix(1), n)[0];
-        let image: serde_dynamo::Item = serde_dynamo::to_item(item).unwrap();
-        let image = raw.unwrap_or_else(|| serde_json::to_value(&image).unwrap());
+        let image = raw.unwrap_or_else(|| serde_json::json!({"sk": {"S": format!("HIST#r{n}")}}));
         serde_json::json!({"eventID": format!("e{n}"), "eventName": "INSERT", "awsRegion": "us-east-1",
             "eventSource": "aws:dynamodb",
             "dynamodb": {"SequenceNumber": format!("{n:05}"), "SizeBytes": 100, "StreamViewType": "NEW_IMAGE",
@@ -132,25 +107,18 @@ mod tests {
 
     #[tokio::test]
     async fn every_record_is_published_in_order_as_its_detail_type() {
-        let feed = ChangeFeed { publisher: Bus { refuse: vec![], got: Mutex::new(vec![]) } };
-        let response = feed.handle(batch((1..=3).map(|n| record(n, None)).collect())).await;
+        let feed = ChangeFeed { publisher: Bus { refuse: vec![], got: Mutex::new(vec![]) }, read };
+        let other = serde_json::json!({"sk": {"S": "POST#p"}});
+        let response =
+            feed.handle(batch(vec![record(1, None), record(9, Some(other)), record(2, None), record(3, None)])).await;
         assert!(failures(&response).is_empty());
         let got = feed.publisher.got.lock().unwrap().clone();
-        assert_eq!(got.len(), 3);
-        assert!(got.iter().all(|e| e.detail_type == "Connection Status Changed"));
-        assert_eq!(got[0].detail["to"], "revoked");
-        assert_eq!(got[0].detail["project_id"], "proj_1");
-        assert_eq!(
-            got.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
-            ["connection-proj_1-x-1000-1-0", "connection-proj_1-x-1000-2-0", "connection-proj_1-x-1000-3-0"]
-        );
+        assert_eq!(got.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ["r1", "r2", "r3"]);
     }
 
     #[tokio::test]
     async fn one_record_that_cannot_be_published_is_reported_and_the_ones_before_it_are_published() {
-        let feed = ChangeFeed {
-            publisher: Bus { refuse: vec!["connection-proj_1-x-1000-3-0".into()], got: Mutex::new(vec![]) },
-        };
+        let feed = ChangeFeed { publisher: Bus { refuse: vec!["r3".into()], got: Mutex::new(vec![]) }, read };
         let response = feed.handle(batch((1..=5).map(|n| record(n, None)).collect())).await;
         // The stream retries from the failed one; what follows it is sent again then, in order.
         assert_eq!(failures(&response), ["00003", "00004", "00005"]);
@@ -159,8 +127,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_that_cannot_be_read_is_reported_not_skipped() {
-        let feed = ChangeFeed { publisher: Bus { refuse: vec![], got: Mutex::new(vec![]) } };
-        let poison = serde_json::json!({"pk": {"S": "PROJECT#p"}, "sk": {"S": "HIST#CONN#broken"}});
+        let feed = ChangeFeed { publisher: Bus { refuse: vec![], got: Mutex::new(vec![]) }, read };
+        let poison = serde_json::json!({"pk": {"S": "PROJECT#p"}, "sk": {"S": "HIST#"}});
         let response = feed.handle(batch(vec![record(1, None), record(2, Some(poison)), record(3, None)])).await;
         assert_eq!(failures(&response), ["00002", "00003"]);
         assert_eq!(feed.publisher.got.lock().unwrap().len(), 1);

@@ -8,6 +8,7 @@ pub mod events;
 pub mod history;
 pub mod http;
 pub mod posts;
+pub mod publishing;
 pub mod reconciler;
 pub mod retry;
 pub mod webhook;

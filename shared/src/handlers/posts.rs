@@ -6,18 +6,18 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use super::publishing::{Attempt, Sent, Timing, status_of};
 use crate::domain::limits::{Bucket, CallKind, Limit};
 use crate::domain::media::{self, Media, MediaType};
 use crate::domain::post::{
     ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence, sync_news,
 };
-use crate::domain::publish::{self, Draft};
-use crate::domain::refresh::stale_at_publish;
+use crate::domain::publish::{self, Draft, Sender, SendingChange};
 use crate::domain::text::is_http_url;
 use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, Clock, ConnectionStore, PostChange, PostPublisher, PostStore, Publication, PublishRead,
-    PublishRefusal, Publisher, Source, StoredPost,
+    BudgetStore, Clock, ConnectionStore, FollowUpQueue, PostChange, PostPublisher, PostStore, PublishRead, Publisher,
+    Source, StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
@@ -48,12 +48,15 @@ pub struct Sync<S, P, C> {
 }
 
 /// `POST /projects/{projectId}/posts`.
-pub struct Publish<S, P, C> {
+pub struct Publish<S, P, Q, C> {
     pub store: S,
     pub publisher: P,
+    /// Where a publish that outlasts the route waits for its follow-up.
+    pub queue: Q,
     pub clock: C,
     /// The project's budget of publishes.
     pub limit: Limit,
+    pub timing: Timing,
 }
 
 fn entry_view(state: &PostState, platform: Platform, e: &PlatformEntry) -> Value {
@@ -64,7 +67,7 @@ fn entry_view(state: &PostState, platform: Platform, e: &PlatformEntry) -> Value
 
 /// The API shape of a post, its overall status derived at `now`.
 pub fn post_view(project: &ProjectId, post: &PostId, stored: &StoredPost, now: Timestamp) -> Value {
-    let state = &stored.state;
+    let state = &stored.shown();
     json!({
         "post_id": post.as_str(), "project_id": project.as_str(), "status": state.overall(now).as_str(),
         "content": stored.draft.as_ref().map(|d| &d.content),
@@ -292,10 +295,11 @@ pub async fn sync_post<S: PostStore, P: PostPublisher, C: Clock>(
     Ok(saved)
 }
 
-impl<S, P, C> Publish<S, P, C>
+impl<S, P, Q, C> Publish<S, P, Q, C>
 where
     S: PostStore + ConnectionStore + BudgetStore,
     P: Publisher + PostPublisher,
+    Q: FollowUpQueue,
     C: Clock,
 {
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -311,25 +315,19 @@ where
         let stored_draft = existing.as_ref().and_then(|s| s.draft.as_ref());
         let draft = publish::draft_for(body.content.as_deref(), body.media.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
-        let saved = if body.draft {
-            self.store_draft(&project, post, existing.as_ref(), &draft).await
-        } else {
-            self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref(), budget).await
-        };
-        match saved {
-            Ok(saved) => Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now()))),
-            Err(refusal @ Refusal::RateLimited { .. }) => Err(refusal),
-            Err(refusal) => {
-                // A refused or failed publish leaves an existing post as it was; a new one is kept
-                // as a draft with the request's content.
-                if existing.is_none()
-                    && let Err(e) = self.store_draft(&project, post, None, &draft).await
-                {
-                    tracing::warn!(project = %project, post = %post, error = ?e, "a refused new post could not be kept");
-                }
-                Err(refusal)
+        if body.draft {
+            if let Some(sending) = existing.as_ref().and_then(|s| s.sending.as_ref())
+                && stored_draft != Some(&draft)
+            {
+                // A follow-up sends the draft again, byte for byte: it cannot change meanwhile.
+                return Err(Refusal::AlreadyPublished(sending.targets.iter().map(|t| t.platform).collect()));
             }
+            let saved = self.store_draft(&project, post, existing.as_ref(), &draft).await?;
+            return Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now())));
         }
+        let sent = self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref(), budget).await?;
+        let (status, saved) = status_of(&sent);
+        Ok(http::json(status, &post_view(&project, post, saved, self.clock.now())))
     }
 
     async fn store_draft(
@@ -347,8 +345,7 @@ where
             .await?)
     }
 
-    /// Checks, one call to the service, and one write that stores the new generation together
-    /// with the content it went out with.
+    /// The checks, then the publication stored with the content it goes out with, then the call.
     async fn publish_once(
         &self,
         project: &ProjectId,
@@ -357,79 +354,50 @@ where
         existing: Option<&StoredPost>,
         profile: Option<&ProfileId>,
         budget: Option<Bucket>,
-    ) -> Result<StoredPost, Refusal> {
-        let state = existing.map(|s| s.state.clone()).unwrap_or_default();
+    ) -> Result<Sent, Refusal> {
+        let state = existing.map(StoredPost::shown).unwrap_or_default();
         let stored_connections = match profile {
             Some(profile) => self.store.connections(profile).await?,
             None => Vec::new(),
         };
         let connections: Vec<Connection> = stored_connections.iter().map(|s| s.connection.clone()).collect();
-        let plan = publish::plan(project, &body.post, &state, &body.platforms, &connections).map_err(|r| match r {
-            publish::Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
-            publish::Refused::ReconnectRequired(platforms) => Refusal::ReconnectRequired { platforms, verified: true },
-        })?;
+        let planned = publish::plan(project, &body.post, &state, &body.platforms, &connections);
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(refused) => {
+                // A refused new post is kept as a draft with the request's content.
+                if existing.is_none() {
+                    self.keep_draft(project, &body.post, draft).await;
+                }
+                return Err(match refused {
+                    publish::Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
+                    publish::Refused::ReconnectRequired(platforms) => {
+                        Refusal::ReconnectRequired { platforms, verified: true }
+                    }
+                });
+            }
+        };
         let now = self.clock.now();
         self.store.take_call(project, CallKind::Publish, budget, self.limit, now).await??;
-        let publication = Publication {
-            request_id: plan.request_id.clone(),
-            content: draft.content.clone(),
-            targets: plan.targets.clone(),
-            scheduled_for: body.scheduled_for,
-            media: draft.media.clone(),
-            project: project.clone(),
-            post: body.post.clone(),
-            generation: plan.generation,
-            sent_at: self.clock.now(),
+        let sending = plan.sending(body.scheduled_for, now, existing.is_none());
+        let nothing = PostState::default();
+        let begin =
+            PostChange::new(&Source::Publish, &nothing).with_draft(draft).with_sending(SendingChange::Begin(&sending));
+        let begun = self.store.save_post(project, &body.post, existing, begin, now).await?;
+        let attempt = Attempt {
+            store: &self.store,
+            publisher: &self.publisher,
+            queue: &self.queue,
+            clock: &self.clock,
+            timing: self.timing,
         };
-        let report = match self.publisher.publish(&publication).await? {
-            Ok(report) => report,
-            Err(PublishRefusal::StaleAccounts) => {
-                return Err(self.stale_connections(project, profile, stored_connections, &body.platforms).await);
-            }
-            Err(PublishRefusal::DuplicateContent) => return Err(Refusal::DuplicateContent),
-            Err(PublishRefusal::Other(message)) => {
-                return Err(Refusal::InvalidRequest(format!("The publishing service refused this post: {message}")));
-            }
-        };
-        let evidence = publish::evidence(&plan, &report, body.scheduled_for, &state);
-        let now = self.clock.now();
-        let change = PostChange::new(&Source::Publish, &evidence).with_draft(draft);
-        let saved = self.store.save_post(project, &body.post, existing, change, now).await?;
-        tracing::info!(project = %project, post = %body.post, generation = plan.generation,
-                       service_post = %report.service_post_id, "published");
-        Ok(saved)
+        attempt.send((project, &body.post), begun, existing, Sender::Route, 0).await
     }
 
-    /// After a 403 about accounts: one read of the live list decides which of this publish's
-    /// platforms are stale; exactly those are marked expired.
-    async fn stale_connections(
-        &self,
-        project: &ProjectId,
-        profile: Option<&ProfileId>,
-        read: Vec<crate::ports::StoredConnection>,
-        platforms: &[Platform],
-    ) -> Refusal {
-        let unverified = Refusal::ReconnectRequired { platforms: platforms.to_vec(), verified: false };
-        let Some(profile) = profile else { return unverified };
-        let asked_at = self.clock.now();
-        let Ok(Some(live)) = self.publisher.accounts(profile).await else {
-            tracing::warn!(project = %project, "live list unreadable after a stale-account refusal; nothing marked");
-            return unverified;
-        };
-        let stored: Vec<Connection> = read.iter().map(|s| s.connection.clone()).collect();
-        let evidence = stale_at_publish(&stored, &live, platforms, asked_at);
-        if evidence.is_empty() {
-            return unverified;
+    async fn keep_draft(&self, project: &ProjectId, post: &PostId, draft: &Draft) {
+        if let Err(e) = self.store_draft(project, post, None, draft).await {
+            tracing::warn!(project = %project, post = %post, error = ?e, "a refused new post could not be kept");
         }
-        let stale: Vec<Platform> = evidence.iter().map(|c| c.platform).collect();
-        if let Err(e) =
-            self.store.save_connections(project, profile, read, evidence, &Source::Publish, self.clock.now()).await
-        {
-            return e.into();
-        }
-        tracing::warn!(project = %project, stale = ?stale, "stale connections found at publish");
-        crate::metrics::count(crate::metrics::Metric::StaleConnectionsFound, stale.len() as u64);
-        Refusal::ReconnectRequired { platforms: stale, verified: true }
     }
 }
 

@@ -13,16 +13,18 @@ use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
 use crate::domain::healing::{REFRESH_CALLS, Settings, Work, fair_order, tried};
 use crate::domain::post::publications;
-use crate::domain::{Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp};
+use crate::domain::{Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
 use crate::ports::{
-    AccountHealth, Clock, ConnectionStore, HealingStore, LiveAccount, PostPublisher, PostStore, Publication,
-    PublishRefusal, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
+    AccountHealth, Answer, Clock, ConnectionStore, FollowUp, FollowUpQueue, HealingStore, LiveAccount, PostPublisher,
+    PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
 };
 
-pub struct Reconciler<S, P, C> {
+pub struct Reconciler<S, P, Q, C> {
     pub store: S,
     pub publisher: P,
+    /// Where a publication whose follow-up was lost is queued again.
+    pub queue: Q,
     pub clock: C,
     pub settings: Settings,
 }
@@ -50,10 +52,11 @@ pub struct PassReport {
 /// for at most this long.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
-impl<S, P, C> Reconciler<S, P, C>
+impl<S, P, Q, C> Reconciler<S, P, Q, C>
 where
     S: PostStore + ConnectionStore + HealingStore,
     P: Publisher + PostPublisher,
+    Q: FollowUpQueue,
     C: Clock,
 {
     /// One pass, ending by `budget` (well inside the function's timeout).
@@ -135,6 +138,20 @@ where
     ) -> Result<bool, Refusal> {
         let Some(stored) = self.store.post(project, post).await? else { return Ok(true) };
         let Some(watch) = stored.watch else { return Ok(true) };
+        if let Some(sending) = stored.sending.as_ref().filter(|s| s.generation == watch.generation) {
+            // Still being sent, past the grace: its follow-up was lost (never queued, or
+            // dead-lettered). Queue it again; the follow-up calls the service, not the pass.
+            let follow_up =
+                FollowUp { project: project.clone(), post: post.clone(), generation: sending.generation, attempt: 0 };
+            if let Err(e) = self.queue.follow_up(&follow_up, 0).await {
+                tracing::warn!(project = %project, post = %post, error = %e, "a lost follow-up could not be queued again");
+                return Err(Refusal::StoreUnavailable);
+            }
+            tracing::warn!(project = %project, post = %post, generation = sending.generation, "a lost follow-up queued again");
+            let next = tried(watch, self.clock.now(), self.settings.grace_seconds);
+            self.store.postpone(project, post, next, stored.version).await?;
+            return Ok(true);
+        }
         let cost = publications(&stored.state).len() as u32;
         if cost > left {
             return Ok(false);
@@ -226,9 +243,9 @@ impl<P: Publisher> Publisher for Counting<'_, P> {
 }
 
 impl<P: PostPublisher> PostPublisher for Counting<'_, P> {
-    async fn publish(&self, publication: &Publication) -> Result<Result<PostReport, PublishRefusal>, PublisherError> {
+    async fn publish(&self, publication: &Publication, wait: std::time::Duration) -> Answer {
         self.one();
-        self.inner.publish(publication).await
+        self.inner.publish(publication, wait).await
     }
 
     async fn post(&self, id: &ServicePostId, asked_at: Timestamp) -> Result<ServiceAnswer, PublisherError> {

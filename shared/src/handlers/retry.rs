@@ -1,22 +1,46 @@
-//! The retry worker: applies queued events with the same code as the webhook and reports the
-//! messages that still failed, one by one, so only those are delivered again.
+//! The retry worker: applies queued events with the same code as the webhook, runs publish
+//! follow-ups, and reports the messages that still failed, one by one, so only those are
+//! delivered again.
 
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
 use super::events;
-use crate::adapters::zernio::webhook::parse_event;
-use crate::ports::{Clock, EventStore, Outcome, RetryMessage};
+use crate::domain::event::EventParser;
+use crate::ports::{Clock, EventStore, FollowUp, Outcome, QueueReader, Queued, RetryMessage};
 
-pub struct RetryWorker<S, C> {
+pub struct RetryWorker<S, C, F> {
     pub store: S,
     /// "Now" is when a message is processed: a redrive days later never moves `updated_at` back.
     pub clock: C,
+    /// The vendor's webhook format.
+    pub parse: EventParser,
+    /// The queue's message format.
+    pub read: QueueReader,
+    /// Publish follow-ups.
+    pub follow_ups: F,
+}
+
+/// Runs one publish follow-up: `Ok` when done with, `Err` to be delivered again.
+pub trait FollowUps: Send + Sync {
+    fn run(&self, follow_up: &FollowUp) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+/// For a worker that is never handed follow-ups: each one is left for the dead-letter queue.
+pub struct NoFollowUps;
+
+impl FollowUps for NoFollowUps {
+    async fn run(&self, _: &FollowUp) -> Result<(), String> {
+        Err("this worker runs no follow-ups".into())
+    }
 }
 
 /// A message is begun only with at least this much time left before the invocation's deadline.
 pub const MESSAGE_BUDGET: Duration = Duration::from_secs(3);
+
+/// A follow-up is begun only with this much time left: the route's wait and a few writes.
+pub const FOLLOW_UP_BUDGET: Duration = Duration::from_secs(20);
 
 /// The invocation's deadline as Lambda gives it (Unix milliseconds), on this process's clock.
 pub fn deadline(epoch_ms: u64) -> Instant {
@@ -24,7 +48,7 @@ pub fn deadline(epoch_ms: u64) -> Instant {
     Instant::now() + at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
 }
 
-impl<S: EventStore, C: Clock> RetryWorker<S, C> {
+impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
         self.handle_until(batch, None).await
     }
@@ -35,7 +59,7 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
         let mut response = SqsBatchResponse::default();
         for record in batch.records {
             let id = record.message_id.clone().unwrap_or_default();
-            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= MESSAGE_BUDGET);
+            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= self.budget(&record));
             if !in_time {
                 tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
             }
@@ -48,16 +72,34 @@ impl<S: EventStore, C: Clock> RetryWorker<S, C> {
         response
     }
 
-    /// True when the message is done with (applied, a duplicate, or nothing to apply it to).
+    /// The time a message needs: a follow-up waits for the service.
+    fn budget(&self, record: &SqsMessage) -> Duration {
+        match (self.read)(record) {
+            Ok(Queued::FollowUp(_)) => FOLLOW_UP_BUDGET,
+            _ => MESSAGE_BUDGET,
+        }
+    }
+
+    /// True when the message is done with (applied, a duplicate, nothing to apply it to, or a
+    /// follow-up run).
     async fn apply(&self, record: &SqsMessage, message_id: &str) -> bool {
-        let message: RetryMessage = match crate::adapters::sqs::retry_message(record) {
-            Ok(m) => m,
+        let message: RetryMessage = match (self.read)(record) {
+            Ok(Queued::Event(m)) => m,
+            Ok(Queued::FollowUp(follow_up)) => {
+                return match self.follow_ups.run(&follow_up).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(message_id, post = %follow_up.post, error = %e, "follow-up failed; delivered again");
+                        false
+                    }
+                };
+            }
             Err(e) => {
                 tracing::error!(message_id, error = %e, "retry message unreadable; left for the dead-letter queue");
                 return false;
             }
         };
-        let event = match parse_event(message.body.as_bytes(), Some(message.event_id.as_str()), message.received_at) {
+        let event = match (self.parse)(message.body.as_bytes(), message.received_at) {
             Ok(event) => event,
             Err(e) => {
                 tracing::error!(message_id, event_id = %message.event_id, error = %e, "queued event unreadable");
@@ -115,7 +157,13 @@ mod tests {
 
     #[tokio::test]
     async fn messages_it_has_no_time_for_are_left_to_be_delivered_again() {
-        let worker = RetryWorker { store: Untouchable, clock: SystemClock };
+        let worker = RetryWorker {
+            store: Untouchable,
+            clock: SystemClock,
+            parse: crate::wiring::WEBHOOK_FORMAT,
+            read: crate::wiring::QUEUE_FORMAT,
+            follow_ups: NoFollowUps,
+        };
         let mut batch = SqsEvent::default();
         for id in ["m1", "m2"] {
             let mut message = SqsMessage::default();

@@ -6,8 +6,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{events, http};
-use crate::adapters::zernio::webhook::parse_event;
-use crate::domain::event::{Action, WebhookEvent};
+use crate::domain::event::{Action, EventParser, WebhookEvent};
 use crate::domain::{EventId, Timestamp};
 use crate::metrics::{self, Metric};
 use crate::ports::{Clock, EventStore, Outcome, RetryMessage, RetryQueue};
@@ -16,7 +15,6 @@ use crate::signature::WebhookKeys;
 /// Bodies above this are refused unread.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-zernio-signature", "x-late-signature"];
-pub const EVENT_ID_HEADER: &str = "x-zernio-event-id";
 /// How long applying may take before the event goes to the retry queue instead: the service counts
 /// a delivery only if answered within 5 seconds, and a slow store must give `queued`, not a timeout.
 pub const APPLY_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
@@ -27,6 +25,8 @@ pub struct Webhook<S, Q, C> {
     pub queue: Q,
     pub clock: C,
     pub secrets: WebhookKeys,
+    /// The vendor's webhook format.
+    pub parse: EventParser,
 }
 
 fn status(word: &str) -> Response<Body> {
@@ -60,8 +60,7 @@ impl<S: EventStore, Q: RetryQueue, C: Clock> Webhook<S, Q, C> {
             );
         }
         let received_at = self.clock.now();
-        let header_id = request.headers().get(EVENT_ID_HEADER).and_then(|v| v.to_str().ok());
-        let event = match parse_event(body, header_id, received_at) {
+        let event = match (self.parse)(body, received_at) {
             Ok(event) => event,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook refused: not an event");
@@ -175,7 +174,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_store_gives_queued_within_the_services_budget_not_a_timeout() {
         let secrets = WebhookSecrets::from_list("s");
-        let webhook = Webhook { store: Slow, queue: Kept::default(), clock: SystemClock, secrets: secrets.into() };
+        let webhook = Webhook {
+            store: Slow,
+            queue: Kept::default(),
+            clock: SystemClock,
+            secrets: secrets.into(),
+            parse: crate::wiring::WEBHOOK_FORMAT,
+        };
         let body = r#"{"id":"evt_slow","event":"account.connected","account":{"accountId":"a","profileId":"p","platform":"twitter"}}"#;
         let mut request = Request::new(Body::from(body));
         *request.method_mut() = lambda_http::http::Method::POST;

@@ -27,9 +27,9 @@ pub struct QueueDefinition {
     pub maximum_message_size: u32,
 }
 
-/// The retry queue: visibility 6x the retry worker's 30-second timeout, 14 days of retention.
+/// The retry queue: visibility 6x the retry worker's 60-second timeout, 14 days of retention.
 pub const RETRY_QUEUE: QueueDefinition = QueueDefinition {
-    visibility_timeout_seconds: 180,
+    visibility_timeout_seconds: 360,
     message_retention_seconds: 1_209_600,
     maximum_message_size: 1_048_576,
 };
@@ -195,7 +195,7 @@ pub async fn ensure_feed(
     let url = sqs.create_queue().queue_name(changes_queue).send().await?.queue_url.ok_or("no changes queue url")?;
     let arn = queue_arn(sqs, &url).await?;
     let rule = format!("{bus}-to-{changes_queue}");
-    let pattern = serde_json::json!({"source": [shared::handlers::change_feed::SOURCE]}).to_string();
+    let pattern = serde_json::json!({"source": [shared::ports::FEED_SOURCE]}).to_string();
     events.put_rule().name(&rule).event_bus_name(bus).event_pattern(pattern).send().await?;
     let target = aws_sdk_eventbridge::types::Target::builder().id("changes").arn(arn).build()?;
     events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await?;

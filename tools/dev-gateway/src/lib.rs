@@ -62,6 +62,8 @@ pub struct GatewayConfig {
     pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service.
     pub limits: shared::config::Limits,
+    /// How long a publish waits for the service, and the first follow-up's delay.
+    pub publish_timing: shared::handlers::publishing::Timing,
     /// Runs a reconciler pass this often (the schedule's stand-in), when set.
     pub reconcile: Option<Reconcile>,
     /// Reads the table's stream into the change feed, publishing to this EventBridge bus (moto,
@@ -87,7 +89,7 @@ struct AppState {
     list_connections: ListConnections<DynamoStore, shared::ports::SystemClock>,
     refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
     connect: Connect<DynamoStore, ZernioClient, SystemClock>,
-    publish: Publish<DynamoStore, ZernioClient, SystemClock>,
+    publish: Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>,
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
     manual_delete: ManualDelete<DynamoStore, SystemClock>,
@@ -154,7 +156,13 @@ impl Gateway {
             list_connections: wiring::list_connections(store.clone()),
             refresh: wiring::refresh(store.clone(), publisher.clone(), &config.limits),
             connect: wiring::connect(store.clone(), publisher.clone()),
-            publish: wiring::publish(store.clone(), publisher.clone(), &config.limits),
+            publish: wiring::publish(
+                store.clone(),
+                publisher.clone(),
+                SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
+                &config.limits,
+                config.publish_timing,
+            ),
             read_post: wiring::read_post(store.clone()),
             sync: wiring::sync(store.clone(), publisher.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
@@ -215,7 +223,8 @@ impl Gateway {
                 ..config.sqs.clone()
             };
             let sqs = aws::sqs_client(&sdk, &long_poll);
-            let worker = wiring::retry_worker(store.clone());
+            let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
+            let worker = wiring::retry_worker(store.clone(), publisher.clone(), queue, config.publish_timing);
             let stopped = stopped.clone();
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
         }
@@ -235,7 +244,8 @@ impl Gateway {
             tasks.push(tokio::spawn(feed::run(streams, arn, feed, stopped.clone())));
         }
         if let Some(reconcile) = config.reconcile {
-            let reconciler = wiring::reconciler(store, publisher, reconcile.settings);
+            let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
+            let reconciler = wiring::reconciler(store, publisher, queue, reconcile.settings);
             tasks.push(tokio::spawn(schedule(reconciler, reconcile.interval, stopped)));
         }
         Ok(Gateway { addr, stop, tasks })
@@ -253,7 +263,7 @@ impl Gateway {
 /// EventBridge Scheduler's stand-in: the same reconciler handler, a pass every `interval`, each
 /// given the time until the next one (at most a minute) as its budget.
 async fn schedule(
-    reconciler: shared::handlers::reconciler::Reconciler<DynamoStore, ZernioClient, SystemClock>,
+    reconciler: shared::handlers::reconciler::Reconciler<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>,
     interval: std::time::Duration,
     mut stopped: watch::Receiver<bool>,
 ) {

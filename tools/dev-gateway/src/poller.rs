@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-use shared::handlers::retry::RetryWorker;
+use shared::handlers::retry::{FollowUps, RetryWorker};
 use shared::ports::{Clock, EventStore};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,10 +23,10 @@ impl Default for PollSettings {
 }
 
 /// Receives one batch and hands it to the worker; returns how many messages it received.
-pub async fn poll_once<S: EventStore, C: Clock>(
+pub async fn poll_once<S: EventStore, C: Clock, F: FollowUps>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    worker: &RetryWorker<S, C>,
+    worker: &RetryWorker<S, C, F>,
     settings: PollSettings,
 ) -> Result<usize, String> {
     let received = sqs
@@ -77,10 +77,10 @@ pub async fn poll_once<S: EventStore, C: Clock>(
 }
 
 /// Polls until `stop` fires.
-pub async fn run<S: EventStore, C: Clock>(
+pub async fn run<S: EventStore, C: Clock, F: FollowUps>(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
-    worker: RetryWorker<S, C>,
+    worker: RetryWorker<S, C, F>,
     settings: PollSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {

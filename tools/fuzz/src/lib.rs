@@ -126,6 +126,7 @@ pub fn webhook(data: &[u8]) {
         queue: Queue::default(),
         clock: Fixed,
         secrets: WebhookSecrets::from_list(SECRET).into(),
+        parse: shared::wiring::WEBHOOK_FORMAT,
     };
     let response = RUNTIME.with(|rt| rt.block_on(webhook.handle(request)));
     let status = response.status().as_u16();
@@ -171,7 +172,15 @@ pub fn service_answers(data: &[u8]) {
         assert!(account.username.as_ref().is_none_or(|u| u.len() <= MAX_TEXT_BYTES), "names are bounded");
     }
     let _ = answers::health(&body);
+    let _ = answers::next_page(&body);
+    if let Some(id) = answers::existing_post_id(&body) {
+        assert!(!id.as_str().is_empty() && id.as_str().len() <= 128, "a 409's post id is bounded");
+    }
     let asked_at = Fixed.now();
+    if let Some(report) = answers::created_post(&body, asked_at) {
+        let links = report.platforms.iter().filter_map(|p| p.url.as_deref());
+        assert!(links.into_iter().all(|u| u.to_ascii_lowercase().starts_with("http")), "links are http(s) only");
+    }
     if let Some(report) = answers::post(&body, asked_at) {
         let _ = report.connection_news();
         if let Ok(state) = report.to_state(None) {

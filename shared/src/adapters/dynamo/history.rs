@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Item, StoreError, built, encode};
 use crate::domain::history::{Change, HISTORY_RETENTION_SECONDS, Source};
 use crate::domain::{Platform, PostId, ProjectId, Timestamp};
+use crate::ports::FeedEvent;
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy)]
@@ -153,5 +154,32 @@ impl From<HistoryItem> for crate::ports::Recorded {
             source: item.source,
             evidence: item.evidence,
         }
+    }
+}
+
+/// A stream image as a change-feed event: `None` when it is not a history record, an error when it
+/// is one that cannot be read (`ports::FeedReader`).
+pub fn feed_event(image: serde_dynamo::Item) -> Option<Result<FeedEvent, String>> {
+    let is_record = image
+        .iter()
+        .any(|(k, v)| k == "sk" && matches!(v, serde_dynamo::AttributeValue::S(s) if s.starts_with(PREFIX)));
+    if !is_record {
+        return None;
+    }
+    Some(serde_dynamo::from_item::<_, HistoryItem>(image).map(|r| event_of(&r)).map_err(|e| e.to_string()))
+}
+
+/// The event a record is published as.
+fn event_of(record: &HistoryItem) -> FeedEvent {
+    let detail_type = if record.kind == "post" { "Post Status Changed" } else { "Connection Status Changed" };
+    FeedEvent {
+        id: record.id.clone(),
+        detail_type,
+        detail: serde_json::json!({
+            "id": record.id, "project_id": record.project_id.as_str(),
+            "post_id": record.post_id.as_ref().map(|p| p.as_str()), "platform": record.platform,
+            "field": record.field, "from": record.from, "to": record.to, "source": record.source,
+            "evidence": record.evidence, "at": record.at.to_rfc3339(),
+        }),
     }
 }

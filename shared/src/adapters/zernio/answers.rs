@@ -21,6 +21,37 @@ pub fn accounts(body: &Value) -> Vec<LiveAccount> {
     list::<WireLiveAccount>(body, "accounts").into_iter().filter_map(live_account).collect()
 }
 
+/// Where the next page of the accounts list is, if the answer says there is one: `nextCursor`
+/// (cursor paging), or the next `page` while `page < pages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextPage {
+    Cursor(String),
+    Page(u64),
+}
+
+pub fn next_page(body: &Value) -> Option<NextPage> {
+    let pagination = body.get("pagination")?;
+    if let Some(cursor) = pagination.get("nextCursor").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        return Some(NextPage::Cursor(cursor.to_owned()));
+    }
+    let page = pagination.get("page").and_then(Value::as_u64)?;
+    let pages = pagination.get("pages").and_then(Value::as_u64)?;
+    (page < pages).then_some(NextPage::Page(page + 1))
+}
+
+/// A create's answer (201, 207, or 200 with the original): the post in `post` or `existingPost`.
+pub fn created_post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
+    let post = body.get("post").filter(|p| p.is_object()).or_else(|| body.get("existingPost"));
+    let post: WirePost = post.and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+    post.report(EntryStatus::Queued, false, asked_at)
+}
+
+/// The post a content-hash 409 names: `existingPostId` at the top or under `details`.
+pub fn existing_post_id(body: &Value) -> Option<crate::domain::ServicePostId> {
+    let id = body.get("existingPostId").or_else(|| body.pointer("/details/existingPostId"))?;
+    crate::domain::ServicePostId::parse(id.as_str()?).ok()
+}
+
 /// `GET /v1/accounts/health`.
 pub fn health(body: &Value) -> Vec<AccountHealth> {
     list::<WireHealth>(body, "accounts")
@@ -67,6 +98,8 @@ struct WireLiveAccount {
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "lenient_bool")]
     needs_reconnection: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +133,7 @@ fn live_account(a: WireLiveAccount) -> Option<LiveAccount> {
         avatar_url: bounded_url(a.profile_picture.as_deref()),
         profile_url: bounded_url(a.profile_url.as_deref()),
         usable: a.is_active.unwrap_or(true) && !a.needs_reconnection.unwrap_or(false),
+        enabled: a.enabled.unwrap_or(true),
     })
 }
 
@@ -117,6 +151,30 @@ mod tests {
         assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": {"odd": 1}})), Some(true));
         assert!(read(json!({"_id": "a", "platform": "tiktok"})).is_none());
         assert!(read(json!({"_id": "a".repeat(300), "platform": "twitter"})).is_none());
+    }
+
+    #[test]
+    fn a_create_is_read_from_post_or_existing_post_and_a_409_names_its_post_either_way() {
+        let at = Timestamp::from_unix_millis(0);
+        let post = json!({"_id": "p1", "status": "published", "platforms": []});
+        assert!(created_post(&json!({"post": post}), at).is_some());
+        assert!(created_post(&json!({"existingPost": post}), at).is_some());
+        assert!(created_post(&json!({"message": "no post"}), at).is_none());
+        let id = |body: Value| existing_post_id(&body).map(|id| id.as_str().to_owned());
+        assert_eq!(id(json!({"error": "dup", "existingPostId": "p9"})).as_deref(), Some("p9"));
+        assert_eq!(id(json!({"error": "dup", "details": {"existingPostId": "p8"}})).as_deref(), Some("p8"));
+        assert_eq!(id(json!({"error": "in flight"})), None);
+    }
+
+    #[test]
+    fn the_accounts_list_pages_by_cursor_or_by_page() {
+        assert_eq!(
+            next_page(&json!({"pagination": {"limit": 2, "nextCursor": "c2"}})),
+            Some(NextPage::Cursor("c2".into()))
+        );
+        assert_eq!(next_page(&json!({"pagination": {"page": 1, "pages": 3}})), Some(NextPage::Page(2)));
+        assert_eq!(next_page(&json!({"pagination": {"page": 3, "pages": 3}})), None);
+        assert_eq!(next_page(&json!({"accounts": []})), None);
     }
 
     #[test]

@@ -15,13 +15,36 @@ use serde_json::{Value, json};
 use crate::domain::post::ServiceAnswer;
 use crate::domain::{Platform, ProfileId, ServicePostId, Timestamp};
 use crate::metrics::{self, Metric};
-use crate::ports::{AccountHealth, LiveAccount, PostPublisher, Publication, PublishRefusal, Publisher, PublisherError};
+use crate::ports::{AccountHealth, Answer, LiveAccount, PostPublisher, Publication, Publisher, PublisherError};
 use crate::reloading::Reloading;
 
 /// A read gets 5 seconds; past that the service counts as unreachable.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// A publish gets 15 seconds, inside API Gateway's 30-second limit.
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most pages of the accounts list read (a profile has a handful of accounts).
+const MAX_ACCOUNT_PAGES: usize = 50;
+
+/// Why a request got no answer: never sent (nothing taken), or sent with its answer lost (a
+/// publish may have been taken).
+enum NoAnswer {
+    Unreachable(String),
+    Lost(String),
+}
+
+impl From<NoAnswer> for PublisherError {
+    fn from(e: NoAnswer) -> Self {
+        let (NoAnswer::Unreachable(reason) | NoAnswer::Lost(reason)) = e;
+        PublisherError::Unavailable { retry_after: None, reason }
+    }
+}
+
+/// An id from the service as one path segment: percent-encoded, so no id can change the path.
+fn segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn retry_after(response: &Response) -> Option<u64> {
+    response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
 
 #[derive(Clone)]
 pub struct ZernioClient {
@@ -52,10 +75,31 @@ impl ZernioClient {
         format!("{}/v1{path}", self.base_url)
     }
 
+    /// A path with an id from the service in it, percent-encoded.
+    fn url_of(&self, path: &str, id: &str) -> String {
+        self.url(&format!("{path}/{}", segment(id)))
+    }
+
     /// Sends a request within `budget`, retries included: when the service refuses our key, the
     /// key is read again and the call made once more with what is left of the budget. A key still
     /// refused is an outage on our side, never the caller's mistake.
     async fn send(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, PublisherError> {
+        let response = self.answer(request, budget).await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(key_refused());
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(PublisherError::Unavailable {
+                retry_after: retry_after(&response),
+                reason: format!("answered {status}"),
+            });
+        }
+        Ok(response)
+    }
+
+    /// The service's answer, whatever its status (after one re-read of a refused key).
+    async fn answer(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, NoAnswer> {
         let started = Instant::now();
         let again = request.try_clone();
         let mut response = self.attempt(request.timeout(budget)).await?;
@@ -67,24 +111,18 @@ impl ZernioClient {
             tracing::info!("publishing-service API key read again after a 401");
             response = self.attempt(again.timeout(left)).await?;
         }
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED {
-            tracing::error!("the publishing service refuses our API key");
-            metrics::count(Metric::PublisherKeyRefused, 1);
-            return Err(PublisherError::Unavailable { retry_after: None, reason: "our API key was refused".into() });
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            let retry_after =
-                response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-            return Err(PublisherError::Unavailable { retry_after, reason: format!("answered {status}") });
-        }
         Ok(response)
     }
 
-    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, PublisherError> {
-        self.api_key.with(|key| request.bearer_auth(key)).send().await.map_err(|e| PublisherError::Unavailable {
-            retry_after: None,
-            reason: if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") },
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
+        self.api_key.with(|key| request.bearer_auth(key)).send().await.map_err(|e| {
+            if e.is_connect() {
+                NoAnswer::Unreachable(format!("unreachable: {e}"))
+            } else if e.is_timeout() {
+                NoAnswer::Lost("timed out".into())
+            } else {
+                NoAnswer::Lost(format!("no answer: {e}"))
+            }
         })
     }
 
@@ -110,7 +148,11 @@ impl ZernioClient {
     /// A read: `None` for the service's own 404 (its JSON error envelope); any other 404 (an HTML
     /// page, a wrong base URL, a proxy) means the service was not reached.
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Option<Value>, PublisherError> {
-        let response = self.send(self.http.get(self.url(path)).query(query), READ_TIMEOUT).await?;
+        self.get_json_at(self.url(path), query).await
+    }
+
+    async fn get_json_at(&self, url: String, query: &[(&str, &str)]) -> Result<Option<Value>, PublisherError> {
+        let response = self.send(self.http.get(url).query(query), READ_TIMEOUT).await?;
         match response.status() {
             StatusCode::NOT_FOUND => {
                 let body = Self::body(response).await?;
@@ -129,6 +171,12 @@ impl ZernioClient {
     }
 }
 
+fn key_refused() -> PublisherError {
+    tracing::error!("the publishing service refuses our API key");
+    metrics::count(Metric::PublisherKeyRefused, 1);
+    PublisherError::Unavailable { retry_after: None, reason: "our API key was refused".into() }
+}
+
 /// What is left of a budget after `elapsed`, if anything worth a second attempt.
 fn remaining(budget: Duration, elapsed: Duration) -> Option<Duration> {
     budget.checked_sub(elapsed).filter(|left| *left >= Duration::from_millis(500))
@@ -141,10 +189,28 @@ fn is_service_error(body: &Value) -> bool {
 
 impl Publisher for ZernioClient {
     async fn accounts(&self, profile: &ProfileId) -> Result<Option<Vec<LiveAccount>>, PublisherError> {
-        let Some(body) = self.get_json("/accounts", &[("profileId", profile.as_str())]).await? else {
-            return Ok(None);
-        };
-        Ok(Some(answers::accounts(&body)))
+        // Accounts over the plan's limit are listed only when asked for: one missing only because of
+        // the plan must never read as removed.
+        let mut found = Vec::new();
+        let mut next: Option<answers::NextPage> = None;
+        for _ in 0..MAX_ACCOUNT_PAGES {
+            let mut query = vec![("profileId", profile.as_str().to_owned()), ("includeOverLimit", "true".to_owned())];
+            match &next {
+                Some(answers::NextPage::Cursor(cursor)) => query.push(("cursor", cursor.clone())),
+                Some(answers::NextPage::Page(page)) => query.push(("page", page.to_string())),
+                None => {}
+            }
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let Some(body) = self.get_json("/accounts", &query).await? else {
+                return Ok(None);
+            };
+            found.extend(answers::accounts(&body));
+            next = answers::next_page(&body);
+            if next.is_none() {
+                return Ok(Some(found));
+            }
+        }
+        Err(PublisherError::Unavailable { retry_after: None, reason: "the accounts list does not end".into() })
     }
 
     async fn health(&self, profile: &ProfileId) -> Result<Option<Vec<AccountHealth>>, PublisherError> {
@@ -155,12 +221,16 @@ impl Publisher for ZernioClient {
     }
 
     async fn profile_exists(&self, profile: &ProfileId) -> Result<bool, PublisherError> {
-        Ok(self.get_json(&format!("/profiles/{profile}"), &[]).await?.is_some())
+        Ok(self.get_json_at(self.url_of("/profiles", profile.as_str()), &[]).await?.is_some())
     }
 
     async fn create_profile(&self, name: &str) -> Result<ProfileId, PublisherError> {
-        let request =
-            self.http.post(self.url("/profiles")).json(&json!({"name": name, "description": "theStacc project"}));
+        // The name is derived from the project, so it is the key too: a retried create replays.
+        let request = self
+            .http
+            .post(self.url("/profiles"))
+            .header("idempotency-key", format!("profile-{name}"))
+            .json(&wire::create_profile(name));
         let response = self.send(request, READ_TIMEOUT).await?;
         let status = response.status();
         if !(status.is_success() || status == StatusCode::CONFLICT) {
@@ -168,8 +238,16 @@ impl Publisher for ZernioClient {
         }
         let body = Self::body(response).await?;
         let id = if status == StatusCode::CONFLICT {
-            // A retried create after a timeout lands here: adopt the profile that exists.
-            body.pointer("/details/existingProfileId")
+            // A retried create after a timeout lands here: adopt the profile that exists. A 409
+            // without it is the same key still in flight: ask again shortly.
+            let existing = body.pointer("/details/existingProfileId");
+            if existing.is_none() {
+                return Err(PublisherError::Unavailable {
+                    retry_after: Some(2),
+                    reason: "profile create in flight".into(),
+                });
+            }
+            existing
         } else {
             body.pointer("/profile/_id").or_else(|| body.pointer("/profile/id"))
         };
@@ -190,7 +268,7 @@ impl Publisher for ZernioClient {
         if let Some(url) = redirect_url {
             query.push(("redirect_url", url));
         }
-        let Some(body) = self.get_json(&format!("/connect/{}", platform.wire_name()), &query).await? else {
+        let Some(body) = self.get_json_at(self.url_of("/connect", platform.wire_name()), &query).await? else {
             return Ok(None);
         };
         body.get("authUrl").and_then(Value::as_str).map(|u| Some(u.to_owned())).ok_or_else(|| PublisherError::Refused {
@@ -202,53 +280,57 @@ impl Publisher for ZernioClient {
 }
 
 impl PostPublisher for ZernioClient {
-    async fn publish(
-        &self,
-        publication: &Publication,
-    ) -> Result<Result<crate::domain::PostReport, PublishRefusal>, PublisherError> {
-        let platforms: Vec<Value> = publication
-            .targets
-            .iter()
-            .map(|t| json!({"platform": t.platform.wire_name(), "accountId": t.account_id.as_str()}))
-            .collect();
-        let mut body = json!({
-            "content": publication.content,
-            "platforms": platforms,
-            "metadata": {"stacc_project_id": publication.project.as_str(), "stacc_post_id": publication.post.as_str(),
-                         "stacc_generation": publication.generation},
-        });
-        match publication.scheduled_for {
-            Some(at) => body["scheduledFor"] = json!(at.to_rfc3339()),
-            None => body["publishNow"] = json!(true),
-        }
-        if !publication.media.is_empty() {
-            body["mediaItems"] =
-                publication.media.iter().map(|m| json!({"type": m.kind.name(), "url": m.url})).collect();
-        }
-        let request = self.http.post(self.url("/posts")).header("x-request-id", &publication.request_id).json(&body);
-        let response = self.send(request, PUBLISH_TIMEOUT).await?;
+    async fn publish(&self, publication: &Publication, wait: Duration) -> Answer {
+        let request = self
+            .http
+            .post(self.url("/posts"))
+            .header("x-request-id", &publication.request_id)
+            .header("idempotency-key", &publication.request_id)
+            .json(&wire::create_post(publication));
+        let response = match self.answer(request, wait).await {
+            Ok(response) => response,
+            Err(NoAnswer::Unreachable(reason)) => {
+                tracing::warn!(reason, "publish not sent");
+                return Answer::NotTaken(None);
+            }
+            Err(NoAnswer::Lost(reason)) => {
+                tracing::warn!(reason, "publish sent, its answer lost: it may have been taken");
+                return Answer::Unanswered;
+            }
+        };
         let status = response.status();
-        if status.is_success() {
-            let body = Self::body(response).await?;
-            let mut report = answers::post(&body, publication.sent_at).ok_or_else(|| PublisherError::Refused {
-                status: status.as_u16(),
-                code: None,
-                message: "the answer carries no post id".into(),
-            })?;
-            report.generation = Some(publication.generation);
-            return Ok(Ok(report));
+        let after = retry_after(&response);
+        if status == StatusCode::UNAUTHORIZED {
+            let _ = key_refused();
+            return Answer::NotTaken(None);
         }
-        let refused = Self::refused(response).await;
-        let PublisherError::Refused { status, code, message } = &refused else { return Err(refused) };
-        Ok(Err(match (*status, code.as_deref()) {
-            (403, None | Some("ACCOUNT_DISCONNECTED")) => PublishRefusal::StaleAccounts,
-            (409, _) => PublishRefusal::DuplicateContent,
-            _ => PublishRefusal::Other(message.clone()),
-        }))
+        let Ok(body) = Self::body(response).await else { return Answer::Unanswered };
+        match status.as_u16() {
+            200..=299 => match answers::created_post(&body, publication.sent_at) {
+                Some(mut report) => {
+                    report.generation = Some(publication.generation);
+                    Answer::Taken(report)
+                }
+                None => Answer::Unanswered,
+            },
+            429 => Answer::Throttled(after),
+            // The service's own error answer: it did not take it. Anything else (a gateway's page,
+            // no body) may have come after the service took it.
+            500..=599 if is_service_error(&body) => Answer::NotTaken(after),
+            500..=599 => Answer::Unanswered,
+            409 => match answers::existing_post_id(&body) {
+                Some(existing) => Answer::Duplicate(Some(existing)),
+                None => Answer::InFlight,
+            },
+            403 if matches!(body.get("code").and_then(Value::as_str), None | Some("ACCOUNT_DISCONNECTED")) => {
+                Answer::StaleAccounts
+            }
+            _ => Answer::Refused(body.get("error").and_then(Value::as_str).unwrap_or("no message").to_owned()),
+        }
     }
 
     async fn post(&self, id: &ServicePostId, asked_at: Timestamp) -> Result<ServiceAnswer, PublisherError> {
-        let Some(body) = self.get_json(&format!("/posts/{id}"), &[]).await? else {
+        let Some(body) = self.get_json_at(self.url_of("/posts", id.as_str()), &[]).await? else {
             return Ok(ServiceAnswer::Gone);
         };
         match answers::post(&body, asked_at) {
@@ -267,8 +349,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_id_in_a_path_is_one_segment_whatever_it_holds() {
+        assert_eq!(segment("65f1a2"), "65f1a2");
+        assert_eq!(segment("../accounts?x=1"), "%2E%2E%2Faccounts%3Fx%3D1");
+    }
+
+    #[test]
     fn a_second_attempt_gets_only_what_is_left_of_the_budget() {
-        let budget = PUBLISH_TIMEOUT;
+        let budget = Duration::from_secs(15);
         assert_eq!(remaining(budget, Duration::from_secs(4)), Some(Duration::from_secs(11)));
         assert_eq!(remaining(budget, Duration::from_millis(14_800)), None);
         assert_eq!(remaining(budget, Duration::from_secs(20)), None);

@@ -6,20 +6,11 @@ use sha2::{Digest, Sha256};
 
 use super::wire::{WireAccount, WirePost};
 use crate::domain::connection::{Connection, ConnectionEvidence, ConnectionStatus, reason};
-use crate::domain::event::{Action, IgnoreReason, WebhookEvent};
+use crate::domain::event::{Action, IgnoreReason, InvalidEvent, WebhookEvent};
 use crate::domain::post::EntryStatus;
 use crate::domain::text::bounded_text;
 use crate::domain::time::evidence_time;
-use crate::domain::{AccountId, EventId, Platform, PostId, ProfileId, ProjectId, Timestamp};
-
-/// The body is not an event at all: answered 400 `invalid_event`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidEvent {
-    #[error("the body is not JSON: {0}")]
-    NotJson(String),
-    #[error("the body has no string \"event\" field")]
-    NoEventName,
-}
+use crate::domain::{AccountId, EventId, Platform, ProfileId, Timestamp};
 
 /// The events we act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,26 +60,29 @@ struct Envelope {
     post: Option<Value>,
     #[serde(default)]
     account: Option<Value>,
+    #[serde(default)]
+    test: Value,
 }
 
-/// The event's id: the body's `id`, else the `X-Zernio-Event-Id` header, else a hash of the body.
-fn event_id(body_id: &Value, header_id: Option<&str>, body: &[u8]) -> EventId {
-    body_id
-        .as_str()
-        .and_then(|id| EventId::parse(id).ok())
-        .or_else(|| header_id.and_then(|id| EventId::parse(id.trim()).ok()))
-        .unwrap_or_else(|| {
-            let digest = hex::encode(Sha256::digest(body));
-            EventId::parse(format!("sha256:{digest}")).expect("a hex digest is a valid event id")
-        })
+/// The event's id: the body's `id`, else a hash of the body. Only the body is signed: the
+/// `X-Zernio-Event-Id` header is never read, so a replayed body cannot take another id.
+fn event_id(body_id: &Value, body: &[u8]) -> EventId {
+    body_id.as_str().and_then(|id| EventId::parse(id).ok()).unwrap_or_else(|| {
+        let digest = hex::encode(Sha256::digest(body));
+        EventId::parse(format!("sha256:{digest}")).expect("a hex digest is a valid event id")
+    })
 }
 
 /// Reads a verified body. `received_at` is the receiving function's clock: it stands in for a
 /// missing or unreadable `timestamp`, and for one too far in the future.
-pub fn parse_event(body: &[u8], header_id: Option<&str>, received_at: Timestamp) -> Result<WebhookEvent, InvalidEvent> {
+pub fn parse_event(body: &[u8], received_at: Timestamp) -> Result<WebhookEvent, InvalidEvent> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| InvalidEvent::NotJson(e.to_string()))?;
     let name = envelope.event.as_str().ok_or(InvalidEvent::NoEventName)?.to_owned();
-    let id = event_id(&envelope.id, header_id, body);
+    let id = event_id(&envelope.id, body);
+    if envelope.test == Value::Bool(true) {
+        // A sample from the dashboard or `POST /v1/webhooks/test`: never applied, whatever it names.
+        return Ok(WebhookEvent { id, name, action: Action::Ignore(IgnoreReason::Sample) });
+    }
     let Some(kind) = EventKind::from_name(&name) else {
         return Ok(WebhookEvent { id, name, action: Action::Ignore(IgnoreReason::UnhandledType) });
     };
@@ -113,12 +107,9 @@ fn post_action(kind: EventKind, post: &WirePost, evidence_at: Timestamp) -> Acti
     let Some(report) = post.report(kind.default_entry_status(), kind == EventKind::PostCancelled, evidence_at) else {
         return Action::Ignore(IgnoreReason::Malformed);
     };
-    let metadata = post.metadata.clone().unwrap_or_default();
-    let project = metadata.stacc_project_id.and_then(|p| ProjectId::parse(p).ok());
-    let post_id = metadata.stacc_post_id.and_then(|p| PostId::parse(p).ok());
-    match (project, post_id) {
-        (Some(project), Some(post)) => Action::Post { project, post, report },
-        _ => Action::Ignore(IgnoreReason::NoPostMetadata),
+    match report.owner.clone() {
+        Some((project, post)) => Action::Post { project, post, report },
+        None => Action::Ignore(IgnoreReason::NoPostMetadata),
     }
 }
 
@@ -162,7 +153,7 @@ mod tests {
     const NOW: i64 = 1_780_000_000;
 
     fn parse(body: &str) -> Result<WebhookEvent, InvalidEvent> {
-        parse_event(body.as_bytes(), None, Timestamp::from_unix(NOW))
+        parse_event(body.as_bytes(), Timestamp::from_unix(NOW))
     }
 
     fn post_event(event: &str, platforms: &str) -> String {
@@ -187,13 +178,26 @@ mod tests {
     }
 
     #[test]
-    fn the_id_falls_back_to_the_header_then_to_a_hash_of_the_body() {
+    fn the_id_is_the_bodys_else_a_hash_of_the_body() {
         let body = r#"{"event":"webhook.test"}"#;
-        let from_header = parse_event(body.as_bytes(), Some("evt_h"), Timestamp::from_unix(NOW)).unwrap();
-        assert_eq!(from_header.id.as_str(), "evt_h");
         let hashed = parse(body).unwrap();
         assert!(hashed.id.as_str().starts_with("sha256:"));
         assert_eq!(hashed.id, parse(body).unwrap().id);
+    }
+
+    #[test]
+    fn a_sample_is_ignored_whatever_it_names() {
+        let body = post_event("post.published", r#"[{"platform":"twitter","status":"published"}]"#);
+        let sample = body.replacen(r#""id":"e","#, r#""id":"e","test":true,"#, 1);
+        assert!(matches!(parse(&body).unwrap().action, Action::Post { .. }));
+        assert_eq!(parse(&sample).unwrap().action, Action::Ignore(IgnoreReason::Sample));
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_is_no_metadata() {
+        let body =
+            r#"{"id":"e","event":"post.published","post":{"id":"p","platforms":[],"metadata":["proj","post",1]}}"#;
+        assert_eq!(parse(body).unwrap().action, Action::Ignore(IgnoreReason::NoPostMetadata));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::domain::post::{EntryStatus, PlatformReport, PostReport};
 use crate::domain::text::{bounded_id, bounded_text, bounded_url};
-use crate::domain::{AccountId, Platform, ServicePostId, Timestamp};
+use crate::domain::{AccountId, Platform, PostId, ProjectId, ServicePostId, Timestamp};
 
 /// A string, or a number printed as one; anything else (null, objects, arrays) is `None`.
 pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -78,6 +78,14 @@ pub struct WireMetadata {
     pub stacc_generation: Option<u32>,
 }
 
+impl WireMetadata {
+    /// The project and post it names, when both are valid ids.
+    pub fn owner(&self) -> Option<(ProjectId, PostId)> {
+        let project = ProjectId::parse(self.stacc_project_id.clone()?).ok()?;
+        Some((project, PostId::parse(self.stacc_post_id.clone()?).ok()?))
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePlatform {
@@ -132,8 +140,12 @@ fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WirePlatform>, D:
     })
 }
 
+/// Metadata is an object or nothing: serde would read a struct from an array in field order.
 fn lenient_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WireMetadata>, D::Error> {
-    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+    Ok(match Value::deserialize(d)? {
+        metadata @ Value::Object(_) => serde_json::from_value(metadata).ok(),
+        _ => None,
+    })
 }
 
 /// An account as the `account.*` webhooks carry it.
@@ -158,12 +170,17 @@ pub struct WireAccount {
     pub reason: Option<String>,
 }
 
+/// The error a copy the service reports `cancelled` is shown with.
+pub const CANCELLED_COPY: &str = "Cancelled on the publishing service.";
+
 /// A status on the wire as an entry status; `None` for one we do not recognise.
 pub fn entry_status(wire: &str) -> Option<EntryStatus> {
     match wire.to_ascii_lowercase().as_str() {
         "published" => Some(EntryStatus::Published),
         "failed" | "error" => Some(EntryStatus::Failed),
-        "pending" | "publishing" | "scheduled" | "processing" | "queued" => Some(EntryStatus::Queued),
+        "pending" | "publishing" | "scheduled" | "processing" | "uploading" | "queued" => Some(EntryStatus::Queued),
+        // A copy taken back on the service never goes live: settled, with `CANCELLED_COPY` as its error.
+        "cancelled" | "canceled" => Some(EntryStatus::Failed),
         _ => None,
     }
 }
@@ -192,6 +209,8 @@ impl WirePost {
             .filter_map(|p| {
                 let platform = Platform::from_wire(p.platform.as_deref()?).ok()?;
                 let removed = p.removed_from_platform_at.as_deref().is_some_and(|s| !s.trim().is_empty());
+                let cancelled_copy =
+                    matches!(&p.status, Field::Text(w) if w.to_ascii_lowercase().starts_with("cancel"));
                 let status = match &p.status {
                     _ if removed => Some(EntryStatus::Removed),
                     Field::Absent => None,
@@ -207,7 +226,8 @@ impl WirePost {
                     ),
                     platform_post_id: bounded_id(p.platform_post_id.as_deref()),
                     published_at: p.published_at.as_deref().and_then(Timestamp::parse),
-                    error: bounded_text(p.error_message.as_deref().or(p.error.as_deref())),
+                    error: bounded_text(p.error_message.as_deref().or(p.error.as_deref()))
+                        .or_else(|| cancelled_copy.then(|| CANCELLED_COPY.to_owned())),
                     auth_expired: p.error_category.as_deref() == Some("auth_expired"),
                 })
             })
@@ -215,14 +235,50 @@ impl WirePost {
         Some(PostReport {
             service_post_id: self.service_post_id()?,
             generation: self.metadata.as_ref().and_then(|m| m.stacc_generation),
+            owner: self.metadata.as_ref().and_then(WireMetadata::owner),
             cancelled: cancelled || self.status.as_deref() == Some("cancelled"),
             published_at: self.published_at.as_deref().and_then(Timestamp::parse),
-            scheduled_for: self.scheduled_for.as_deref().and_then(Timestamp::parse),
+            // Every post carries `scheduledFor` (a publish-now's is when it was asked): it is a
+            // schedule only while the post is scheduled.
+            scheduled_for: self
+                .scheduled_for
+                .as_deref()
+                .filter(|_| self.status.as_deref() == Some("scheduled"))
+                .and_then(Timestamp::parse),
             reported_at,
             default_status: self.default_status(default_status),
             platforms,
         })
     }
+}
+
+/// The body of `POST /v1/profiles` for a profile of this name.
+pub fn create_profile(name: &str) -> Value {
+    serde_json::json!({"name": name, "description": "theStacc project"})
+}
+
+/// The body of `POST /v1/posts` for a publication: the same bytes every time it is sent.
+pub fn create_post(publication: &crate::ports::Publication) -> Value {
+    let platforms: Vec<Value> = publication
+        .targets
+        .iter()
+        .map(|t| serde_json::json!({"platform": t.platform.wire_name(), "accountId": t.account_id.as_str()}))
+        .collect();
+    let mut body = serde_json::json!({
+        "content": publication.content,
+        "platforms": platforms,
+        "metadata": {"stacc_project_id": publication.project.as_str(), "stacc_post_id": publication.post.as_str(),
+                     "stacc_generation": publication.generation},
+    });
+    match publication.scheduled_for {
+        Some(at) => body["scheduledFor"] = serde_json::json!(at.to_rfc3339()),
+        None => body["publishNow"] = serde_json::json!(true),
+    }
+    if !publication.media.is_empty() {
+        body["mediaItems"] =
+            publication.media.iter().map(|m| serde_json::json!({"type": m.kind.name(), "url": m.url})).collect();
+    }
+    body
 }
 
 #[cfg(test)]

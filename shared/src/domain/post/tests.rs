@@ -19,6 +19,7 @@ fn report(generation: Generation, platform: Platform, status: EntryStatus, url: 
     PostReport {
         service_post_id: sid(generation),
         generation: Some(generation),
+        owner: None,
         cancelled: false,
         published_at: None,
         scheduled_for: None,
