@@ -420,6 +420,87 @@ mod tests {
         assert_eq!(draft_for(None, None, None), None);
     }
 
+    fn sending() -> Sending {
+        let (project, post) = ids();
+        let plan =
+            plan(&project, &post, &PostState::default(), &[Platform::X], &[connected(Platform::X, "x1")]).unwrap();
+        plan.sending(None, Timestamp::from_unix(1_000), true)
+    }
+
+    fn taken(generation: Generation, status: EntryStatus) -> PostReport {
+        PostReport {
+            service_post_id: ServicePostId::parse("svc1").unwrap(),
+            generation: Some(generation),
+            owner: Some(ids()),
+            cancelled: false,
+            published_at: None,
+            scheduled_for: None,
+            reported_at: Timestamp::from_unix(1_001),
+            default_status: status,
+            platforms: vec![super::super::post::PlatformReport {
+                platform: Platform::X,
+                status: Some(status),
+                account_id: None,
+                url: None,
+                platform_post_id: None,
+                published_at: None,
+                error: None,
+                auth_expired: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_publication_being_sent_shows_queued_and_ends_once_its_service_post_is_known_or_it_settles() {
+        let s = sending();
+        let shown = shown(&PostState::default(), Some(&s));
+        assert_eq!(shown.entries[&Platform::X].status, EntryStatus::Queued);
+        assert_eq!(shown.still_active(&[Platform::X]), vec![Platform::X], "a second publish is refused meanwhile");
+        // The service's answer (or a webhook) records its post: nothing is being sent any more.
+        let state = evidence(&s, &taken(1, EntryStatus::Queued), &PostState::default());
+        assert!(!s.waits_in(&state));
+        assert_eq!(sending_after(Some(s.clone()), None, &state), None);
+        // Failed everywhere, or a newer generation: ended too; a begun one waits; an end ends it.
+        assert!(!s.waits_in(&s.failed(DUPLICATE)));
+        assert!(s.waits_in(&PostState::default()));
+        assert_eq!(sending_after(None, Some(SendingChange::Begin(&s)), &PostState::default()), Some(s.clone()));
+        assert_eq!(sending_after(Some(s.clone()), Some(SendingChange::End(1)), &PostState::default()), None);
+        assert_eq!(sending_after(Some(s.clone()), Some(SendingChange::End(2)), &PostState::default()), Some(s));
+    }
+
+    #[test]
+    fn only_the_route_answers_503_and_only_our_own_post_is_adopted() {
+        assert_eq!(next_step(Answer::NotTaken(Some(7)), Sender::Route), Step::Unavailable(Some(7)));
+        assert_eq!(next_step(Answer::NotTaken(Some(7)), Sender::FollowUp), Step::Later(Some(7)));
+        for maybe_taken in [Answer::Unanswered, Answer::InFlight] {
+            assert_eq!(next_step(maybe_taken, Sender::Route), Step::Later(None), "202, never 503");
+        }
+        let (project, post) = ids();
+        assert!(is_ours(&taken(1, EntryStatus::Published), &project, &post, 1));
+        assert!(!is_ours(&taken(2, EntryStatus::Published), &project, &post, 1), "another generation");
+        let mut other = taken(1, EntryStatus::Published);
+        other.owner = Some((project.clone(), PostId::parse("other").unwrap()));
+        assert!(!is_ours(&other, &project, &post, 1), "another post");
+    }
+
+    #[test]
+    fn follow_ups_back_off_from_the_base_honour_retry_after_and_stay_within_sqs_delays() {
+        assert_eq!([0, 1, 2, 3].map(|n| follow_up_delay(60, n, None)), [60, 120, 240, 480]);
+        assert_eq!(follow_up_delay(60, 10, None), MAX_FOLLOW_UP_DELAY_SECONDS);
+        assert_eq!(follow_up_delay(1, 0, Some(30)), 30);
+        let s = sending();
+        assert!(!s.given_up(s.since.plus_seconds(GIVE_UP_AFTER_SECONDS)));
+        assert!(s.given_up(s.since.plus_seconds(GIVE_UP_AFTER_SECONDS + 1)));
+    }
+
+    #[test]
+    fn a_post_that_holds_only_the_publication_that_created_it_has_no_history_yet() {
+        let s = sending();
+        assert_eq!(recorded(&PostState::default(), Some(&s)), None);
+        assert!(recorded(&PostState::default(), None).is_some());
+        assert!(recorded(&PostState::default(), Some(&Sending { new_post: false, ..s })).is_some());
+    }
+
     #[test]
     fn a_time_more_than_a_minute_gone_is_in_the_past_and_a_moment_ago_is_not() {
         let now = Timestamp::parse("2026-11-29T12:00:00Z").unwrap();
