@@ -202,7 +202,8 @@ async fn post_costs() {
     measure("sync, two generations", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
     measure("read", reqwest::Method::GET, "/projects/proj_posts/posts/post_b", None).await;
     println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
-    println!("(publish and Sync: the PutItem is the rate-limit check, one conditional write; reads and");
+    println!("(publish and Sync: a PutItem is the rate-limit check, one conditional write; a publish's other");
+    println!(" PutItem stores the publication before the call, so one that outlasts its request is known; reads and");
     println!(" manual delete call no service and take no budget)");
 }
 
