@@ -253,3 +253,35 @@ async fn a_stale_account_found_by_a_follow_up_fails_its_copy_and_expires_its_con
     assert_eq!(x["status"], "expired", "{connections}");
     assert_eq!(ours_on_the_service(&stack), 0);
 }
+
+#[tokio::test]
+async fn a_lost_follow_up_is_queued_again_by_the_reconciler() {
+    // GIVEN a publish answered 202 whose follow-up message is then lost
+    let timing = Timing { wait: WAIT, follow_up_seconds: 1 };
+    let stack = Stack::with(StackOptions { publish_timing: timing, ..Default::default() }).await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    stack.sim.shared.set_fault(Fault {
+        mode: FaultMode::LostAnswer { code: 504 },
+        path_prefix: Some("/v1/posts".into()),
+        times: Some(1),
+    });
+    let (status, _) = publish(&stack, json!({"post_id": "post_orphan", "content": "Orphan", "platforms": ["x"]})).await;
+    assert_eq!(status, 202);
+    stack.sqs.purge_queue().queue_url(&stack.queues.retry_url).send().await.expect("purge");
+    // WHEN a reconciler pass finds it still being sent past its grace, and the queue is worked
+    let settings = Settings { grace_seconds: 0, ..Settings::default() };
+    let pass = stack.reconciler(settings).pass(Duration::from_secs(10)).await.expect("a pass");
+    assert_eq!(pass.calls, 0, "the pass queues the follow-up; it calls nothing itself");
+    let mut done = Value::Null;
+    for _ in 0..40 {
+        stack.poll(30).await;
+        done = read(&stack, "post_orphan").await;
+        if done["status"] == "published" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // THEN the follow-up it queued records the one post, published
+    assert_eq!(done["status"], "published", "{done}");
+    assert_eq!(ours_on_the_service(&stack), 1);
+}

@@ -85,8 +85,13 @@ where
             Step::Record(report) => Ok(Sent::Recorded(self.record(ids, &stored, &sending, &report).await?)),
             Step::CheckExisting(_) | Step::Later(_) => {
                 let after = if let Step::Later(after) = step { after } else { None };
-                self.follow_up(ids, &sending, attempt, after).await?;
-                Ok(Sent::FollowingUp(stored))
+                match (self.follow_up(ids, &sending, attempt, after).await, sender) {
+                    // The publication is stored and watched: the reconciler queues its follow-up
+                    // after its grace, so the app is told the truth, that it goes on (202).
+                    (Ok(()), _) | (Err(_), Sender::Route) => Ok(Sent::FollowingUp(stored)),
+                    // A follow-up that cannot queue the next one is delivered again instead.
+                    (Err(refusal), Sender::FollowUp) => Err(refusal),
+                }
             }
             Step::FindStale => {
                 let refusal = self.stale_connections(project, &sending).await;
@@ -205,7 +210,6 @@ where
         let follow_up =
             FollowUp { project: project.clone(), post: post.clone(), generation: sending.generation, attempt };
         if let Err(e) = self.queue.follow_up(&follow_up, delay).await {
-            // The publication stays stored as being sent; the reconciler finds it.
             tracing::error!(project = %project, post = %post, error = %e, "a follow-up could not be queued");
             return Err(Refusal::StoreUnavailable);
         }
