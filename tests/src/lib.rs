@@ -137,6 +137,17 @@ impl Default for StackOptions {
     }
 }
 
+/// Every whole-flow test on a stack ends with at most one post on the service per publication:
+/// the simulator counts a second post carrying the same publication's metadata.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let twice = self.sim.shared.stats()["duplicate_publications"].as_u64().unwrap_or(0);
+            assert_eq!(twice, 0, "{twice} publication(s) reached the service as a second post");
+        }
+    }
+}
+
 impl Stack {
     pub async fn start() -> Stack {
         Self::with(StackOptions::default()).await

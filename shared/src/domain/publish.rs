@@ -269,6 +269,8 @@ pub fn sending_after(
 
 /// How long follow-ups try a publication before it is recorded failed.
 pub const GIVE_UP_AFTER_SECONDS: i64 = 24 * 3600;
+/// How many times a follow-up's delay doubles.
+pub const MAX_DOUBLINGS: u32 = 4;
 /// The longest delay SQS gives a message.
 pub const MAX_FOLLOW_UP_DELAY_SECONDS: u64 = 900;
 /// The error a publication never confirmed is recorded with.
@@ -361,9 +363,9 @@ pub fn is_ours(report: &PostReport, project: &ProjectId, post: &PostId, generati
 }
 
 /// The delay before follow-up number `attempt` (0 for the first): `base` doubled each time, at
-/// least what the service asked for, at most what SQS allows.
+/// most four times (60 s grows to SQS's 900 s limit), at least what the service asked for.
 pub fn follow_up_delay(base: u64, attempt: u32, retry_after: Option<u64>) -> u64 {
-    let backed_off = base.max(1).saturating_mul(1u64 << attempt.min(16));
+    let backed_off = base.max(1).saturating_mul(1u64 << attempt.min(MAX_DOUBLINGS));
     backed_off.max(retry_after.unwrap_or(0)).min(MAX_FOLLOW_UP_DELAY_SECONDS)
 }
 
@@ -488,6 +490,7 @@ mod tests {
         assert_eq!([0, 1, 2, 3].map(|n| follow_up_delay(60, n, None)), [60, 120, 240, 480]);
         assert_eq!(follow_up_delay(60, 10, None), MAX_FOLLOW_UP_DELAY_SECONDS);
         assert_eq!(follow_up_delay(1, 0, Some(30)), 30);
+        assert_eq!(follow_up_delay(1, 30, None), 16, "a short base stays short");
         let s = sending();
         assert!(!s.given_up(s.since.plus_seconds(GIVE_UP_AFTER_SECONDS)));
         assert!(s.given_up(s.since.plus_seconds(GIVE_UP_AFTER_SECONDS + 1)));

@@ -451,6 +451,13 @@ fn create(
     if millis == 0 {
         post.derive_status();
     }
+    // A tripwire for the backend: two posts carrying the same publication (project, post,
+    // generation) in their metadata is exactly what must never happen.
+    let publication = &post.metadata;
+    let tagged = publication.get("stacc_post_id").is_some();
+    if tagged && world.posts.values().any(|p| p.metadata == *publication) {
+        world.duplicate_publications += 1;
+    }
     world.posts.insert(id.clone(), post.clone());
     world.posts_created += 1;
     if let Some(r) = request_id {

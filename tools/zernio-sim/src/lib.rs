@@ -77,7 +77,8 @@ impl Shared {
 
     pub fn stats(&self) -> Value {
         let world = self.world();
-        json!({"calls": world.calls, "posts_created": world.posts_created, "total_calls": world.calls.values().sum::<u64>()})
+        json!({"calls": world.calls, "posts_created": world.posts_created,
+               "duplicate_publications": world.duplicate_publications, "total_calls": world.calls.values().sum::<u64>()})
     }
 
     pub fn change_post(&self, id: &str, change: &PostChange) -> Option<Post> {

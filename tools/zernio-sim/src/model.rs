@@ -288,6 +288,8 @@ pub struct World {
     pub failure_categories: HashMap<String, String>,
     pub calls: BTreeMap<String, u64>,
     pub posts_created: u64,
+    /// Posts created with the same `metadata` (one publication of ours) as a post already held.
+    pub duplicate_publications: u64,
     /// Deliver the webhook a create causes before answering the create (a webhook that beats the
     /// answer to the caller).
     pub webhooks_before_answer: bool,
