@@ -78,9 +78,12 @@ async fn a_long_video(with_webhook: bool) {
         (answer["status"].as_str(), answer["platforms"][0]["status"].as_str()),
         (Some("publishing"), Some("queued"))
     );
-    // AND while it goes out its content cannot change (the follow-up sends it again, byte for byte)
+    // AND while it goes out its content cannot change (the follow-up sends it again, byte for byte),
+    // nor can the post go out again elsewhere (one publication of a post is sent at a time)
     let edit = json!({"post_id": "post_video", "content": "Another text", "draft": true});
     assert_eq!(publish(&stack, edit).await.1["error"]["code"], "already_published");
+    let elsewhere = json!({"post_id": "post_video", "platforms": ["linkedin"]});
+    assert_eq!(publish(&stack, elsewhere).await.1["error"]["code"], "already_published");
     // AND the follow-up records the service's post while it still publishes
     let known = until(&stack, "post_video", Duration::from_secs(15), |_| {
         stack.sim.shared.world().posts.values().any(|p| p.metadata["stacc_post_id"] == "post_video")

@@ -74,6 +74,16 @@ pub fn plan(
     Ok(Plan { generation, targets, request_id: request_id(project, post, generation, platforms) })
 }
 
+/// One publication of a post goes out at a time: while one is being sent (its service post not
+/// known yet), another publish of the post is refused as already publishing, naming its platforms
+/// (the post holds one publication being sent, and its follow-up sends its draft unchanged).
+pub fn already_sending(sending: Option<&Sending>) -> Result<(), Refused> {
+    match sending {
+        Some(s) => Err(Refused::AlreadyPublished(s.targets.iter().map(|t| t.platform).collect())),
+        None => Ok(()),
+    }
+}
+
 /// The `x-request-id` of a publication, as a UUID-shaped string: the same for the same project,
 /// post, generation and set of platforms, in whatever order they were listed.
 pub fn request_id(project: &ProjectId, post: &PostId, generation: Generation, platforms: &[Platform]) -> String {
@@ -468,6 +478,12 @@ mod tests {
         assert_eq!(sending_after(None, Some(SendingChange::Begin(&s)), &PostState::default()), Some(s.clone()));
         assert_eq!(sending_after(Some(s.clone()), Some(SendingChange::End(1)), &PostState::default()), None);
         assert_eq!(sending_after(Some(s.clone()), Some(SendingChange::End(2)), &PostState::default()), Some(s));
+    }
+
+    #[test]
+    fn a_second_publish_of_a_post_waits_until_its_publication_being_sent_is_known() {
+        assert_eq!(already_sending(Some(&sending())), Err(Refused::AlreadyPublished(vec![Platform::X])));
+        assert_eq!(already_sending(None), Ok(()));
     }
 
     #[test]

@@ -316,11 +316,12 @@ where
         let draft = publish::draft_for(body.content.as_deref(), body.media.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
         if body.draft {
-            if let Some(sending) = existing.as_ref().and_then(|s| s.sending.as_ref())
-                && stored_draft != Some(&draft)
+            // A follow-up sends the draft again, byte for byte: it cannot change meanwhile.
+            if stored_draft != Some(&draft)
+                && let Err(publish::Refused::AlreadyPublished(platforms)) =
+                    publish::already_sending(existing.as_ref().and_then(|s| s.sending.as_ref()))
             {
-                // A follow-up sends the draft again, byte for byte: it cannot change meanwhile.
-                return Err(Refusal::AlreadyPublished(sending.targets.iter().map(|t| t.platform).collect()));
+                return Err(Refusal::AlreadyPublished(platforms));
             }
             let saved = self.store_draft(&project, post, existing.as_ref(), &draft).await?;
             return Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now())));
@@ -361,7 +362,9 @@ where
             None => Vec::new(),
         };
         let connections: Vec<Connection> = stored_connections.iter().map(|s| s.connection.clone()).collect();
-        let planned = publish::plan(project, &body.post, &state, &body.platforms, &connections);
+        let sending = existing.and_then(|s| s.sending.as_ref());
+        let planned = publish::already_sending(sending)
+            .and_then(|()| publish::plan(project, &body.post, &state, &body.platforms, &connections));
         let plan = match planned {
             Ok(plan) => plan,
             Err(refused) => {
