@@ -81,6 +81,9 @@ where
             step => step,
         };
         let ids = (project, post);
+        if sender == Sender::FollowUp && matches!(step, Step::FindStale | Step::Duplicate | Step::Refused(_)) {
+            tracing::warn!(project = %project, post = %post, generation = sending.generation, "publication refused after the route answered");
+        }
         match step {
             Step::Record(report) => Ok(Sent::Recorded(self.record(ids, &stored, &sending, &report).await?)),
             Step::CheckExisting(_) | Step::Later(_) => {
@@ -100,7 +103,7 @@ where
                     Sender::FollowUp => {
                         let Refusal::ReconnectRequired { platforms, .. } = &refusal else { return Err(refusal) };
                         let failed = reconnect_failed(&sending, platforms);
-                        Ok(Sent::Recorded(self.record_failed(ids, &stored, &sending, &failed).await?))
+                        Ok(Sent::Recorded(self.save_end(project, post, &stored, &sending, &failed).await?))
                     }
                 }
             }
@@ -108,7 +111,7 @@ where
                 Sender::Route => self.abandon(ids, &stored, before, Refusal::DuplicateContent).await,
                 Sender::FollowUp => {
                     let failed = sending.failed(publish::DUPLICATE);
-                    Ok(Sent::Recorded(self.record_failed(ids, &stored, &sending, &failed).await?))
+                    Ok(Sent::Recorded(self.save_end(project, post, &stored, &sending, &failed).await?))
                 }
             },
             Step::Refused(message) => match sender {
@@ -118,7 +121,7 @@ where
                 }
                 Sender::FollowUp => {
                     let failed = sending.failed(&message);
-                    Ok(Sent::Recorded(self.record_failed(ids, &stored, &sending, &failed).await?))
+                    Ok(Sent::Recorded(self.save_end(project, post, &stored, &sending, &failed).await?))
                 }
             },
             Step::Unavailable(after) => {
@@ -162,17 +165,6 @@ where
         tracing::info!(project = %project, post = %post, generation = sending.generation,
                        service_post = %report.service_post_id, "published");
         self.save_end(project, post, stored, sending, &evidence).await
-    }
-
-    async fn record_failed(
-        &self,
-        (project, post): (&ProjectId, &PostId),
-        stored: &StoredPost,
-        sending: &Sending,
-        failed: &PostState,
-    ) -> Result<StoredPost, Refusal> {
-        tracing::warn!(project = %project, post = %post, generation = sending.generation, "publication refused after the route answered");
-        self.save_end(project, post, stored, sending, failed).await
     }
 
     async fn save_end(

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use super::events;
 use crate::domain::event::EventParser;
@@ -39,6 +39,14 @@ impl FollowUps for NoFollowUps {
 /// A message is begun only with at least this much time left before the invocation's deadline.
 pub const MESSAGE_BUDGET: Duration = Duration::from_secs(3);
 
+/// The time a message needs: a follow-up waits for the service.
+fn budget(queued: &Result<Queued, String>) -> Duration {
+    match queued {
+        Ok(Queued::FollowUp(_)) => FOLLOW_UP_BUDGET,
+        _ => MESSAGE_BUDGET,
+    }
+}
+
 /// A follow-up is begun only with this much time left: the route's wait and a few writes.
 pub const FOLLOW_UP_BUDGET: Duration = Duration::from_secs(20);
 
@@ -59,11 +67,12 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
         let mut response = SqsBatchResponse::default();
         for record in batch.records {
             let id = record.message_id.clone().unwrap_or_default();
-            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= self.budget(&record));
+            let queued = (self.read)(&record);
+            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= budget(&queued));
             if !in_time {
                 tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
             }
-            if !in_time || !self.apply(&record, &id).await {
+            if !in_time || !self.apply(queued, &id).await {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -72,18 +81,10 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
         response
     }
 
-    /// The time a message needs: a follow-up waits for the service.
-    fn budget(&self, record: &SqsMessage) -> Duration {
-        match (self.read)(record) {
-            Ok(Queued::FollowUp(_)) => FOLLOW_UP_BUDGET,
-            _ => MESSAGE_BUDGET,
-        }
-    }
-
     /// True when the message is done with (applied, a duplicate, nothing to apply it to, or a
     /// follow-up run).
-    async fn apply(&self, record: &SqsMessage, message_id: &str) -> bool {
-        let message: RetryMessage = match (self.read)(record) {
+    async fn apply(&self, queued: Result<Queued, String>, message_id: &str) -> bool {
+        let message: RetryMessage = match queued {
             Ok(Queued::Event(m)) => m,
             Ok(Queued::FollowUp(follow_up)) => {
                 return match self.follow_ups.run(&follow_up).await {
@@ -125,6 +126,8 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
 
 #[cfg(test)]
 mod tests {
+    use aws_lambda_events::event::sqs::SqsMessage;
+
     use super::*;
     use crate::domain::connection::ConnectionEvidence;
     use crate::domain::{EventId, PostId, PostReport, ProfileId, ProjectId, Timestamp};
