@@ -179,6 +179,23 @@ pub fn healing() -> Result<crate::domain::healing::Settings, ConfigError> {
     })
 }
 
+/// The shared budget of the API key (capacity.md): `VENDOR_CALLS_PER_MINUTE` [600] (the plan's
+/// limit), `BUDGET_READS_PERCENT` [60] and `BUDGET_RECONCILER_PERCENT` [20] (the shares).
+pub fn budget_plan() -> Result<crate::domain::budget::Plan, ConfigError> {
+    let default = crate::domain::budget::Shares::default();
+    let calls: u32 = number("VENDOR_CALLS_PER_MINUTE", 600)?;
+    if calls == 0 {
+        return Err(ConfigError("VENDOR_CALLS_PER_MINUTE must be at least 1".into()));
+    }
+    Ok(crate::domain::budget::Plan {
+        calls_per_minute: calls,
+        shares: crate::domain::budget::Shares {
+            reads_percent: number("BUDGET_READS_PERCENT", default.reads_percent)?,
+            reconciler_percent: number("BUDGET_RECONCILER_PERCENT", default.reconciler_percent)?,
+        },
+    })
+}
+
 /// How often the local stack runs a pass: `RECONCILE_INTERVAL_SECONDS` [60; 0 = never].
 pub fn reconcile_interval() -> Result<Option<Duration>, ConfigError> {
     let seconds: u64 = number("RECONCILE_INTERVAL_SECONDS", 60)?;

@@ -33,6 +33,14 @@ pub enum Metric {
     PublishesFollowedUp,
     /// A 409 that named our own earlier attempt, adopted.
     PublishesAdopted,
+    /// A call to the service taken from the shared budget (capacity.md).
+    BudgetCalls,
+    /// A call the shared budget had no room for (not sent).
+    BudgetRefused,
+    /// A 429 from the service: the shared budget shut for its `Retry-After`.
+    ServiceThrottled,
+    /// A reconciler pass ended early: the shared budget had no room left for it.
+    ReconcileThrottled,
 }
 
 impl Metric {
@@ -55,6 +63,10 @@ impl Metric {
             Metric::ReconcileOutages => "ReconcileOutages",
             Metric::PublishesFollowedUp => "PublishesFollowedUp",
             Metric::PublishesAdopted => "PublishesAdopted",
+            Metric::BudgetCalls => "BudgetCalls",
+            Metric::BudgetRefused => "BudgetRefused",
+            Metric::ServiceThrottled => "ServiceThrottled",
+            Metric::ReconcileThrottled => "ReconcileThrottled",
         }
     }
 }

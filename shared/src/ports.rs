@@ -110,6 +110,9 @@ pub enum PublisherError {
     /// It answered, and said no.
     #[error("the publishing service refused ({status}): {message}")]
     Refused { status: u16, code: Option<String>, message: String },
+    /// Not sent: the shared budget of the API key has no room until `retry_after` (capacity.md).
+    #[error("the shared budget of calls to the publishing service has no room for {retry_after} s")]
+    Busy { retry_after: u64 },
 }
 
 /// The publishing service, as the handlers need it. A second vendor implements this too.
@@ -152,6 +155,43 @@ impl StoredConnection {
     /// What the domain's connection rules read of a stored record.
     pub fn settled(&self) -> (&ConnectionRecord, Timestamp) {
         (&self.record, self.updated_at)
+    }
+}
+
+/// The shards of the shared API key's budget (`domain::budget`).
+pub trait SharedBudgetStore: Send + Sync {
+    /// Takes one call from every lane on `shard` (all or none), or says how long until there is room.
+    fn take_shared(
+        &self,
+        shard: u32,
+        lanes: &[(crate::domain::budget::Lane, crate::domain::limits::Rate)],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Result<(), Limited>, StoreError>> + Send;
+    /// Keeps the shard's `all` lane at `tat` at least (`domain::budget::Plan::shut`).
+    fn shut_shared(&self, shard: u32, tat: i64, now: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A boxed future, for the ports taken as trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What every call to the publishing service passes first: the shared budget (capacity.md).
+pub trait CallGate: Send + Sync {
+    /// Room for one call now, or how long until there is.
+    fn admit(&self) -> BoxFuture<'_, Result<(), Limited>>;
+    /// The service answered 429: no caller calls it again until `retry_after` has passed.
+    fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()>;
+}
+
+/// No shared budget: every call goes (tools, and tests of other things).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ungated;
+
+impl CallGate for Ungated {
+    fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn shut(&self, _: Option<u64>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 }
 

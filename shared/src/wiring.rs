@@ -8,6 +8,8 @@ use crate::adapters::eventbridge::EventBridgeFeed;
 use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
+use crate::domain::budget::{Class, Plan};
+use crate::handlers::budget::SharedBudget;
 use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
 use crate::handlers::change_feed::ChangeFeed;
@@ -25,6 +27,12 @@ use crate::signature::WebhookKeys;
 pub const WEBHOOK_FORMAT: EventParser = crate::adapters::zernio::webhook::parse_event;
 /// The retry queue's message format (SQS).
 pub const QUEUE_FORMAT: QueueReader = crate::adapters::sqs::queued;
+
+/// The service client of a function whose calls are of `class`: every request takes from the
+/// shared budget first.
+pub fn gated(publisher: ZernioClient, store: &DynamoStore, plan: Plan, class: Class) -> ZernioClient {
+    publisher.with_gate(std::sync::Arc::new(SharedBudget { store: store.clone(), clock: SystemClock, plan, class }))
+}
 
 /// The retry worker's follow-ups, over DynamoDB, the service and the retry queue.
 pub type LocalFollowUps = PublishFollowUp<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>;
@@ -132,14 +140,20 @@ pub mod from_env {
         Ok(super::webhook(store(&sdk)?, queue(&sdk)?, config::webhook_keys(&sdk).await?))
     }
 
+    /// The service client, its calls of `class` taken from the shared budget.
+    async fn publisher(sdk: &aws_config::SdkConfig, store: &DynamoStore, class: Class) -> Result<ZernioClient, ConfigError> {
+        Ok(super::gated(config::publisher(sdk).await?, store, config::budget_plan()?, class))
+    }
+
     fn queue(sdk: &aws_config::SdkConfig) -> Result<SqsRetryQueue, ConfigError> {
         Ok(SqsRetryQueue::new(aws::sqs_client(sdk, &Default::default()), config::retry_queue_url()?))
     }
 
     pub async fn retry_worker() -> Result<Worker, ConfigError> {
         let sdk = sdk().await;
-        let publisher = config::publisher(&sdk).await?;
-        Ok(super::retry_worker(store(&sdk)?, publisher, queue(&sdk)?, config::publish_timing()?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Publish).await?;
+        Ok(super::retry_worker(store, publisher, queue(&sdk)?, config::publish_timing()?))
     }
 
     pub async fn list_connections() -> Result<ListConnections<DynamoStore, SystemClock>, ConfigError> {
@@ -148,18 +162,23 @@ pub mod from_env {
 
     pub async fn refresh() -> Result<Refresh<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::refresh(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Reads).await?;
+        Ok(super::refresh(store, publisher, &config::limits()?))
     }
 
     pub async fn connect() -> Result<Connect<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::connect(store(&sdk)?, config::publisher(&sdk).await?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Reads).await?;
+        Ok(super::connect(store, publisher))
     }
 
     pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        let publisher = config::publisher(&sdk).await?;
-        Ok(super::publish(store(&sdk)?, publisher, queue(&sdk)?, &config::limits()?, config::publish_timing()?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Publish).await?;
+        Ok(super::publish(store, publisher, queue(&sdk)?, &config::limits()?, config::publish_timing()?))
     }
 
     pub async fn read_post() -> Result<ReadPost<DynamoStore, SystemClock>, ConfigError> {
@@ -168,7 +187,9 @@ pub mod from_env {
 
     pub async fn sync() -> Result<Sync<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
         let sdk = sdk().await;
-        Ok(super::sync(store(&sdk)?, config::publisher(&sdk).await?, &config::limits()?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Reads).await?;
+        Ok(super::sync(store, publisher, &config::limits()?))
     }
 
     pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {
@@ -192,7 +213,8 @@ pub mod from_env {
     pub async fn reconciler() -> Result<Reconciler<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError>
     {
         let sdk = sdk().await;
-        let publisher = config::publisher(&sdk).await?;
-        Ok(super::reconciler(store(&sdk)?, publisher, queue(&sdk)?, config::healing()?))
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Reconciler).await?;
+        Ok(super::reconciler(store, publisher, queue(&sdk)?, config::healing()?))
     }
 }

@@ -121,6 +121,8 @@ pub struct StackOptions {
     /// How long a publish waits for the simulator before answering 202, and the first follow-up's
     /// delay (short here: the simulator's publishes are instant unless a test slows them).
     pub publish_timing: Timing,
+    /// The shared budget of the service's API key (`VENDOR_CALLS_PER_MINUTE`).
+    pub vendor_calls_per_minute: u32,
 }
 
 impl Default for StackOptions {
@@ -133,6 +135,7 @@ impl Default for StackOptions {
             reconcile: None,
             feed: false,
             publish_timing: Timing { wait: Duration::from_secs(3), follow_up_seconds: 1 },
+            vendor_calls_per_minute: 600,
         }
     }
 }
@@ -205,6 +208,7 @@ impl Stack {
             publisher_api_key: "sk_local".into(),
             jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
             limits: shared::config::Limits::default(),
+            budget: shared::domain::budget::Plan::new(options.vendor_calls_per_minute),
             publish_timing: options.publish_timing,
             reconcile: options.reconcile,
             feed: feed.as_ref().map(|(bus, _)| bus.clone()),

@@ -5,12 +5,13 @@
 use fault_proxy::Faults;
 use integration_tests::{Backend, StoreUnderTest};
 use shared::domain::connection::{Connection, ConnectionEvidence};
+use shared::domain::budget::{Class, Plan};
 use shared::domain::limits::{CallKind, Limit};
 use shared::domain::post::{PlatformReport, PostReport};
 use shared::domain::{
     ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
 };
-use shared::ports::{BudgetStore, ConnectionStore, PostStore, PublishRead};
+use shared::ports::{BudgetStore, ConnectionStore, PostStore, PublishRead, SharedBudgetStore};
 use shared::ports::{EventStore, Outcome};
 
 const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];
@@ -18,6 +19,10 @@ const BACKENDS: [Backend; 2] = [Backend::Dynoxide, Backend::Moto];
 /// concurrent transactions there can undo each other's writes (DynamoDB isolates them). Racing
 /// transactions are therefore raced on dynoxide; single-item conditional writes race on both.
 const TRANSACTION_RACE_BACKENDS: [Backend; 1] = [Backend::Dynoxide];
+/// moto evaluates an `UpdateItem`'s condition and applies its update without holding a lock
+/// between them (two racers can both pass one condition; DynamoDB applies each atomically), so
+/// budget takes are raced on dynoxide.
+const UPDATE_RACE_BACKENDS: [Backend; 1] = [Backend::Dynoxide];
 
 fn ids() -> (ProjectId, PostId, ProfileId) {
     (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap(), ProfileId::parse("prof_1").unwrap())
@@ -275,27 +280,69 @@ async fn the_post_the_project_profile_and_the_budget_are_read_in_one_consistent_
 }
 
 #[tokio::test]
-async fn racing_callers_take_no_more_calls_than_the_budget_holds() {
-    for backend in BACKENDS {
-        // GIVEN a budget of 3 a minute (a burst of 6), read by 10 callers at once
+async fn sixty_four_racing_callers_take_exactly_what_the_budget_holds_and_none_is_lost() {
+    for backend in UPDATE_RACE_BACKENDS {
+        // GIVEN a project's budget of 30 publishes a minute (a burst of 60), taken by 64 callers at once
         let t = StoreUnderTest::start(backend).await;
         let (project, _, _) = ids();
-        let limit = Limit { per_minute: 3 };
+        let limit = Limit { per_minute: 30 };
         let now = integration_tests::now();
-        let outcomes = futures_join((0..10).map(|_| {
+        let outcomes = futures_join((0..64).map(|_| {
             let store = t.store.clone();
             let project = project.clone();
             async move { store.take_call(&project, CallKind::Publish, None, limit, now).await }
         }))
         .await;
-        // THEN exactly six get a call, the rest are told when to come back
+        // THEN exactly sixty get a call, the rest are told when to come back: none is lost to the race
         let taken = outcomes.iter().filter(|o| matches!(o, Ok(Ok(())))).count();
-        let refused = outcomes.iter().filter(|o| matches!(o, Ok(Err(_)))).count();
-        assert_eq!((taken, refused), (6, 4), "{backend:?}: {outcomes:?}");
+        let refused = outcomes.iter().filter(|o| matches!(o, Ok(Err(l)) if l.retry_after == 2)).count();
+        assert_eq!((taken, refused), (60, 4), "{backend:?}: {outcomes:?}");
         // AND another kind of call, or another project, has its own budget
         assert_eq!(t.store.take_call(&project, CallKind::Sync, None, limit, now).await, Ok(Ok(())));
         let other = ProjectId::parse("proj_2").unwrap();
         assert_eq!(t.store.take_call(&other, CallKind::Publish, None, limit, now).await, Ok(Ok(())));
+        // AND one interval later, exactly one more
+        let later = now.plus_seconds(2);
+        let again = futures_join((0..8).map(|_| {
+            let store = t.store.clone();
+            let project = project.clone();
+            async move { store.take_call(&project, CallKind::Publish, None, limit, later).await }
+        }))
+        .await;
+        assert_eq!(again.iter().filter(|o| matches!(o, Ok(Ok(())))).count(), 1, "{backend:?}: {again:?}");
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_racing_callers_of_one_shard_of_the_shared_budget_take_exactly_its_burst() {
+    for backend in UPDATE_RACE_BACKENDS {
+        // GIVEN the shared budget of a 1,200-a-minute plan: 8 shards of 150, a burst of 7 each
+        let t = StoreUnderTest::start(backend).await;
+        let plan = Plan::new(1_200);
+        let lanes = plan.lanes(Class::Publish, 0);
+        let now = integration_tests::now();
+        let outcomes = futures_join((0..64).map(|_| {
+            let (store, lanes) = (t.store.clone(), lanes.clone());
+            async move { store.take_shared(0, &lanes, now).await }
+        }))
+        .await;
+        // THEN exactly the burst is taken and every other caller is told when there is room
+        let taken = outcomes.iter().filter(|o| matches!(o, Ok(Ok(())))).count();
+        let refused = outcomes.iter().filter(|o| matches!(o, Ok(Err(_)))).count();
+        assert_eq!((taken, refused), (7, 57), "{backend:?}: {outcomes:?}");
+        // AND user reads on the same shard find it spent too, while another shard has room
+        assert!(matches!(t.store.take_shared(0, &plan.lanes(Class::Reads, 0), now).await, Ok(Err(_))));
+        assert_eq!(t.store.take_shared(1, &plan.lanes(Class::Reads, 1), now).await, Ok(Ok(())));
+        // AND a shard shut until a time takes nothing before it, from anyone
+        let until = now.plus_seconds(20);
+        t.store.shut_shared(1, plan.shut(1, until), now).await.unwrap();
+        for class in [Class::Publish, Class::Reads, Class::Reconciler] {
+            let refused = t.store.take_shared(1, &plan.lanes(class, 1), now.plus_seconds(19)).await;
+            // (the reconciler waits for the burst to refill as well: it only takes what is left over)
+            let most = if class == Class::Reconciler { 5 } else { 1 };
+            assert!(matches!(refused, Ok(Err(l)) if l.retry_after <= most), "{backend:?} {class:?}: {refused:?}");
+        }
+        assert_eq!(t.store.take_shared(1, &plan.lanes(Class::Publish, 1), until).await, Ok(Ok(())));
     }
 }
 

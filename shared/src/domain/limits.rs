@@ -37,21 +37,56 @@ impl Limit {
             CallKind::Sync | CallKind::Publish => Limit { per_minute: 30 },
         }
     }
+}
 
-    fn capacity(self) -> u64 {
-        2 * u64::from(self.per_minute) * TOKEN
+const MINUTE_MS: i64 = 60_000;
+
+/// A rate as a generic cell-rate algorithm keeps it: calls at least `interval_ms` apart on
+/// average, up to `tolerance_ms` ahead of that (the burst). The stored state of one lane is a
+/// single time, `tat` (Unix ms): when the lane is level again. A lane is taken by one atomic
+/// conditional write — a start (`tat` at or before now) or an advance (`tat` moved on by the
+/// interval) — so concurrent takers never overwrite each other and none is lost to contention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub interval_ms: i64,
+    pub tolerance_ms: i64,
+}
+
+impl Rate {
+    /// At most `calls` in any 60-second window, `burst` of them at once (at least one, at most
+    /// all): a full burst plus what the rate refills in the rest of the window stays within it.
+    pub fn within(calls: u32, burst: u32) -> Rate {
+        let calls = i64::from(calls.max(1));
+        let burst = i64::from(burst).clamp(1, calls);
+        let steady = calls + 1 - burst;
+        let interval_ms = (MINUTE_MS + steady - 1) / steady;
+        Rate { interval_ms, tolerance_ms: (burst - 1) * interval_ms }
+    }
+
+    /// The same pace with no burst: taken only while the lane is level (nothing borrowed ahead).
+    pub fn level_only(self) -> Rate {
+        Rate { tolerance_ms: 0, ..self }
+    }
+
+    /// The `tat` that keeps a lane shut until `until_ms`.
+    pub fn shut_until(self, until_ms: i64) -> i64 {
+        until_ms + self.tolerance_ms
     }
 }
 
-/// One call, in thousandths of a token (so refill needs no floating point).
-const TOKEN: u64 = 1000;
-const MINUTE_MS: i64 = 60_000;
+impl Limit {
+    /// A project's pace for one kind: the limit a minute, a burst of twice that.
+    pub fn rate(self) -> Rate {
+        let per_minute = i64::from(self.per_minute.max(1));
+        let interval_ms = (MINUTE_MS + per_minute - 1) / per_minute;
+        Rate { interval_ms, tolerance_ms: (2 * per_minute - 1) * interval_ms }
+    }
+}
 
-/// What is left of a project's budget for one kind of call, as of `at_ms` (Unix milliseconds).
+/// What was last seen of a project's bucket for one kind (its `tat`, Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
-    pub milli_tokens: u64,
-    pub at_ms: i64,
+    pub tat: i64,
 }
 
 /// Refused: try again after this many whole seconds.
@@ -60,26 +95,54 @@ pub struct Limited {
     pub retry_after: u64,
 }
 
-/// Takes one call from the bucket at `now`: the bucket after it, or how long until one is free.
-/// A bucket never seen is full; it refills at the limit's rate up to the burst, and a clock that
-/// went backwards refills nothing.
-pub fn take(bucket: Option<&Bucket>, limit: Limit, now: Timestamp) -> Result<Bucket, Limited> {
-    let now_ms = now.unix_millis();
-    let capacity = limit.capacity();
-    let available = match bucket {
-        None => capacity,
-        Some(b) => {
-            let elapsed = u64::try_from((now_ms - b.at_ms).clamp(0, MINUTE_MS)).unwrap_or(0);
-            let refill = elapsed * u64::from(limit.per_minute) * TOKEN / MINUTE_MS as u64;
-            (b.milli_tokens + refill).min(capacity)
+/// One lane's conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// The lane is level (`tat` absent or at most `now`): set `tat` to `to`.
+    Start { now: i64, to: i64 },
+    /// The lane is ahead (`now < tat <= at_most`): add `by` to `tat`.
+    Advance { now: i64, at_most: i64, by: i64 },
+}
+
+impl Move {
+    /// The lane after this move, when its condition holds of `tat`; `None` when it does not.
+    pub fn apply(self, tat: Option<i64>) -> Option<i64> {
+        match (self, tat) {
+            (Move::Start { to, .. }, None) => Some(to),
+            (Move::Start { now, to }, Some(t)) if t <= now => Some(to),
+            (Move::Advance { now, at_most, by }, Some(t)) if t > now && t <= at_most => Some(t + by),
+            _ => None,
         }
-    };
-    if limit.per_minute == 0 || available < TOKEN {
-        let missing = TOKEN - available.min(TOKEN);
-        let wait_ms = (missing * MINUTE_MS as u64).div_ceil(u64::from(limit.per_minute.max(1)) * TOKEN);
-        return Err(Limited { retry_after: wait_ms.div_ceil(1000).max(1) });
     }
-    Ok(Bucket { milli_tokens: available - TOKEN, at_ms: now_ms.max(bucket.map_or(now_ms, |b| b.at_ms)) })
+}
+
+/// Takes one call from every lane at `now` (all or none): the writes to make, each conditional on
+/// the lane being as seen, or how long until every lane has room. A writer whose condition fails
+/// reads the lanes again and asks once more; lanes only move forward, so that ends within a few
+/// rounds, either taken or refused.
+pub fn take(lanes: &[(Option<i64>, Rate)], now: Timestamp) -> Result<Vec<Move>, Limited> {
+    let now = now.unix_millis();
+    let mut wait_ms = 0;
+    let mut moves = Vec::with_capacity(lanes.len());
+    for &(tat, rate) in lanes {
+        match tat {
+            None => moves.push(Move::Start { now, to: now + rate.interval_ms }),
+            Some(t) if t <= now => moves.push(Move::Start { now, to: now + rate.interval_ms }),
+            Some(t) if t - rate.tolerance_ms <= now => {
+                moves.push(Move::Advance { now, at_most: now + rate.tolerance_ms, by: rate.interval_ms })
+            }
+            Some(t) => wait_ms = wait_ms.max(t - rate.tolerance_ms - now),
+        }
+    }
+    if wait_ms > 0 {
+        return Err(Limited { retry_after: u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1) });
+    }
+    Ok(moves)
+}
+
+/// A project's bucket for one kind, as a single lane.
+pub fn take_one(bucket: Option<&Bucket>, limit: Limit, now: Timestamp) -> Result<Move, Limited> {
+    take(&[(bucket.map(|b| b.tat), limit.rate())], now).map(|moves| moves[0])
 }
 
 #[cfg(test)]
@@ -92,51 +155,75 @@ mod tests {
         Timestamp::from_unix_millis(1_800_000_000_000 + ms)
     }
 
-    /// Calls at the given offsets (ms): how many were allowed.
-    fn allowed(limit: Limit, offsets: &[i64]) -> Vec<i64> {
-        let mut bucket = None;
+    /// One lane taken at the given offsets (ms): the offsets that were allowed.
+    fn allowed(rate: Rate, offsets: &[i64]) -> Vec<i64> {
+        let mut tat = None;
         let mut taken = Vec::new();
         for &ms in offsets {
-            if let Ok(next) = take(bucket.as_ref(), limit, at_ms(ms)) {
-                bucket = Some(next);
+            if let Ok(moves) = take(&[(tat, rate)], at_ms(ms)) {
+                tat = Some(moves[0].apply(tat).expect("a move made from what was seen applies to it"));
                 taken.push(ms);
             }
         }
         taken
     }
 
+    fn most_in_any_window(taken: &[i64], window_ms: i64) -> usize {
+        taken.iter().enumerate().map(|(i, start)| taken[i..].iter().take_while(|t| **t - start < window_ms).count()).max().unwrap_or(0)
+    }
+
     #[test]
     fn a_burst_of_twice_the_limit_then_the_rate() {
         let limit = Limit::default_for(CallKind::Refresh);
-        let at_once: Vec<i64> = vec![0; 25];
-        assert_eq!(allowed(limit, &at_once).len(), 20, "a burst of twice ten");
-        let mut bucket = None;
+        assert_eq!(allowed(limit.rate(), &[0; 25]).len(), 20, "a burst of twice ten");
+        let mut tat = None;
         for _ in 0..20 {
-            bucket = Some(take(bucket.as_ref(), limit, at_ms(0)).unwrap());
+            tat = take_one(tat.as_ref(), limit, at_ms(0)).unwrap().apply(tat.map(|b: Bucket| b.tat)).map(|tat| Bucket { tat });
         }
-        assert_eq!(take(bucket.as_ref(), limit, at_ms(0)), Err(Limited { retry_after: 6 }));
-        assert!(take(bucket.as_ref(), limit, at_ms(5_999)).is_err());
-        assert!(take(bucket.as_ref(), limit, at_ms(6_000)).is_ok(), "one call every six seconds");
+        assert_eq!(take_one(tat.as_ref(), limit, at_ms(0)), Err(Limited { retry_after: 6 }));
+        assert!(take_one(tat.as_ref(), limit, at_ms(5_999)).is_err());
+        assert!(take_one(tat.as_ref(), limit, at_ms(6_000)).is_ok(), "one call every six seconds");
     }
 
     #[test]
     fn a_clock_that_went_backwards_refills_nothing() {
-        let limit = Limit { per_minute: 1 };
-        let after_one = take(None, limit, at_ms(60_000)).unwrap();
-        let after_two = take(Some(&after_one), limit, at_ms(0)).unwrap();
-        assert!(take(Some(&after_two), limit, at_ms(30_000)).is_err());
+        let rate = Limit { per_minute: 1 }.rate();
+        let taken = allowed(rate, &[60_000, 60_000, 0, 30_000]);
+        assert_eq!(taken, vec![60_000, 60_000], "the burst of two, then nothing until a minute later");
+    }
+
+    #[test]
+    fn a_move_applies_only_to_the_lane_it_was_made_from() {
+        let rate = Rate::within(10, 2);
+        let start = take(&[(None, rate)], at_ms(0)).unwrap()[0];
+        assert_eq!(start.apply(None), Some(at_ms(0).unix_millis() + rate.interval_ms));
+        let ahead = start.apply(None);
+        assert_eq!(start.apply(ahead), None, "someone else started the lane: look again");
+        let advance = take(&[(ahead, rate)], at_ms(0)).unwrap()[0];
+        assert_eq!(advance.apply(ahead), ahead.map(|t| t + rate.interval_ms));
+        let full = advance.apply(ahead);
+        assert_eq!(advance.apply(full.map(|t| t + rate.tolerance_ms)), None, "past its burst meanwhile: refused");
+    }
+
+    #[test]
+    fn a_lane_shut_until_a_time_has_room_again_exactly_then() {
+        let rate = Rate::within(60, 3);
+        let shut = Some(rate.shut_until(at_ms(20_000).unix_millis()));
+        assert_eq!(take(&[(shut, rate)], at_ms(0)), Err(Limited { retry_after: 20 }));
+        assert!(take(&[(shut, rate)], at_ms(19_999)).is_err());
+        assert!(take(&[(shut, rate)], at_ms(20_000)).is_ok());
     }
 
     proptest! {
-        /// In any window of `w` ms, no more than the burst plus what the rate refills in `w`.
+        /// A project's bucket: in any window of `w` ms, no more than the burst plus what the rate
+        /// refills in `w`.
         #[test]
         fn never_more_than_the_burst_plus_the_rate(
             per_minute in 1u32..40,
             gaps in prop::collection::vec(0i64..5_000, 1..200),
         ) {
-            let limit = Limit { per_minute };
             let offsets: Vec<i64> = gaps.iter().scan(0, |t, g| { *t += g; Some(*t) }).collect();
-            let taken = allowed(limit, &offsets);
+            let taken = allowed(Limit { per_minute }.rate(), &offsets);
             for (i, start) in taken.iter().enumerate() {
                 for (j, end) in taken.iter().enumerate().skip(i) {
                     let window = end - start;
@@ -144,6 +231,26 @@ mod tests {
                     prop_assert!((j - i + 1) as u64 <= most, "{} calls in {} ms", j - i + 1, window);
                 }
             }
+        }
+
+        /// `Rate::within`: never more than `calls` in any 60-second window, however they come;
+        /// and a steady caller gets at least all but the burst of them in a minute.
+        #[test]
+        fn within_holds_in_any_sixty_second_window(
+            calls in 1u32..1_300,
+            burst in 0u32..60,
+            gaps in prop::collection::vec(0i64..400, 1..600),
+        ) {
+            let rate = Rate::within(calls, burst);
+            let offsets: Vec<i64> = gaps.iter().scan(0, |t, g| { *t += g; Some(*t) }).collect();
+            let taken = allowed(rate, &offsets);
+            prop_assert!(most_in_any_window(&taken, 60_000) <= calls as usize);
+            let every_ms: Vec<i64> = (0..60_000).step_by(5).collect();
+            let steady = allowed(rate, &every_ms).len() as u32;
+            // Sampled every 5 ms, a steady caller loses at most 5 ms of every interval.
+            let steady_rate = u64::from(calls + 1 - burst.clamp(1, calls));
+            let most_lost = steady_rate * 5 * steady_rate / 60_000 + 1;
+            prop_assert!(u64::from(steady) + most_lost >= steady_rate, "{steady} of {calls}");
         }
     }
 }

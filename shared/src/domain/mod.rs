@@ -1,5 +1,6 @@
 //! The pure core: no I/O, no async, no AWS or HTTP types.
 
+pub mod budget;
 pub mod connection;
 pub mod event;
 pub mod healing;

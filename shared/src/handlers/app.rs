@@ -35,6 +35,10 @@ pub enum Refusal {
     RateLimited {
         retry_after: u64,
     },
+    /// The shared budget of the API key (capacity.md) has no room for now.
+    Busy {
+        retry_after: u64,
+    },
     PublisherUnavailable {
         retry_after: u64,
     },
@@ -105,6 +109,17 @@ impl Refusal {
                 response.headers_mut().insert("retry-after", (*retry_after).into());
                 response
             }
+            Refusal::Busy { retry_after } => {
+                let mut response = http::error(
+                    429,
+                    "rate_limited",
+                    &format!(
+                        "The publishing service's budget, shared by every project, has no room for now; nothing was called or changed. Try again in {retry_after} s."
+                    ),
+                );
+                response.headers_mut().insert("retry-after", (*retry_after).into());
+                response
+            }
             Refusal::PublisherUnavailable { retry_after } => {
                 let mut response = http::error(
                     503,
@@ -129,6 +144,10 @@ impl Refusal {
 
 impl From<PublisherError> for Refusal {
     fn from(e: PublisherError) -> Self {
+        if let PublisherError::Busy { retry_after } = e {
+            tracing::warn!(retry_after, "the shared budget has no room");
+            return Refusal::Busy { retry_after: retry_after.clamp(1, MAX_RETRY_AFTER) };
+        }
         tracing::warn!(error = %e, "publishing service call failed");
         crate::metrics::count(crate::metrics::Metric::PublisherErrors, 1);
         crate::metrics::count(crate::metrics::Metric::PublisherUnavailable, 1);
@@ -137,7 +156,9 @@ impl From<PublisherError> for Refusal {
                 retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, MAX_RETRY_AFTER),
             },
             // An answer we cannot use is, for the user, the service not working right now.
-            PublisherError::Refused { .. } => Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER },
+            PublisherError::Refused { .. } | PublisherError::Busy { .. } => {
+                Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER }
+            }
         }
     }
 }

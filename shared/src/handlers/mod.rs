@@ -2,6 +2,7 @@
 //! binaries and the dev gateway call exactly these.
 
 pub mod app;
+pub mod budget;
 pub mod change_feed;
 pub mod connections;
 pub mod events;

@@ -46,6 +46,8 @@ pub struct PassReport {
     pub left: u32,
     /// The service was unavailable: the pass ended there.
     pub outage: bool,
+    /// The shared budget had no room for the reconciler: the pass ended there, its work left.
+    pub throttled: bool,
 }
 
 /// How long a pass holds its lease beyond its own deadline, so a crashed pass blocks the next one
@@ -78,6 +80,9 @@ where
         count(Metric::ReconcileWorkLeft, report.left.into());
         if report.outage {
             count(Metric::ReconcileOutages, 1);
+        }
+        if report.throttled {
+            count(Metric::ReconcileThrottled, 1);
         }
         if report == (PassReport { ran: true, ..PassReport::default() }) {
             tracing::debug!("reconciler pass: nothing to do");
@@ -112,6 +117,12 @@ where
                 Work::Refresh { project } => self.refresh(&publisher, project, left, now, &mut report).await,
             };
             match outcome {
+                Err(Refusal::Busy { retry_after }) => {
+                    tracing::info!(retry_after, "the shared budget has no room left for the reconciler: the pass ends here");
+                    report.throttled = true;
+                    report.left += (order.len() - done) as u32;
+                    break;
+                }
                 Err(Refusal::PublisherUnavailable { .. }) => {
                     tracing::warn!("the publishing service is unavailable: the pass ends here");
                     report.outage = true;

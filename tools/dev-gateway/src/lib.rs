@@ -24,6 +24,7 @@ use shared::adapters::aws::{self, ClientOptions};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::ZernioClient;
+use shared::domain::budget::Class;
 use shared::handlers::connections::{Connect, ListConnections, Refresh};
 use shared::handlers::http;
 use shared::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
@@ -62,6 +63,8 @@ pub struct GatewayConfig {
     pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service.
     pub limits: shared::config::Limits,
+    /// The shared budget of the API key every call to the service takes from.
+    pub budget: shared::domain::budget::Plan,
     /// How long a publish waits for the service, and the first follow-up's delay.
     pub publish_timing: shared::handlers::publishing::Timing,
     /// Runs a reconciler pass this often (the schedule's stand-in), when set.
@@ -147,6 +150,8 @@ impl Gateway {
         let publisher =
             ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key).map_err(std::io::Error::other)?;
         let store = DynamoStore::new(dynamodb.clone(), &config.table);
+        let gated = |class| wiring::gated(publisher.clone(), &store, config.budget, class);
+        let (publishes, reads) = (gated(Class::Publish), gated(Class::Reads));
         let state = Arc::new(AppState {
             webhook: wiring::webhook(
                 store.clone(),
@@ -154,17 +159,17 @@ impl Gateway {
                 config.secrets.clone().into(),
             ),
             list_connections: wiring::list_connections(store.clone()),
-            refresh: wiring::refresh(store.clone(), publisher.clone(), &config.limits),
-            connect: wiring::connect(store.clone(), publisher.clone()),
+            refresh: wiring::refresh(store.clone(), reads.clone(), &config.limits),
+            connect: wiring::connect(store.clone(), reads.clone()),
             publish: wiring::publish(
                 store.clone(),
-                publisher.clone(),
+                publishes.clone(),
                 SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
                 &config.limits,
                 config.publish_timing,
             ),
             read_post: wiring::read_post(store.clone()),
-            sync: wiring::sync(store.clone(), publisher.clone(), &config.limits),
+            sync: wiring::sync(store.clone(), reads.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone()),
             post_history: wiring::post_history(store.clone()),
             connection_history: wiring::connection_history(store.clone()),
@@ -224,7 +229,7 @@ impl Gateway {
             };
             let sqs = aws::sqs_client(&sdk, &long_poll);
             let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
-            let worker = wiring::retry_worker(store.clone(), publisher.clone(), queue, config.publish_timing);
+            let worker = wiring::retry_worker(store.clone(), publishes.clone(), queue, config.publish_timing);
             let stopped = stopped.clone();
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
         }
@@ -245,7 +250,7 @@ impl Gateway {
         }
         if let Some(reconcile) = config.reconcile {
             let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
-            let reconciler = wiring::reconciler(store, publisher, queue, reconcile.settings);
+            let reconciler = wiring::reconciler(store.clone(), gated(Class::Reconciler), queue, reconcile.settings);
             tasks.push(tokio::spawn(schedule(reconciler, reconcile.interval, stopped)));
         }
         Ok(Gateway { addr, stop, tasks })

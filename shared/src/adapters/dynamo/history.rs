@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::Put;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, StoreError, built, encode};
+use super::*;
 use crate::domain::history::{Change, HISTORY_RETENTION_SECONDS, Source};
 use crate::domain::{Platform, PostId, ProjectId, Timestamp};
 use crate::ports::FeedEvent;
@@ -181,5 +181,85 @@ fn event_of(record: &HistoryItem) -> FeedEvent {
             "field": record.field, "from": record.from, "to": record.to, "source": record.source,
             "evidence": record.evidence, "at": record.at.to_rfc3339(),
         }),
+    }
+}
+
+impl DynamoStore {
+    /// A page of one history, newest first: `platform` keeps only that platform's records (a
+    /// filter, so a page is read until it is full or the history ends).
+    async fn history(
+        &self,
+        project: &ProjectId,
+        subject: Subject<'_>,
+        platform: Option<Platform>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        let pk = format!("PROJECT#{project}");
+        let mut start = match cursor {
+            None => None,
+            Some(c) => Some(history::after(c, subject).ok_or_else(|| StoreError::Invalid("cursor".into()))?),
+        };
+        let mut records = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":prefix", AttributeValue::S(history::query_prefix(subject)))
+                .scan_index_forward(false)
+                .limit((limit as usize - records.len()) as i32);
+            if let Some(platform) = platform {
+                query = query
+                    .filter_expression("platform = :platform")
+                    .expression_attribute_values(":platform", AttributeValue::S(platform.api_name().to_owned()));
+            }
+            if let Some(sk) = &start {
+                let key = HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                    ("sk".to_owned(), AttributeValue::S(sk.clone())),
+                ]);
+                query = query.set_exclusive_start_key(Some(key));
+            }
+            let out = query.send().await.map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                records.push(decode::<HistoryItem>(item)?);
+            }
+            start = out.last_evaluated_key.and_then(|k| k.get("sk").and_then(|v| v.as_s().ok()).cloned());
+            if start.is_none() || records.len() >= limit as usize {
+                break;
+            }
+        }
+        // The page ends at its last record; more may follow only if the read stopped early.
+        let next_cursor = match (&start, records.last()) {
+            (Some(_), Some(last)) => Some(history::cursor(last.sk())),
+            (Some(sk), None) => Some(history::cursor(sk)),
+            (None, _) => None,
+        };
+        Ok(HistoryPage { records: records.into_iter().map(Into::into).collect(), next_cursor })
+    }
+}
+
+impl HistoryStore for DynamoStore {
+    async fn post_history(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        self.history(project, Subject::Post(post), None, limit, cursor).await
+    }
+
+    async fn connection_history(
+        &self,
+        project: &ProjectId,
+        platform: Option<Platform>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, StoreError> {
+        self.history(project, Subject::Connection, platform, limit, cursor).await
     }
 }

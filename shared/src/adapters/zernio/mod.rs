@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use crate::domain::post::ServiceAnswer;
 use crate::domain::{Platform, ProfileId, ServicePostId, Timestamp};
 use crate::metrics::{self, Metric};
-use crate::ports::{AccountHealth, Answer, LiveAccount, PostPublisher, Publication, Publisher, PublisherError};
+use crate::ports::{
+    AccountHealth, Answer, CallGate, LiveAccount, PostPublisher, Publication, Publisher, PublisherError, Ungated,
+};
 use crate::reloading::Reloading;
 
 /// A read gets 5 seconds; past that the service counts as unreachable.
@@ -28,12 +30,18 @@ const MAX_ACCOUNT_PAGES: usize = 50;
 enum NoAnswer {
     Unreachable(String),
     Lost(String),
+    /// Not sent: the shared budget has no room for this many seconds.
+    Budget(u64),
 }
 
 impl From<NoAnswer> for PublisherError {
     fn from(e: NoAnswer) -> Self {
-        let (NoAnswer::Unreachable(reason) | NoAnswer::Lost(reason)) = e;
-        PublisherError::Unavailable { retry_after: None, reason }
+        match e {
+            NoAnswer::Unreachable(reason) | NoAnswer::Lost(reason) => {
+                PublisherError::Unavailable { retry_after: None, reason }
+            }
+            NoAnswer::Budget(retry_after) => PublisherError::Busy { retry_after },
+        }
     }
 }
 
@@ -42,8 +50,14 @@ fn segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// How long the service asks us to wait: `Retry-After` (seconds), else `X-RateLimit-Reset` (a Unix
+/// time in seconds).
 fn retry_after(response: &Response) -> Option<u64> {
-    response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    header("retry-after").or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        header("x-ratelimit-reset").map(|reset| reset.saturating_sub(now).max(1))
+    })
 }
 
 #[derive(Clone)]
@@ -52,6 +66,8 @@ pub struct ZernioClient {
     base_url: String,
     /// Read again (and the call made once more) when the service answers 401: a rotated key.
     api_key: Arc<Reloading<String>>,
+    /// Passed before every request; shut by every 429 (capacity.md).
+    gate: Arc<dyn CallGate>,
 }
 
 impl std::fmt::Debug for ZernioClient {
@@ -68,7 +84,17 @@ impl ZernioClient {
     /// A client whose key may be read again when the service refuses it.
     pub fn with_key(base_url: impl Into<String>, api_key: Reloading<String>) -> Result<Self, reqwest::Error> {
         let http = Client::builder().connect_timeout(Duration::from_secs(2)).timeout(READ_TIMEOUT).build()?;
-        Ok(Self { http, base_url: base_url.into().trim_end_matches('/').to_owned(), api_key: Arc::new(api_key) })
+        Ok(Self {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_key: Arc::new(api_key),
+            gate: Arc::new(Ungated),
+        })
+    }
+
+    /// The same client, every request of which passes `gate` first.
+    pub fn with_gate(self, gate: Arc<dyn CallGate>) -> Self {
+        Self { gate, ..self }
     }
 
     fn url(&self, path: &str) -> String {
@@ -89,7 +115,11 @@ impl ZernioClient {
         if status == StatusCode::UNAUTHORIZED {
             return Err(key_refused());
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = retry_after(&response).unwrap_or(crate::domain::budget::DEFAULT_SHUT_SECONDS);
+            return Err(PublisherError::Busy { retry_after: retry_after.clamp(1, crate::domain::budget::MAX_SHUT_SECONDS) });
+        }
+        if status.is_server_error() {
             return Err(PublisherError::Unavailable {
                 retry_after: retry_after(&response),
                 reason: format!("answered {status}"),
@@ -114,7 +144,17 @@ impl ZernioClient {
         Ok(response)
     }
 
+    /// One request, once the shared budget has room for it; a 429 shuts the budget for everyone.
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
+        self.gate.admit().await.map_err(|limited| NoAnswer::Budget(limited.retry_after))?;
+        let response = self.send_now(request).await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            self.gate.shut(retry_after(&response)).await;
+        }
+        Ok(response)
+    }
+
+    async fn send_now(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
         self.api_key.with(|key| request.bearer_auth(key)).send().await.map_err(|e| {
             if e.is_connect() {
                 NoAnswer::Unreachable(format!("unreachable: {e}"))
@@ -297,6 +337,7 @@ impl PostPublisher for ZernioClient {
                 tracing::warn!(reason, "publish sent, its answer lost: it may have been taken");
                 return Answer::Unanswered;
             }
+            Err(NoAnswer::Budget(retry_after)) => return Answer::Throttled(Some(retry_after)),
         };
         let status = response.status();
         let after = retry_after(&response);

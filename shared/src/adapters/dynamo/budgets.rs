@@ -1,0 +1,131 @@
+//! Budgets of calls to the publishing service: a project's bucket per kind of call, and the
+//! shards of the shared API key's budget (`domain::budget`). Each is taken by one conditional
+//! `UpdateItem` per round (`domain::limits::take`): a round that meets another writer's change
+//! reads it from the refusal itself and decides again, so no taker is lost to contention.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+use super::*;
+use crate::domain::budget::Lane;
+use crate::domain::limits::{Move, Rate};
+
+/// An idle budget item is level again well within this; then it may go.
+const BUDGET_TTL_SECONDS: i64 = 15 * 60;
+/// The lane of a project's bucket.
+const PROJECT_LANE: &str = "tat";
+
+pub(super) fn budget_of(item: Option<Item>) -> Result<Option<Bucket>, StoreError> {
+    let tat = item.as_ref().and_then(|i| number(i, PROJECT_LANE));
+    Ok(tat.map(|tat| Bucket { tat }))
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+impl DynamoStore {
+    /// Takes one call from every lane of the item at `key` (all or none), starting from what was
+    /// seen of them.
+    async fn take_lanes(
+        &self,
+        key: (String, String),
+        lanes: &[(&str, Rate)],
+        mut seen: Vec<Option<i64>>,
+        now: Timestamp,
+    ) -> Result<Result<(), Limited>, StoreError> {
+        // Lanes only move forward: each round that fails saw one start or the item refused.
+        for _ in 0..=2 * lanes.len() + 1 {
+            let asked: Vec<(Option<i64>, Rate)> = seen.iter().copied().zip(lanes.iter().map(|(_, r)| *r)).collect();
+            let moves = match limits::take(&asked, now) {
+                Ok(moves) => moves,
+                Err(limited) => return Ok(Err(limited)),
+            };
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_map(key.clone())))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .expression_attribute_values(":expires", AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()));
+            let (mut sets, mut conditions) = (vec!["expires_at = :expires".to_owned()], Vec::new());
+            for (i, ((name, _), m)) in lanes.iter().zip(&moves).enumerate() {
+                update = update.expression_attribute_names(format!("#l{i}"), *name);
+                let n = |v: i64| AttributeValue::N(v.to_string());
+                match *m {
+                    Move::Start { now, to } => {
+                        sets.push(format!("#l{i} = :to{i}"));
+                        conditions.push(format!("(attribute_not_exists(#l{i}) OR #l{i} <= :now{i})"));
+                        update = update.expression_attribute_values(format!(":to{i}"), n(to));
+                        update = update.expression_attribute_values(format!(":now{i}"), n(now));
+                    }
+                    Move::Advance { now, at_most, by } => {
+                        sets.push(format!("#l{i} = #l{i} + :by{i}"));
+                        conditions.push(format!("(#l{i} > :now{i} AND #l{i} <= :most{i})"));
+                        update = update.expression_attribute_values(format!(":by{i}"), n(by));
+                        update = update.expression_attribute_values(format!(":now{i}"), n(now));
+                        update = update.expression_attribute_values(format!(":most{i}"), n(at_most));
+                    }
+                }
+            }
+            let sent = update
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression(conditions.join(" AND "))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        let item = failed.item().cloned().unwrap_or_default();
+                        seen = lanes.iter().map(|(name, _)| number(&item, name)).collect();
+                    }
+                    _ => return Err(store_error(e)),
+                },
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
+
+impl BudgetStore for DynamoStore {
+    async fn take_call(
+        &self,
+        project: &ProjectId,
+        kind: CallKind,
+        read: Option<Bucket>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> Result<Result<(), Limited>, StoreError> {
+        self.take_lanes(keys::budget(project, kind), &[(PROJECT_LANE, limit.rate())], vec![read.map(|b| b.tat)], now)
+            .await
+    }
+}
+
+impl SharedBudgetStore for DynamoStore {
+    async fn take_shared(
+        &self,
+        shard: u32,
+        lanes: &[(Lane, Rate)],
+        now: Timestamp,
+    ) -> Result<Result<(), Limited>, StoreError> {
+        let named: Vec<(&str, Rate)> = lanes.iter().map(|(lane, rate)| (lane.name(), *rate)).collect();
+        // Nothing read first: the first round assumes level lanes, a refusal shows what is stored.
+        self.take_lanes(keys::shared_budget(shard), &named, vec![None; lanes.len()], now).await
+    }
+
+    async fn shut_shared(&self, shard: u32, tat: i64, now: Timestamp) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::shared_budget(shard))))
+            .update_expression("SET #all = :tat, expires_at = :expires")
+            .condition_expression("attribute_not_exists(#all) OR #all < :tat")
+            .expression_attribute_names("#all", Lane::All.name())
+            .expression_attribute_values(":tat", AttributeValue::N(tat.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()));
+        // Already shut as long or longer: nothing to do.
+        landed(update.send().await).map(|_| ())
+    }
+}

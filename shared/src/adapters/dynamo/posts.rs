@@ -1,0 +1,225 @@
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostItem {
+    pub pk: String,
+    pub sk: String,
+    pub project_id: ProjectId,
+    pub post_id: PostId,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Typed media; items written before media were typed hold bare `media_urls` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<Sending>,
+    #[serde(flatten)]
+    pub attention: Attention,
+    #[serde(flatten)]
+    pub state: PostState,
+}
+
+impl PostItem {
+    /// The one way a post item is made: from the post as stored (or to be stored).
+    pub(super) fn new(project: &ProjectId, post: &PostId, stored: &StoredPost) -> PostItem {
+        let (pk, sk) = keys::post(project, post);
+        PostItem {
+            pk,
+            sk,
+            project_id: project.clone(),
+            post_id: post.clone(),
+            version: stored.version,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            content: stored.draft.as_ref().map(|d| d.content.clone()),
+            media: stored.draft.as_ref().map(|d| d.media.clone()).unwrap_or_default(),
+            media_urls: Vec::new(),
+            watch: stored.watch,
+            sending: stored.sending.clone(),
+            attention: Attention::at(index::POST, stored.watch.map(|w| w.since)),
+            state: stored.state.clone(),
+        }
+    }
+
+    pub(super) fn stored(self) -> StoredPost {
+        StoredPost {
+            state: self.state,
+            draft: self.content.map(|content| Draft { content, media: media::combine(&self.media_urls, &self.media) }),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+            watch: self.watch,
+            sending: self.sending,
+        }
+    }
+}
+
+impl DynamoStore {
+    /// The post as stored, if any.
+    pub async fn get_post(&self, project: &ProjectId, post: &PostId) -> Result<Option<PostItem>, StoreError> {
+        self.get(keys::post(project, post)).await
+    }
+}
+
+/// The post after `evidence` (and a new draft, if any) joins in, and whether that changes it: when
+/// it does not, nothing is written and `updated_at` stays.
+pub(super) fn next_post(
+    stored: Option<&StoredPost>,
+    draft: Option<&Draft>,
+    evidence: &PostState,
+    sending: Option<SendingChange<'_>>,
+    now: Timestamp,
+) -> (StoredPost, bool) {
+    let mut next = stored.cloned().unwrap_or(StoredPost {
+        state: PostState::default(),
+        draft: None,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+        watch: None,
+        sending: None,
+    });
+    next.state = next.state.join(evidence);
+    if let Some(draft) = draft {
+        next.draft = Some(draft.clone());
+    }
+    next.sending = sending_after(next.sending.take(), sending, &next.state);
+    // Watched while anything is queued, a publication being sent included (its follow-up may be lost).
+    next.watch = post_watch(&next.shown(), next.watch, now);
+    // A publication begun or ended is bookkeeping: written, but the post's updated_at stays.
+    if stored.is_some_and(|s| s.state == next.state && s.draft == next.draft) {
+        let bookkeeping = stored.is_some_and(|s| s.sending != next.sending || s.watch != next.watch);
+        return (next, bookkeeping);
+    }
+    next.updated_at = now;
+    (next, true)
+}
+
+impl PostStore for DynamoStore {
+    async fn post(&self, project: &ProjectId, post: &PostId) -> Result<Option<StoredPost>, StoreError> {
+        Ok(self.get_post(project, post).await?.map(PostItem::stored))
+    }
+
+    async fn post_profile_and_budget(&self, project: &ProjectId, post: &PostId) -> Result<PublishRead, StoreError> {
+        let keys =
+            [keys::post(project, post), keys::project_profile(project), keys::budget(project, CallKind::Publish)];
+        let mut items = self.get_many(&keys).await?.into_iter();
+        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
+        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
+        Ok(PublishRead { post, profile, budget: budget_of(items.next().flatten())? })
+    }
+
+    async fn post_and_budget(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+    ) -> Result<(Option<StoredPost>, Option<Bucket>), StoreError> {
+        let mut items =
+            self.get_many(&[keys::post(project, post), keys::budget(project, CallKind::Sync)]).await?.into_iter();
+        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
+        Ok((post, budget_of(items.next().flatten())?))
+    }
+
+    async fn save_post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        read: Option<&StoredPost>,
+        change: PostChange<'_>,
+        now: Timestamp,
+    ) -> Result<StoredPost, StoreError> {
+        let PostChange { source, evidence, draft, news, sending } = change;
+        // News about connections (rare): they live under the project's profile.
+        let profile = match news.is_empty() {
+            true => None,
+            false => self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id),
+        };
+        let profile = &profile;
+        until_landed(|round| async move {
+            let stored = match round {
+                0 => read.cloned(),
+                _ => self.get_post(project, post).await?.map(PostItem::stored),
+            };
+            let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, sending, now);
+            let expected = stored.as_ref().map(|s| s.version);
+            let mut writes = Vec::new();
+            if changed {
+                let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
+                let changes = match recorded(&next.state, next.sending.as_ref()) {
+                    Some(after) => post_changes(before, after, now),
+                    None => Vec::new(),
+                };
+                for record in
+                    history::records(project, Subject::Post(post), &changes, source, now, next_version(expected))
+                {
+                    writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                }
+                let put = self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
+            if let Some(profile) = profile {
+                let connections = self.connections(profile).await?;
+                for news in news {
+                    // Only a connection on record: the copy went out through it.
+                    let Some(current) = connections.iter().find(|c| c.connection.platform == news.platform()) else {
+                        continue;
+                    };
+                    let Some(settled) = settle(Some(current.settled()), news, now) else { continue };
+                    for record in connection_records(project, Some(current), &settled, source, now) {
+                        writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                    }
+                    let item = connection_item(project, profile, settled, now)?;
+                    let put = self.conditional_put(item, Some(current.version))?;
+                    writes.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+            if writes.is_empty() {
+                return Ok(Round::Done(next));
+            }
+            if !self.write_all(writes).await? {
+                return Ok(Round::Raced);
+            }
+            if changed {
+                next.version = expected.map_or(1, |v| v + 1);
+            }
+            Ok(Round::Done(next))
+        })
+        .await
+    }
+
+    async fn abandon(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        begun: &StoredPost,
+        before: Option<&StoredPost>,
+    ) -> Result<(), StoreError> {
+        let restored = match before {
+            Some(before) => PostItem::new(project, post, before),
+            None => {
+                PostItem::new(project, post, &StoredPost { sending: None, version: begun.version + 1, ..begun.clone() })
+            }
+        };
+        // The item exactly as it was, on condition that nothing was written since the publication
+        // began (a writer that read it before then finds it as it read it).
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode(&restored)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(begun.version.to_string()));
+        if self.put(built(put.build())?).await? {
+            return Ok(());
+        }
+        let Some(generation) = begun.sending.as_ref().map(|s| s.generation) else { return Ok(()) };
+        let nothing = PostState::default();
+        let end = PostChange::new(&Source::Publish, &nothing).with_sending(SendingChange::End(generation));
+        self.save_post(project, post, None, end, begun.updated_at).await.map(|_| ())
+    }
+}

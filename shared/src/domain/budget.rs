@@ -1,0 +1,296 @@
+//! One budget for the shared API key (capacity.md): every call to the publishing service, from
+//! every function and every project, takes a token from it first.
+//!
+//! The budget is a few shards, each a set of lanes kept by `limits::Rate` (one atomic
+//! conditional write per take). Every call takes the shard's `all` lane; user reads also take
+//! their own lane (at most their share), and the reconciler its own lane, taking `all` only while
+//! it is level — what the others left over. A 429 from the service shuts every shard's `all`
+//! lane until its `Retry-After`, so that no function calls a service that said stop.
+
+use super::limits::{Limited, Rate};
+use super::time::Timestamp;
+
+/// Who is calling, for the shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Publishes and their follow-ups: may use all of the budget.
+    Publish,
+    /// Sync, Refresh and Connect, asked by a user.
+    Reads,
+    /// The reconciler's passes.
+    Reconciler,
+}
+
+/// One counter of a shard, stored as an attribute of its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    All,
+    Reads,
+    Reconciler,
+}
+
+impl Lane {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::All => "all_tat",
+            Lane::Reads => "reads_tat",
+            Lane::Reconciler => "reconciler_tat",
+        }
+    }
+}
+
+/// The shares of the budget, in percent (template parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    pub reads_percent: u32,
+    pub reconciler_percent: u32,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Shares { reads_percent: 60, reconciler_percent: 20 }
+    }
+}
+
+/// At most this many shards: enough to spread the largest plan's 1,200 calls a minute.
+pub const MAX_SHARDS: u32 = 8;
+/// A shard holds at least this many calls a minute (so a small plan keeps a useful burst).
+const CALLS_PER_SHARD: u32 = 60;
+/// Shards a caller tries before it is told there is no room (a failed try costs one write).
+pub const TRIES: usize = 2;
+/// The longest a 429 shuts the budget.
+pub const MAX_SHUT_SECONDS: u64 = 300;
+/// How long a 429 without `Retry-After` (or `X-RateLimit-Reset`) shuts it.
+pub const DEFAULT_SHUT_SECONDS: u64 = 60;
+
+/// The budget of one API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub calls_per_minute: u32,
+    pub shares: Shares,
+}
+
+impl Plan {
+    pub fn new(calls_per_minute: u32) -> Plan {
+        Plan { calls_per_minute: calls_per_minute.max(1), shares: Shares::default() }
+    }
+
+    pub fn shards(&self) -> u32 {
+        (self.calls_per_minute / CALLS_PER_SHARD).clamp(1, MAX_SHARDS)
+    }
+
+    /// The calls a minute shard `shard` holds: the limit split as evenly as whole calls allow.
+    pub fn shard_calls(&self, shard: u32) -> u32 {
+        let n = self.shards();
+        self.calls_per_minute / n + u32::from(shard % n < self.calls_per_minute % n)
+    }
+
+    fn all(&self, shard: u32) -> Rate {
+        let calls = self.shard_calls(shard);
+        Rate::within(calls, burst(calls))
+    }
+
+    /// The lanes a call of `class` takes on `shard`, all or none.
+    pub fn lanes(&self, class: Class, shard: u32) -> Vec<(Lane, Rate)> {
+        let calls = self.shard_calls(shard);
+        let all = self.all(shard);
+        match class {
+            Class::Publish => vec![(Lane::All, all)],
+            Class::Reads => {
+                let reads = share(calls, self.shares.reads_percent);
+                vec![(Lane::All, all), (Lane::Reads, Rate::within(reads, burst(reads)))]
+            }
+            Class::Reconciler => {
+                let own = share(calls, self.shares.reconciler_percent);
+                vec![(Lane::All, all.level_only()), (Lane::Reconciler, Rate::within(own, 1))]
+            }
+        }
+    }
+
+    /// The shards to try, in order, for a caller whose random draw is `draw`: one at random, then
+    /// another.
+    pub fn tries(&self, draw: u64) -> Vec<u32> {
+        let n = u64::from(self.shards());
+        let first = draw % n;
+        let mut tries = vec![first as u32];
+        if n > 1 && TRIES > 1 {
+            tries.push(((first + 1 + (draw / n) % (n - 1)) % n) as u32);
+        }
+        tries
+    }
+
+    /// The `all` lane of `shard` that keeps the shard shut until `until`.
+    pub fn shut(&self, shard: u32, until: Timestamp) -> i64 {
+        self.all(shard).shut_until(until.unix_millis())
+    }
+}
+
+/// A shard's burst: a twentieth of its minute, at least one call.
+fn burst(calls: u32) -> u32 {
+    (calls / 20).max(1)
+}
+
+fn share(calls: u32, percent: u32) -> u32 {
+    (calls * percent.min(100) / 100).max(1)
+}
+
+/// Until when a 429 shuts the budget: its `Retry-After` (or reset time), at most five minutes.
+pub fn shut_until(now: Timestamp, retry_after: Option<u64>) -> Timestamp {
+    let seconds = retry_after.unwrap_or(DEFAULT_SHUT_SECONDS).clamp(1, MAX_SHUT_SECONDS);
+    now.plus_seconds(seconds as i64)
+}
+
+/// Of the refusals of the shards tried, the one that opens first.
+pub fn soonest(refusals: impl IntoIterator<Item = Limited>) -> Option<Limited> {
+    refusals.into_iter().min_by_key(|l| l.retry_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::limits::take;
+
+    fn at_ms(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + ms)
+    }
+
+    /// The shards as a store keeps them, taken the way the gate takes them.
+    #[derive(Default)]
+    struct Shards(HashMap<(u32, Lane), i64>);
+
+    impl Shards {
+        fn take(&mut self, plan: &Plan, class: Class, draw: u64, now: Timestamp) -> Result<(), Limited> {
+            let mut refused = Vec::new();
+            for shard in plan.tries(draw) {
+                let lanes = plan.lanes(class, shard);
+                let seen: Vec<_> = lanes.iter().map(|(lane, rate)| (self.0.get(&(shard, *lane)).copied(), *rate)).collect();
+                match take(&seen, now) {
+                    Ok(moves) => {
+                        for ((lane, _), m) in lanes.iter().zip(moves) {
+                            let next = m.apply(self.0.get(&(shard, *lane)).copied()).expect("made from what was seen");
+                            self.0.insert((shard, *lane), next);
+                        }
+                        return Ok(());
+                    }
+                    Err(limited) => refused.push(limited),
+                }
+            }
+            Err(soonest(refused).expect("at least one shard tried"))
+        }
+
+        fn shut(&mut self, plan: &Plan, until: Timestamp) {
+            for shard in 0..plan.shards() {
+                let tat = self.0.entry((shard, Lane::All)).or_insert(i64::MIN);
+                *tat = (*tat).max(plan.shut(shard, until));
+            }
+        }
+    }
+
+    fn most_in_any_minute(times: &[i64]) -> usize {
+        times.iter().enumerate().map(|(i, start)| times[i..].iter().take_while(|t| **t - start < 60_000).count()).max().unwrap_or(0)
+    }
+
+    fn class() -> impl Strategy<Value = Class> {
+        prop_oneof![Just(Class::Publish), Just(Class::Reads), Just(Class::Reconciler)]
+    }
+
+    #[test]
+    fn shards_split_the_limit_exactly() {
+        for calls in [1, 30, 59, 60, 61, 600, 601, 1_200, 5_000] {
+            let plan = Plan::new(calls);
+            let total: u32 = (0..plan.shards()).map(|s| plan.shard_calls(s)).sum();
+            assert_eq!(total, calls);
+            assert!(plan.shards() <= MAX_SHARDS);
+        }
+        assert_eq!(Plan::new(60).shards(), 1);
+        assert_eq!(Plan::new(600).shards(), 8);
+    }
+
+    #[test]
+    fn a_caller_tries_two_different_shards() {
+        let plan = Plan::new(600);
+        for draw in 0..1_000u64 {
+            let tries = plan.tries(draw);
+            assert_eq!(tries.len(), 2);
+            assert_ne!(tries[0], tries[1]);
+            assert!(tries.iter().all(|s| *s < plan.shards()));
+        }
+        assert_eq!(Plan::new(60).tries(7), vec![0]);
+    }
+
+    #[test]
+    fn a_429_shuts_the_budget_for_its_retry_after_and_at_most_five_minutes() {
+        assert_eq!(shut_until(at_ms(0), Some(20)), at_ms(20_000));
+        assert_eq!(shut_until(at_ms(0), Some(86_400)), at_ms(300_000));
+        assert_eq!(shut_until(at_ms(0), None), at_ms(60_000));
+        let plan = Plan::new(600);
+        let mut shards = Shards::default();
+        shards.shut(&plan, at_ms(20_000));
+        for class in [Class::Publish, Class::Reads, Class::Reconciler] {
+            for draw in 0..50 {
+                let refused = shards.take(&plan, class, draw, at_ms(19_999)).unwrap_err();
+                assert!(refused.retry_after >= 1 && refused.retry_after <= 20, "{refused:?}");
+            }
+        }
+        // Publishes and reads reopen on time; the reconciler once the burst has refilled too.
+        assert!(shards.take(&plan, Class::Publish, 3, at_ms(20_000)).is_ok());
+        assert!(shards.take(&plan, Class::Reads, 4, at_ms(20_000)).is_ok());
+        assert!(shards.take(&plan, Class::Reconciler, 5, at_ms(20_000 + 5_000)).is_ok());
+    }
+
+    proptest! {
+        /// Whatever mix of callers comes, however fast: never more calls in any 60 seconds than
+        /// the plan's limit, user reads never more than their share, the reconciler never more
+        /// than its share, and nothing at all while the budget is shut.
+        #[test]
+        fn the_key_is_never_asked_more_than_its_plan(
+            calls_per_minute in prop_oneof![1u32..130, 500u32..1_300],
+            callers in prop::collection::vec((class(), any::<u64>(), 0i64..300), 1..1_500),
+            shut_at in prop::option::of((0usize..1_500, 1u64..400)),
+        ) {
+            let plan = Plan::new(calls_per_minute);
+            let mut shards = Shards::default();
+            let (mut now, mut shut) = (0i64, 0i64..0i64);
+            let mut taken: HashMap<Class, Vec<i64>> = HashMap::new();
+            let mut all = Vec::new();
+            for (i, (class, draw, gap)) in callers.into_iter().enumerate() {
+                now += gap;
+                if let Some((at, seconds)) = shut_at && at == i {
+                    let until = shut_until(at_ms(now), Some(seconds));
+                    shards.shut(&plan, until);
+                    shut = now..until.unix_millis() - at_ms(0).unix_millis();
+                }
+                if shards.take(&plan, class, draw, at_ms(now)).is_ok() {
+                    prop_assert!(!shut.contains(&now), "taken while shut");
+                    taken.entry(class).or_default().push(now);
+                    all.push(now);
+                }
+            }
+            prop_assert!(most_in_any_minute(&all) <= calls_per_minute as usize);
+            let reads_share = (0..plan.shards()).map(|s| share(plan.shard_calls(s), 60)).sum::<u32>();
+            let reconciler_share = (0..plan.shards()).map(|s| share(plan.shard_calls(s), 20)).sum::<u32>();
+            prop_assert!(most_in_any_minute(taken.get(&Class::Reads).map_or(&[][..], |v| v)) <= reads_share as usize);
+            prop_assert!(most_in_any_minute(taken.get(&Class::Reconciler).map_or(&[][..], |v| v)) <= reconciler_share as usize);
+        }
+
+        /// Publishes alone, arriving faster than the plan, get nearly all of it.
+        #[test]
+        fn publishes_may_use_the_whole_budget(calls_per_minute in 60u32..1_300, draws in any::<u64>()) {
+            let plan = Plan::new(calls_per_minute);
+            let mut shards = Shards::default();
+            let mut taken = 0u32;
+            let mut draw = draws;
+            for ms in (0..60_000).step_by(20) {
+                draw = draw.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                if shards.take(&plan, Class::Publish, draw >> 11, at_ms(ms)).is_ok() {
+                    taken += 1;
+                }
+            }
+            prop_assert!(taken * 100 >= calls_per_minute * 85, "{taken} of {calls_per_minute}");
+        }
+    }
+}

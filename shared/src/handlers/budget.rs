@@ -1,0 +1,68 @@
+//! The shared budget of the API key as every call to the publishing service meets it: a token
+//! from a shard before the call (`domain::budget` decides which lanes and shards), and every
+//! shard shut when the service answers 429.
+
+use crate::domain::budget::{self, Class, Plan};
+use crate::domain::limits::Limited;
+use crate::metrics::{self, Metric};
+use crate::ports::{BoxFuture, CallGate, Clock, SharedBudgetStore};
+
+/// How long a caller is told to wait when the budget itself could not be read.
+const STORE_DOWN_RETRY_AFTER: u64 = 5;
+
+#[derive(Debug, Clone)]
+pub struct SharedBudget<S, C> {
+    pub store: S,
+    pub clock: C,
+    pub plan: Plan,
+    /// Whose calls these are (one per function).
+    pub class: Class,
+}
+
+impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
+    async fn take(&self) -> Result<(), Limited> {
+        let now = self.clock.now();
+        let mut refused = Vec::with_capacity(budget::TRIES);
+        for shard in self.plan.tries(uuid::Uuid::new_v4().as_u64_pair().0) {
+            match self.store.take_shared(shard, &self.plan.lanes(self.class, shard), now).await {
+                Ok(Ok(())) => {
+                    metrics::count(Metric::BudgetCalls, 1);
+                    return Ok(());
+                }
+                Ok(Err(limited)) => refused.push(limited),
+                // Not knowing whether there is room, no call goes: the key is everyone's.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shared budget could not be read: no call made");
+                    refused.push(Limited { retry_after: STORE_DOWN_RETRY_AFTER });
+                    break;
+                }
+            }
+        }
+        metrics::count(Metric::BudgetRefused, 1);
+        let soonest = budget::soonest(refused).unwrap_or(Limited { retry_after: STORE_DOWN_RETRY_AFTER });
+        tracing::info!(retry_after = soonest.retry_after, class = ?self.class, "the shared budget has no room");
+        Err(soonest)
+    }
+
+    async fn shut_all(&self, retry_after: Option<u64>) {
+        let now = self.clock.now();
+        let until = budget::shut_until(now, retry_after);
+        metrics::count(Metric::ServiceThrottled, 1);
+        tracing::warn!(until = %until.to_rfc3339(), "the service answered 429: the shared budget is shut");
+        for shard in 0..self.plan.shards() {
+            if let Err(e) = self.store.shut_shared(shard, self.plan.shut(shard, until), now).await {
+                tracing::warn!(error = %e, shard, "a shard of the shared budget could not be shut");
+            }
+        }
+    }
+}
+
+impl<S: SharedBudgetStore, C: Clock> CallGate for SharedBudget<S, C> {
+    fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
+        Box::pin(self.take())
+    }
+
+    fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {
+        Box::pin(self.shut_all(retry_after))
+    }
+}
