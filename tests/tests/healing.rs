@@ -321,6 +321,7 @@ async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_e
     assert!(stack.sim.shared.settle_post(&service_id, &outcomes).is_some());
     // WHEN the post is Synced
     stack.tap.reset();
+    let calls_before = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
     let path = format!("/projects/{project}/posts/post_auth_sync/sync");
     let (status, synced, _) = stack.call(Method::POST, &path, Some(&token), None).await;
     assert_eq!(status, 200, "{synced}");
@@ -329,5 +330,12 @@ async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_e
     assert_eq!((x["status"].clone(), x["reason"].clone()), (json!("expired"), json!("token_expired")), "{x}");
     let writes = stack.tap.counts();
     assert_eq!(writes.get("TransactWriteItems"), Some(&1), "{writes:?}");
-    assert_eq!(writes.get("PutItem").copied().unwrap_or(0), 1, "only the Sync budget is a lone put: {writes:?}");
+    assert_eq!(writes.get("PutItem").copied().unwrap_or(0), 0, "no lone put: {writes:?}");
+    let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap() - calls_before;
+    assert!(calls >= 1);
+    assert_eq!(
+        writes.get("UpdateItem").copied().unwrap_or(0),
+        1 + calls,
+        "the project's Sync budget, and the shared budget once per call to the service: {writes:?}"
+    );
 }

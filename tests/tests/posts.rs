@@ -414,19 +414,19 @@ async fn every_post_route_refuses_another_projects_token_and_bad_bodies() {
 }
 
 #[tokio::test]
-async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_five_in_all() {
+async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_six_in_all() {
     let stack = ready().await;
     stack.tap.reset();
     let (status, post) =
         publish(&stack, json!({"post_id": "post_cost", "content": "Count me", "platforms": ["x", "linkedin"]})).await;
     assert_eq!(status, 201, "{post}");
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    let expected = [("BatchGetItem", 1), ("PutItem", 2), ("Query", 1), ("TransactWriteItems", 1)];
+    let expected = [("BatchGetItem", 1), ("PutItem", 1), ("Query", 1), ("TransactWriteItems", 1), ("UpdateItem", 2)];
     assert_eq!(
         counts,
         expected.map(|(op, n)| (op.to_owned(), n)),
-        "three writes: the call taken from the budget, the publication stored before the call, and the \
-         answer with its history"
+        "four writes: the call taken from the project's budget and from the shared one, the publication \
+         stored before the call, and the answer with its history"
     );
     // A project with no profile yet: the same one read tells both.
     let stack = Stack::start().await;
