@@ -41,6 +41,10 @@ pub enum Metric {
     ServiceThrottled,
     /// A reconciler pass ended early: the shared budget had no room left for it.
     ReconcileThrottled,
+    /// A publish the shared budget had no room for, queued in its line.
+    PublishesQueued,
+    /// Seconds between a publish's place in line (or its follow-up's due time) and its send.
+    FollowUpLagSeconds,
 }
 
 impl Metric {
@@ -67,6 +71,8 @@ impl Metric {
             Metric::BudgetRefused => "BudgetRefused",
             Metric::ServiceThrottled => "ServiceThrottled",
             Metric::ReconcileThrottled => "ReconcileThrottled",
+            Metric::PublishesQueued => "PublishesQueued",
+            Metric::FollowUpLagSeconds => "FollowUpLagSeconds",
         }
     }
 }

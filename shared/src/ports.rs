@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
 pub use crate::domain::healing::Watch;
 pub use crate::domain::history::Source;
+pub use crate::domain::budget::Booking;
 use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Answer, Draft, Publication, Sending, SendingChange, Target};
@@ -167,6 +168,15 @@ pub trait SharedBudgetStore: Send + Sync {
         lanes: &[(crate::domain::budget::Lane, crate::domain::limits::Rate)],
         now: Timestamp,
     ) -> impl Future<Output = Result<Result<(), Limited>, StoreError>> + Send;
+    /// A place in the shard's line at `earliest` or after (at most `ahead_seconds` after), spaced
+    /// by `line`: the moment it is for.
+    fn book_shared(
+        &self,
+        shard: u32,
+        line: crate::domain::limits::Rate,
+        earliest: Timestamp,
+        ahead_seconds: i64,
+    ) -> impl Future<Output = Result<Result<Timestamp, Limited>, StoreError>> + Send;
     /// Keeps the shard's `all` lane at `tat` at least (`domain::budget::Plan::shut`).
     fn shut_shared(&self, shard: u32, tat: i64, now: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -178,6 +188,11 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a
 pub trait CallGate: Send + Sync {
     /// Room for one call now, or how long until there is.
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>>;
+    /// Room now for a publish that holds a place in line (at its moment).
+    fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>>;
+    /// A place in line for a publish the budget has no room for now, `after` seconds from now at
+    /// the earliest; refused when the line is longer than a follow-up can wait.
+    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>>;
     /// The service answered 429: no caller calls it again until `retry_after` has passed.
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()>;
 }
@@ -189,6 +204,12 @@ pub struct Ungated;
 impl CallGate for Ungated {
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+    fn admit_booked(&self, _: Booking) -> BoxFuture<'_, Result<(), Limited>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn book(&self, _: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
+        Box::pin(std::future::ready(Ok(Booking { shard: 0, at: SystemClock.now() })))
     }
     fn shut(&self, _: Option<u64>) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
@@ -388,6 +409,9 @@ pub struct FollowUp {
     /// How many follow-ups came before this one (the back-off's exponent).
     #[serde(default)]
     pub attempt: u32,
+    /// Its place in the shared budget's line, when it waits for room (capacity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<Booking>,
 }
 
 /// Where follow-ups wait (the retry queue, with a delay).

@@ -51,6 +51,7 @@ fn publication(scheduled: bool) -> Publication {
         post: PostId::parse("post_1").unwrap(),
         generation: 1,
         sent_at: Timestamp::parse("2026-12-01T10:00:00Z").unwrap(),
+        booking: None,
     }
 }
 

@@ -6,6 +6,10 @@
 //! their own lane (at most their share), and the reconciler its own lane, taking `all` only while
 //! it is level — what the others left over. A 429 from the service shuts every shard's `all`
 //! lane until its `Retry-After`, so that no function calls a service that said stop.
+//!
+//! Past the budget a publish is not refused: it takes a place in its shard's line (one more lane,
+//! spaced like `all`) and is sent by its follow-up at that moment, oldest first. A new publish
+//! goes straight to the service only while no line has formed on its shard.
 
 use super::limits::{Limited, Rate};
 use super::time::Timestamp;
@@ -27,6 +31,8 @@ pub enum Lane {
     All,
     Reads,
     Reconciler,
+    /// The publishes waiting past the budget: when the last place in line is.
+    Line,
 }
 
 impl Lane {
@@ -35,9 +41,23 @@ impl Lane {
             Lane::All => "all_tat",
             Lane::Reads => "reads_tat",
             Lane::Reconciler => "reconciler_tat",
+            Lane::Line => "line_tat",
         }
     }
 }
+
+/// A place in a shard's line: the publish is sent at `at`, taking from that shard's `all` lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Booking {
+    pub shard: u32,
+    pub at: Timestamp,
+}
+
+/// How far ahead a place may be taken: a follow-up waits on SQS, whose delays end at 15 minutes.
+pub const LINE_AHEAD_SECONDS: i64 = 14 * 60;
+
+/// A lane that is only looked at: no line formed (taking it moves nothing).
+const NO_LINE: Rate = Rate { interval_ms: 0, tolerance_ms: 0 };
 
 /// The shares of the budget, in percent (template parameters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +115,7 @@ impl Plan {
         let calls = self.shard_calls(shard);
         let all = self.all(shard);
         match class {
-            Class::Publish => vec![(Lane::All, all)],
+            Class::Publish => vec![(Lane::All, all), (Lane::Line, NO_LINE)],
             Class::Reads => {
                 let reads = share(calls, self.shares.reads_percent);
                 vec![(Lane::All, all), (Lane::Reads, Rate::within(reads, burst(reads)))]
@@ -105,6 +125,17 @@ impl Plan {
                 vec![(Lane::All, all.level_only()), (Lane::Reconciler, Rate::within(own, 1))]
             }
         }
+    }
+
+    /// The lanes a booked publish takes when its moment comes: its shard's `all`, the line
+    /// notwithstanding (it is the line).
+    pub fn booked_lanes(&self, shard: u32) -> Vec<(Lane, Rate)> {
+        vec![(Lane::All, self.all(shard))]
+    }
+
+    /// A shard's line: places spaced as `all` spends them.
+    pub fn line(&self, shard: u32) -> Rate {
+        self.all(shard).level_only()
     }
 
     /// The shards to try, in order, for a caller whose random draw is `draw`: one at random, then
@@ -180,6 +211,22 @@ mod tests {
                 }
             }
             Err(soonest(refused).expect("at least one shard tried"))
+        }
+
+        /// A place in `shard`'s line at `earliest` or after.
+        fn book(&mut self, plan: &Plan, shard: u32, earliest: Timestamp) -> Result<Booking, Limited> {
+            let line = self.0.get(&(shard, Lane::Line)).copied();
+            let moves = crate::domain::limits::take_ahead(&[(line, plan.line(shard))], earliest, LINE_AHEAD_SECONDS * 1000)?;
+            self.0.insert((shard, Lane::Line), moves[0].apply(line).expect("made from what was seen"));
+            Ok(Booking { shard, at: crate::domain::limits::slot(line, plan.line(shard), earliest) })
+        }
+
+        fn take_booked(&mut self, plan: &Plan, booking: Booking, now: Timestamp) -> Result<(), Limited> {
+            let lanes = plan.booked_lanes(booking.shard);
+            let all = self.0.get(&(booking.shard, Lane::All)).copied();
+            let moves = take(&[(all, lanes[0].1)], now)?;
+            self.0.insert((booking.shard, Lane::All), moves[0].apply(all).expect("made from what was seen"));
+            Ok(())
         }
 
         fn shut(&mut self, plan: &Plan, until: Timestamp) {
@@ -275,6 +322,53 @@ mod tests {
             let reconciler_share = (0..plan.shards()).map(|s| share(plan.shard_calls(s), 20)).sum::<u32>();
             prop_assert!(most_in_any_minute(taken.get(&Class::Reads).map_or(&[][..], |v| v)) <= reads_share as usize);
             prop_assert!(most_in_any_minute(taken.get(&Class::Reconciler).map_or(&[][..], |v| v)) <= reconciler_share as usize);
+        }
+
+        /// Publishes past the budget queue in their shard's line: places come in the order they
+        /// were taken, one interval apart; a new publish goes behind a line that has formed, never
+        /// ahead of it; and every place, taken at its moment, finds room — with the key still
+        /// asked no more than its plan in any minute.
+        #[test]
+        fn past_the_budget_publishes_are_sent_oldest_first_within_the_plan(
+            calls_per_minute in prop_oneof![30u32..130, 500u32..1_300],
+            arrivals in prop::collection::vec((any::<u64>(), 0i64..40), 1..400),
+        ) {
+            let plan = Plan::new(calls_per_minute);
+            let mut shards = Shards::default();
+            let mut now = 0i64;
+            let mut sent = Vec::new();
+            let mut places: Vec<(usize, Booking)> = Vec::new();
+            for (i, (draw, gap)) in arrivals.iter().enumerate() {
+                now += gap;
+                match shards.take(&plan, Class::Publish, *draw, at_ms(now)) {
+                    Ok(()) => sent.push(now),
+                    Err(limited) => {
+                        let shard = plan.tries(*draw)[0];
+                        let earliest = at_ms(now).plus_seconds(limited.retry_after as i64);
+                        if let Ok(place) = shards.book(&plan, shard, earliest) {
+                            prop_assert!(place.at >= at_ms(now));
+                            places.push((i, place));
+                        }
+                    }
+                }
+            }
+            for shard in 0..plan.shards() {
+                let line: Vec<_> = places.iter().filter(|(_, p)| p.shard == shard).collect();
+                for pair in line.windows(2) {
+                    let gap = pair[1].1.at.unix_millis() - pair[0].1.at.unix_millis();
+                    prop_assert!(gap >= plan.line(shard).interval_ms, "places in order, one interval apart: {pair:?}");
+                }
+            }
+            // Each place, taken at its moment (in the order of moments), finds room.
+            let mut due: Vec<Booking> = places.iter().map(|(_, p)| *p).collect();
+            due.sort_by_key(|p| p.at);
+            for place in due {
+                let t = place.at.unix_millis() - at_ms(0).unix_millis();
+                prop_assert!(shards.take_booked(&plan, place, place.at).is_ok(), "no room at {t} for {place:?}");
+                sent.push(t);
+            }
+            sent.sort_unstable();
+            prop_assert!(most_in_any_minute(&sent) <= calls_per_minute as usize);
         }
 
         /// Publishes alone, arriving faster than the plan, get nearly all of it.

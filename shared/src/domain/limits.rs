@@ -121,23 +121,34 @@ impl Move {
 /// reads the lanes again and asks once more; lanes only move forward, so that ends within a few
 /// rounds, either taken or refused.
 pub fn take(lanes: &[(Option<i64>, Rate)], now: Timestamp) -> Result<Vec<Move>, Limited> {
+    take_ahead(lanes, now, 0)
+}
+
+/// As `take`, but a lane may also be taken up to `ahead_ms` past its room: a place in a line,
+/// whose moment is `slot` of what the lane held before.
+pub fn take_ahead(lanes: &[(Option<i64>, Rate)], now: Timestamp, ahead_ms: i64) -> Result<Vec<Move>, Limited> {
     let now = now.unix_millis();
     let mut wait_ms = 0;
     let mut moves = Vec::with_capacity(lanes.len());
     for &(tat, rate) in lanes {
+        let room = rate.tolerance_ms + ahead_ms;
         match tat {
             None => moves.push(Move::Start { now, to: now + rate.interval_ms }),
             Some(t) if t <= now => moves.push(Move::Start { now, to: now + rate.interval_ms }),
-            Some(t) if t - rate.tolerance_ms <= now => {
-                moves.push(Move::Advance { now, at_most: now + rate.tolerance_ms, by: rate.interval_ms })
-            }
-            Some(t) => wait_ms = wait_ms.max(t - rate.tolerance_ms - now),
+            Some(t) if t - room <= now => moves.push(Move::Advance { now, at_most: now + room, by: rate.interval_ms }),
+            Some(t) => wait_ms = wait_ms.max(t - room - now),
         }
     }
     if wait_ms > 0 {
         return Err(Limited { retry_after: u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1) });
     }
     Ok(moves)
+}
+
+/// The moment a take from a lane that held `before` is for: at once, or its place in the line.
+pub fn slot(before: Option<i64>, rate: Rate, now: Timestamp) -> Timestamp {
+    let now = now.unix_millis();
+    Timestamp::from_unix_millis(before.map_or(now, |t| (t - rate.tolerance_ms).max(now)))
 }
 
 /// A project's bucket for one kind, as a single lane.

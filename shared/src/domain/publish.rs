@@ -151,6 +151,8 @@ pub struct Publication {
     pub generation: Generation,
     /// When the request was sent: the evidence time of the answer.
     pub sent_at: Timestamp,
+    /// Its place in the shared budget's line, when it was queued past the budget.
+    pub booking: Option<super::budget::Booking>,
 }
 
 /// A publication handed to the service whose outcome is not recorded yet. It is stored before the
@@ -194,6 +196,7 @@ impl Sending {
             post: post.clone(),
             generation: self.generation,
             sent_at,
+            booking: None,
         }
     }
 
@@ -316,6 +319,8 @@ pub enum Answer {
     Unanswered,
     /// 429: the key's budget is spent; not taken, to be sent after `retry_after`.
     Throttled(Option<u64>),
+    /// Not sent: the shared budget has no room now; it holds this place in line (capacity.md).
+    Queued(super::budget::Booking),
     /// Certainly not taken: the service could not be reached, or answered its own error.
     NotTaken(Option<u64>),
 }
@@ -345,6 +350,8 @@ pub enum Step {
     Refused(String),
     /// Try again after a while (a follow-up); the route answers 202.
     Later(Option<u64>),
+    /// Send it at its place in the shared budget's line (a follow-up then); the route answers 202.
+    AtPlace(super::budget::Booking),
     /// Certainly not taken, and someone waits: the route answers 503 and forgets the publication.
     Unavailable(Option<u64>),
 }
@@ -359,6 +366,7 @@ pub fn next_step(answer: Answer, sender: Sender) -> Step {
         Answer::Refused(message) => Step::Refused(message),
         Answer::InFlight | Answer::Unanswered => Step::Later(None),
         Answer::Throttled(after) => Step::Later(after),
+        Answer::Queued(booking) => Step::AtPlace(booking),
         Answer::NotTaken(after) => match sender {
             Sender::Route => Step::Unavailable(after),
             Sender::FollowUp => Step::Later(after),
@@ -370,6 +378,13 @@ pub fn next_step(answer: Answer, sender: Sender) -> Step {
 /// it is our own earlier attempt, to adopt.
 pub fn is_ours(report: &PostReport, project: &ProjectId, post: &PostId, generation: Generation) -> bool {
     report.owner.as_ref().is_some_and(|(p, q)| p == project && q == post) && report.generation == Some(generation)
+}
+
+/// The delay of a follow-up that holds a place in line: until its moment (whole seconds, never
+/// early), within SQS's delays.
+pub fn delay_until(place: Timestamp, now: Timestamp) -> u64 {
+    let ms = (place.unix_millis() - now.unix_millis()).max(0);
+    u64::try_from(ms).unwrap_or(0).div_ceil(1000).min(MAX_FOLLOW_UP_DELAY_SECONDS)
 }
 
 /// The delay before follow-up number `attempt` (0 for the first): `base` doubled each time, at

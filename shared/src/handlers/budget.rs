@@ -5,7 +5,7 @@
 use crate::domain::budget::{self, Class, Plan};
 use crate::domain::limits::Limited;
 use crate::metrics::{self, Metric};
-use crate::ports::{BoxFuture, CallGate, Clock, SharedBudgetStore};
+use crate::ports::{BoxFuture, Booking, CallGate, Clock, SharedBudgetStore};
 
 /// How long a caller is told to wait when the budget itself could not be read.
 const STORE_DOWN_RETRY_AFTER: u64 = 5;
@@ -44,6 +44,42 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
         Err(soonest)
     }
 
+    /// Room on the shard a publish holds a place on, when its moment has come.
+    async fn take_booked(&self, booking: Booking) -> Result<(), Limited> {
+        let now = self.clock.now();
+        let shard = booking.shard % self.plan.shards();
+        match self.store.take_shared(shard, &self.plan.booked_lanes(shard), now).await {
+            Ok(Ok(())) => {
+                metrics::count(Metric::BudgetCalls, 1);
+                Ok(())
+            }
+            Ok(Err(limited)) => Err(limited),
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared budget could not be read: no call made");
+                Err(Limited { retry_after: STORE_DOWN_RETRY_AFTER })
+            }
+        }
+    }
+
+    /// A place in a random shard's line, `after` seconds from now at the earliest.
+    async fn take_place(&self, after: u64) -> Result<Booking, Limited> {
+        let now = self.clock.now();
+        let shard = self.plan.tries(uuid::Uuid::new_v4().as_u64_pair().0)[0];
+        let earliest = now.plus_seconds(after as i64);
+        match self.store.book_shared(shard, self.plan.line(shard), earliest, budget::LINE_AHEAD_SECONDS).await {
+            Ok(Ok(at)) => {
+                metrics::count(Metric::PublishesQueued, 1);
+                tracing::info!(shard, at = %at.to_rfc3339(), "publish queued past the shared budget");
+                Ok(Booking { shard, at })
+            }
+            Ok(Err(limited)) => Err(limited),
+            Err(e) => {
+                tracing::warn!(error = %e, "no place in line could be taken");
+                Err(Limited { retry_after: STORE_DOWN_RETRY_AFTER })
+            }
+        }
+    }
+
     async fn shut_all(&self, retry_after: Option<u64>) {
         let now = self.clock.now();
         let until = budget::shut_until(now, retry_after);
@@ -60,6 +96,14 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
 impl<S: SharedBudgetStore, C: Clock> CallGate for SharedBudget<S, C> {
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(self.take())
+    }
+
+    fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>> {
+        Box::pin(self.take_booked(booking))
+    }
+
+    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
+        Box::pin(self.take_place(after))
     }
 
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {

@@ -394,7 +394,7 @@ where
             clock: &self.clock,
             timing: self.timing,
         };
-        attempt.send((project, &body.post), begun, existing, Sender::Route, 0).await
+        attempt.send((project, &body.post), begun, existing, Sender::Route, (0, None)).await
     }
 
     async fn keep_draft(&self, project: &ProjectId, post: &PostId, draft: &Draft) {

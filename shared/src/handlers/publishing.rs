@@ -14,7 +14,7 @@ use crate::domain::refresh::stale_at_publish;
 use crate::domain::{Connection, Platform, PostId, PostReport, PostState, ProfileId, ProjectId};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    Clock, ConnectionStore, FollowUp, FollowUpQueue, PostChange, PostPublisher, PostStore, Publisher, Source,
+    Booking, Clock, ConnectionStore, Publication, FollowUp, FollowUpQueue, PostChange, PostPublisher, PostStore, Publisher, Source,
     StoredConnection, StoredPost,
 };
 
@@ -31,6 +31,14 @@ impl Default for Timing {
     fn default() -> Self {
         Timing { wait: Duration::from_secs(10), follow_up_seconds: 60 }
     }
+}
+
+/// When a follow-up comes.
+enum Delay {
+    /// At the publication's place in the shared budget's line.
+    AtPlace(Booking),
+    /// After the back-off (at least the service's `Retry-After`), keeping any place it held.
+    After(Option<u64>, Option<Booking>),
 }
 
 /// Where a publication ended up after one attempt.
@@ -67,12 +75,13 @@ where
         stored: StoredPost,
         before: Option<&StoredPost>,
         sender: Sender,
-        attempt: u32,
+        (attempt, booking): (u32, Option<Booking>),
     ) -> Result<Sent, Refusal> {
         let (Some(sending), Some(draft)) = (stored.sending.clone(), stored.draft.clone()) else {
             return Ok(Sent::Recorded(stored));
         };
-        let publication = sending.publication(project, post, &draft, self.clock.now());
+        let publication =
+            Publication { booking, ..sending.publication(project, post, &draft, self.clock.now()) };
         let answer = self.publisher.publish(&publication, self.timing.wait).await;
         tracing::info!(project = %project, post = %post, generation = sending.generation, attempt,
                        answer = ?short(&answer), "publish answered");
@@ -86,9 +95,14 @@ where
         }
         match step {
             Step::Record(report) => Ok(Sent::Recorded(self.record(ids, &stored, &sending, &report).await?)),
-            Step::CheckExisting(_) | Step::Later(_) => {
-                let after = if let Step::Later(after) = step { after } else { None };
-                match (self.follow_up(ids, &sending, attempt, after).await, sender) {
+            Step::CheckExisting(_) | Step::Later(_) | Step::AtPlace(_) => {
+                let delay = match step {
+                    Step::AtPlace(place) => Delay::AtPlace(place),
+                    // A place held is kept: the publication is still ahead of those behind it.
+                    Step::Later(after) => Delay::After(after, booking),
+                    _ => Delay::After(None, booking),
+                };
+                match (self.follow_up(ids, &sending, attempt, delay).await, sender) {
                     // The publication is stored and watched: the reconciler queues its follow-up
                     // after its grace, so the app is told the truth, that it goes on (202).
                     (Ok(()), _) | (Err(_), Sender::Route) => Ok(Sent::FollowingUp(stored)),
@@ -196,11 +210,16 @@ where
         (project, post): (&ProjectId, &PostId),
         sending: &Sending,
         attempt: u32,
-        retry_after: Option<u64>,
+        delay: Delay,
     ) -> Result<(), Refusal> {
-        let delay = publish::follow_up_delay(self.timing.follow_up_seconds, attempt, retry_after);
+        let (delay, booking) = match delay {
+            Delay::AtPlace(place) => (publish::delay_until(place.at, self.clock.now()), Some(place)),
+            Delay::After(after, booking) => {
+                (publish::follow_up_delay(self.timing.follow_up_seconds, attempt, after), booking)
+            }
+        };
         let follow_up =
-            FollowUp { project: project.clone(), post: post.clone(), generation: sending.generation, attempt };
+            FollowUp { project: project.clone(), post: post.clone(), generation: sending.generation, attempt, booking };
         if let Err(e) = self.queue.follow_up(&follow_up, delay).await {
             tracing::error!(project = %project, post = %post, error = %e, "a follow-up could not be queued");
             return Err(Refusal::StoreUnavailable);
@@ -272,6 +291,7 @@ fn short(answer: &Answer) -> &'static str {
         Answer::Refused(_) => "refused",
         Answer::Unanswered => "unanswered",
         Answer::Throttled(_) => "throttled",
+        Answer::Queued(_) => "queued_past_the_budget",
         Answer::NotTaken(_) => "not_taken",
     }
 }
@@ -294,13 +314,17 @@ where
 {
     /// `Ok` when done with (sent, recorded, given up, or queued again); `Err` to be delivered again.
     pub async fn handle(&self, follow_up: &FollowUp) -> Result<(), String> {
-        let FollowUp { project, post, generation, attempt } = follow_up;
+        let FollowUp { project, post, generation, attempt, booking } = follow_up;
         let stored = self.store.post(project, post).await.map_err(|e| e.to_string())?;
         let Some(stored) = stored.filter(|s| s.sending.as_ref().is_some_and(|s| s.generation == *generation)) else {
             tracing::info!(project = %project, post = %post, generation, "follow-up: nothing left to send");
             return Ok(());
         };
         let now = self.clock.now();
+        if let Some(place) = booking {
+            let lag = (now.unix_millis() - place.at.unix_millis()).max(0) / 1000;
+            metrics::count(Metric::FollowUpLagSeconds, lag as u64);
+        }
         if let Some(sending) = stored.sending.clone().filter(|s| s.given_up(now)) {
             tracing::error!(project = %project, post = %post, generation, "publication never confirmed; recorded failed");
             let failed = sending.failed(publish::UNCONFIRMED);
@@ -315,7 +339,7 @@ where
             clock: &self.clock,
             timing: self.timing,
         };
-        match attempt_of.send((project, post), stored, None, Sender::FollowUp, attempt + 1).await {
+        match attempt_of.send((project, post), stored, None, Sender::FollowUp, (attempt + 1, *booking)).await {
             Ok(_) => Ok(()),
             Err(refusal) => Err(format!("{refusal:?}")),
         }

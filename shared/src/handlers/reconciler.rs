@@ -153,7 +153,13 @@ where
             // Still being sent, past the grace: its follow-up was lost (never queued, or
             // dead-lettered). Queue it again; the follow-up calls the service, not the pass.
             let follow_up =
-                FollowUp { project: project.clone(), post: post.clone(), generation: sending.generation, attempt: 0 };
+                FollowUp {
+                    project: project.clone(),
+                    post: post.clone(),
+                    generation: sending.generation,
+                    attempt: 0,
+                    booking: None,
+                };
             if let Err(e) = self.queue.follow_up(&follow_up, 0).await {
                 tracing::warn!(project = %project, post = %post, error = %e, "a lost follow-up could not be queued again");
                 return Err(Refusal::StoreUnavailable);

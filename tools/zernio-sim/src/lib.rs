@@ -78,7 +78,13 @@ impl Shared {
     pub fn stats(&self) -> Value {
         let world = self.world();
         json!({"calls": world.calls, "posts_created": world.posts_created,
-               "duplicate_publications": world.duplicate_publications, "total_calls": world.calls.values().sum::<u64>()})
+               "duplicate_publications": world.duplicate_publications, "total_calls": world.calls.values().sum::<u64>(),
+               "most_calls_in_any_minute": world.most_calls_in_any_minute()})
+    }
+
+    /// When each call reached the API (Unix ms), in order.
+    pub fn call_times(&self) -> Vec<i64> {
+        self.world().call_times.clone()
     }
 
     pub fn change_post(&self, id: &str, change: &PostChange) -> Option<Post> {

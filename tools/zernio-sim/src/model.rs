@@ -287,6 +287,8 @@ pub struct World {
     /// The `errorCategory` a failure on a platform reports (default `platform_rate_limit`).
     pub failure_categories: HashMap<String, String>,
     pub calls: BTreeMap<String, u64>,
+    /// When each call reached the API (Unix ms), for the most calls in any minute.
+    pub call_times: Vec<i64>,
     pub posts_created: u64,
     /// Posts created with the same `metadata` (one publication of ours) as a post already held.
     pub duplicate_publications: u64,
@@ -295,6 +297,9 @@ pub struct World {
     pub webhooks_before_answer: bool,
     pub(crate) counter: u64,
 }
+
+/// Call times kept (a long `make run` stops recording past this).
+const MAX_CALL_TIMES: usize = 1_000_000;
 
 impl World {
     /// A fresh 24-hex ObjectId: 4 bytes of time, 8 of counter.
@@ -306,6 +311,23 @@ impl World {
 
     pub fn record_call(&mut self, route: &str) {
         *self.calls.entry(route.to_owned()).or_default() += 1;
+        if self.call_times.len() < MAX_CALL_TIMES {
+            self.call_times.push(time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000);
+        }
+    }
+
+    /// The most calls that reached the API in any 60 seconds.
+    pub fn most_calls_in_any_minute(&self) -> usize {
+        let times = &self.call_times;
+        let mut most = 0;
+        let mut start = 0;
+        for (end, t) in times.iter().enumerate() {
+            while times[start] <= t - 60_000 {
+                start += 1;
+            }
+            most = most.max(end + 1 - start);
+        }
+        most
     }
 
     pub fn profile_accounts(&self, profile_id: &str) -> Vec<Account> {

@@ -4,7 +4,7 @@
 //! reads it from the refusal itself and decides again, so no taker is lost to contention.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::*;
 use crate::domain::budget::Lane;
@@ -26,18 +26,20 @@ fn number(item: &Item, name: &str) -> Option<i64> {
 
 impl DynamoStore {
     /// Takes one call from every lane of the item at `key` (all or none), starting from what was
-    /// seen of them.
+    /// seen of them, up to `ahead_ms` past their room (`limits::take_ahead`): what the lanes held
+    /// before.
     async fn take_lanes(
         &self,
         key: (String, String),
         lanes: &[(&str, Rate)],
         mut seen: Vec<Option<i64>>,
         now: Timestamp,
-    ) -> Result<Result<(), Limited>, StoreError> {
+        ahead_ms: i64,
+    ) -> Result<Result<Vec<Option<i64>>, Limited>, StoreError> {
         // Lanes only move forward: each round that fails saw one start or the item refused.
         for _ in 0..=2 * lanes.len() + 1 {
             let asked: Vec<(Option<i64>, Rate)> = seen.iter().copied().zip(lanes.iter().map(|(_, r)| *r)).collect();
-            let moves = match limits::take(&asked, now) {
+            let moves = match limits::take_ahead(&asked, now, ahead_ms) {
                 Ok(moves) => moves,
                 Err(limited) => return Ok(Err(limited)),
             };
@@ -47,6 +49,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key_map(key.clone())))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values(ReturnValue::UpdatedOld)
                 .expression_attribute_values(":expires", AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()));
             let (mut sets, mut conditions) = (vec!["expires_at = :expires".to_owned()], Vec::new());
             for (i, ((name, _), m)) in lanes.iter().zip(&moves).enumerate() {
@@ -74,7 +77,10 @@ impl DynamoStore {
                 .send()
                 .await;
             match sent {
-                Ok(_) => return Ok(Ok(())),
+                Ok(out) => {
+                    let before = out.attributes.unwrap_or_default();
+                    return Ok(Ok(lanes.iter().map(|(name, _)| number(&before, name)).collect()));
+                }
                 Err(e) => match e.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                         let item = failed.item().cloned().unwrap_or_default();
@@ -97,8 +103,9 @@ impl BudgetStore for DynamoStore {
         limit: Limit,
         now: Timestamp,
     ) -> Result<Result<(), Limited>, StoreError> {
-        self.take_lanes(keys::budget(project, kind), &[(PROJECT_LANE, limit.rate())], vec![read.map(|b| b.tat)], now)
-            .await
+        let lanes = [(PROJECT_LANE, limit.rate())];
+        let taken = self.take_lanes(keys::budget(project, kind), &lanes, vec![read.map(|b| b.tat)], now, 0).await?;
+        Ok(taken.map(|_| ()))
     }
 }
 
@@ -111,7 +118,21 @@ impl SharedBudgetStore for DynamoStore {
     ) -> Result<Result<(), Limited>, StoreError> {
         let named: Vec<(&str, Rate)> = lanes.iter().map(|(lane, rate)| (lane.name(), *rate)).collect();
         // Nothing read first: the first round assumes level lanes, a refusal shows what is stored.
-        self.take_lanes(keys::shared_budget(shard), &named, vec![None; lanes.len()], now).await
+        let taken = self.take_lanes(keys::shared_budget(shard), &named, vec![None; lanes.len()], now, 0).await?;
+        Ok(taken.map(|_| ()))
+    }
+
+    async fn book_shared(
+        &self,
+        shard: u32,
+        line: Rate,
+        earliest: Timestamp,
+        ahead_seconds: i64,
+    ) -> Result<Result<Timestamp, Limited>, StoreError> {
+        let lanes = [(Lane::Line.name(), line)];
+        let key = keys::shared_budget(shard);
+        let taken = self.take_lanes(key, &lanes, vec![None], earliest, ahead_seconds * 1000).await?;
+        Ok(taken.map(|before| limits::slot(before[0], line, earliest)))
     }
 
     async fn shut_shared(&self, shard: u32, tat: i64, now: Timestamp) -> Result<(), StoreError> {

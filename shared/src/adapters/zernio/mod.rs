@@ -130,6 +130,12 @@ impl ZernioClient {
 
     /// The service's answer, whatever its status (after one re-read of a refused key).
     async fn answer(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, NoAnswer> {
+        self.gate.admit().await.map_err(|limited| NoAnswer::Budget(limited.retry_after))?;
+        self.admitted(request, budget).await
+    }
+
+    /// As `answer`, for a request the shared budget already admitted.
+    async fn admitted(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, NoAnswer> {
         let started = Instant::now();
         let again = request.try_clone();
         let mut response = self.attempt(request.timeout(budget)).await?;
@@ -139,14 +145,14 @@ impl ZernioClient {
             && self.api_key.refresh().await
         {
             tracing::info!("publishing-service API key read again after a 401");
+            self.gate.admit().await.map_err(|limited| NoAnswer::Budget(limited.retry_after))?;
             response = self.attempt(again.timeout(left)).await?;
         }
         Ok(response)
     }
 
-    /// One request, once the shared budget has room for it; a 429 shuts the budget for everyone.
+    /// One request (the shared budget had room for it); a 429 shuts the budget for everyone.
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
-        self.gate.admit().await.map_err(|limited| NoAnswer::Budget(limited.retry_after))?;
         let response = self.send_now(request).await?;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             self.gate.shut(retry_after(&response)).await;
@@ -327,7 +333,22 @@ impl PostPublisher for ZernioClient {
             .header("x-request-id", &publication.request_id)
             .header("idempotency-key", &publication.request_id)
             .json(&wire::create_post(publication));
-        let response = match self.answer(request, wait).await {
+        // Past the shared budget a publish takes a place in line (or, holding one, waits for room
+        // on its shard): it is sent by its follow-up, oldest first.
+        let admitted = match publication.booking {
+            Some(place) => self.gate.admit_booked(place).await,
+            None => self.gate.admit().await,
+        };
+        if let Err(limited) = admitted {
+            if publication.booking.is_some() {
+                return Answer::Throttled(Some(limited.retry_after));
+            }
+            return match self.gate.book(limited.retry_after).await {
+                Ok(place) => Answer::Queued(place),
+                Err(longer) => Answer::Throttled(Some(longer.retry_after)),
+            };
+        }
+        let response = match self.admitted(request, wait).await {
             Ok(response) => response,
             Err(NoAnswer::Unreachable(reason)) => {
                 tracing::warn!(reason, "publish not sent");
