@@ -39,6 +39,8 @@ pub enum Metric {
     BudgetRefused,
     /// A 429 from the service: the shared budget shut for its `Retry-After`.
     ServiceThrottled,
+    /// Seconds the shared budget was shut by a 429.
+    BudgetShutSeconds,
     /// A reconciler pass ended early: the shared budget had no room left for it.
     ReconcileThrottled,
     /// A publish the shared budget had no room for, queued in its line.
@@ -70,6 +72,7 @@ impl Metric {
             Metric::BudgetCalls => "BudgetCalls",
             Metric::BudgetRefused => "BudgetRefused",
             Metric::ServiceThrottled => "ServiceThrottled",
+            Metric::BudgetShutSeconds => "BudgetShutSeconds",
             Metric::ReconcileThrottled => "ReconcileThrottled",
             Metric::PublishesQueued => "PublishesQueued",
             Metric::FollowUpLagSeconds => "FollowUpLagSeconds",

@@ -5,10 +5,10 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::budget::Booking;
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
 pub use crate::domain::healing::Watch;
 pub use crate::domain::history::Source;
-pub use crate::domain::budget::Booking;
 use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Answer, Draft, Publication, Sending, SendingChange, Target};

@@ -9,9 +9,9 @@ use crate::adapters::sqs::SqsRetryQueue;
 use crate::adapters::zernio::ZernioClient;
 use crate::config::Limits;
 use crate::domain::budget::{Class, Plan};
-use crate::handlers::budget::SharedBudget;
 use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
+use crate::handlers::budget::SharedBudget;
 use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
@@ -141,7 +141,11 @@ pub mod from_env {
     }
 
     /// The service client, its calls of `class` taken from the shared budget.
-    async fn publisher(sdk: &aws_config::SdkConfig, store: &DynamoStore, class: Class) -> Result<ZernioClient, ConfigError> {
+    async fn publisher(
+        sdk: &aws_config::SdkConfig,
+        store: &DynamoStore,
+        class: Class,
+    ) -> Result<ZernioClient, ConfigError> {
         Ok(super::gated(config::publisher(sdk).await?, store, config::budget_plan()?, class))
     }
 

@@ -126,7 +126,11 @@ async fn after_a_429_with_retry_after_twenty_no_function_calls_the_service_for_t
     let token = stack.token(&project);
     let sync = format!("/projects/{project}/posts/post_first/sync");
     // WHEN the service answers one call 429 with Retry-After: 20
-    stack.sim.shared.set_fault(Fault { mode: FaultMode::RateLimited { retry_after: 20 }, times: Some(1), ..Default::default() });
+    stack.sim.shared.set_fault(Fault {
+        mode: FaultMode::RateLimited { retry_after: 20 },
+        times: Some(1),
+        ..Default::default()
+    });
     let (status, answer, headers) = stack.call(Method::POST, &sync, Some(&token), None).await;
     let throttled_at = *stack.sim.shared.call_times().last().expect("the 429 was a call");
     // THEN the Sync is 429 rate_limited with that Retry-After

@@ -4,8 +4,8 @@
 
 use fault_proxy::Faults;
 use integration_tests::{Backend, StoreUnderTest};
-use shared::domain::connection::{Connection, ConnectionEvidence};
 use shared::domain::budget::{Class, Plan};
+use shared::domain::connection::{Connection, ConnectionEvidence};
 use shared::domain::limits::{CallKind, Limit};
 use shared::domain::post::{PlatformReport, PostReport};
 use shared::domain::{

@@ -292,3 +292,74 @@ fn every_app_route_is_behind_the_jwt_authorizer_with_one_function_each() {
         assert!(timeout <= 29, "{function} answers inside API Gateway's 30 seconds");
     }
 }
+
+/// Every function that calls the service takes from the one shared budget (capacity.md): it is
+/// given the plan and the shares, may update the table (a take is an `UpdateItem`), and has its
+/// concurrency bounded — reserved for the routes, `MaximumConcurrency` on the retry queue.
+#[test]
+fn every_function_that_calls_the_service_shares_the_budget_and_its_concurrency_is_bounded() {
+    let t = template();
+    let callers: Vec<String> = functions(&t)
+        .into_iter()
+        .filter(|f| !resource(&t, f)["Environment"]["Variables"]["PUBLISHER_API_KEY_SECRET_ID"].is_null())
+        .collect();
+    assert_eq!(callers.len(), 6, "{callers:?}");
+    for f in &callers {
+        let p = resource(&t, f);
+        let env = &p["Environment"]["Variables"];
+        for (key, parameter) in [
+            ("VENDOR_CALLS_PER_MINUTE", "VendorCallsPerMinute"),
+            ("BUDGET_READS_PERCENT", "BudgetReadsPercent"),
+            ("BUDGET_RECONCILER_PERCENT", "BudgetReconcilerPercent"),
+        ] {
+            assert!(format!("{:?}", env[key]).contains(parameter), "{f}: {key} from {parameter}");
+        }
+        let policies = format!("{:?}", p["Policies"]);
+        assert!(policies.contains("dynamodb:UpdateItem"), "{f} takes from the budget with UpdateItem");
+        let bounded = !p["ReservedConcurrentExecutions"].is_null()
+            || format!("{:?}", p["Events"]).contains("MaximumConcurrency")
+            || f == "ReconcilerFunction";
+        assert!(bounded, "{f}: a slow service must not take the account's concurrency");
+    }
+    assert_eq!(t["Parameters"]["VendorCallsPerMinute"]["Default"], 60, "the smallest plan unless told");
+    let retry = format!("{:?}", resource(&t, "RetryWorkerFunction")["Events"]["Retry"]["Properties"]["ScalingConfig"]);
+    assert!(retry.contains("RetryWorkerMaximumConcurrency"), "{retry}");
+    assert!(
+        format!("{:?}", resource(&t, "WebhookFunction")["ReservedConcurrentExecutions"])
+            .contains("WebhookReservedConcurrency")
+    );
+}
+
+/// The operations dashboard shows what capacity.md asks an operator to see, from metrics the
+/// functions really emit.
+#[test]
+fn the_dashboard_shows_the_budget_the_line_the_webhooks_the_queue_and_the_reconciler_from_real_metrics() {
+    let t = template();
+    let body = format!("{:?}", resource(&t, "OperationsDashboard")["DashboardBody"]);
+    let emitted = std::fs::read_to_string(root().join("shared/src/metrics.rs")).expect("metrics.rs");
+    let ours: Vec<&str> = [
+        "BudgetCalls",
+        "ServiceThrottled",
+        "BudgetShutSeconds",
+        "BudgetRefused",
+        "PublishesQueued",
+        "PublishesFollowedUp",
+        "FollowUpLagSeconds",
+        "EventsProcessed",
+        "EventsDuplicate",
+        "EventsIgnored",
+        "EventsQueued",
+        "ReconcileWorkLeft",
+        "PostsHealed",
+        "ReconcileThrottled",
+    ]
+    .into_iter()
+    .collect();
+    for metric in ours {
+        assert!(body.contains(metric), "the dashboard shows {metric}");
+        assert!(emitted.contains(&format!("=> \"{metric}\"")), "{metric} is a metric the functions emit");
+    }
+    for aws in ["ApproximateAgeOfOldestMessage", "VendorCallsPerMinute"] {
+        assert!(body.contains(aws), "the dashboard shows {aws}");
+    }
+}

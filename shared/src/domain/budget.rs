@@ -198,7 +198,8 @@ mod tests {
             let mut refused = Vec::new();
             for shard in plan.tries(draw) {
                 let lanes = plan.lanes(class, shard);
-                let seen: Vec<_> = lanes.iter().map(|(lane, rate)| (self.0.get(&(shard, *lane)).copied(), *rate)).collect();
+                let seen: Vec<_> =
+                    lanes.iter().map(|(lane, rate)| (self.0.get(&(shard, *lane)).copied(), *rate)).collect();
                 match take(&seen, now) {
                     Ok(moves) => {
                         for ((lane, _), m) in lanes.iter().zip(moves) {
@@ -216,7 +217,8 @@ mod tests {
         /// A place in `shard`'s line at `earliest` or after.
         fn book(&mut self, plan: &Plan, shard: u32, earliest: Timestamp) -> Result<Booking, Limited> {
             let line = self.0.get(&(shard, Lane::Line)).copied();
-            let moves = crate::domain::limits::take_ahead(&[(line, plan.line(shard))], earliest, LINE_AHEAD_SECONDS * 1000)?;
+            let moves =
+                crate::domain::limits::take_ahead(&[(line, plan.line(shard))], earliest, LINE_AHEAD_SECONDS * 1000)?;
             self.0.insert((shard, Lane::Line), moves[0].apply(line).expect("made from what was seen"));
             Ok(Booking { shard, at: crate::domain::limits::slot(line, plan.line(shard), earliest) })
         }
@@ -238,7 +240,12 @@ mod tests {
     }
 
     fn most_in_any_minute(times: &[i64]) -> usize {
-        times.iter().enumerate().map(|(i, start)| times[i..].iter().take_while(|t| **t - start < 60_000).count()).max().unwrap_or(0)
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, start)| times[i..].iter().take_while(|t| **t - start < 60_000).count())
+            .max()
+            .unwrap_or(0)
     }
 
     fn class() -> impl Strategy<Value = Class> {

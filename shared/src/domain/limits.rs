@@ -180,7 +180,12 @@ mod tests {
     }
 
     fn most_in_any_window(taken: &[i64], window_ms: i64) -> usize {
-        taken.iter().enumerate().map(|(i, start)| taken[i..].iter().take_while(|t| **t - start < window_ms).count()).max().unwrap_or(0)
+        taken
+            .iter()
+            .enumerate()
+            .map(|(i, start)| taken[i..].iter().take_while(|t| **t - start < window_ms).count())
+            .max()
+            .unwrap_or(0)
     }
 
     #[test]
@@ -189,7 +194,10 @@ mod tests {
         assert_eq!(allowed(limit.rate(), &[0; 25]).len(), 20, "a burst of twice ten");
         let mut tat = None;
         for _ in 0..20 {
-            tat = take_one(tat.as_ref(), limit, at_ms(0)).unwrap().apply(tat.map(|b: Bucket| b.tat)).map(|tat| Bucket { tat });
+            tat = take_one(tat.as_ref(), limit, at_ms(0))
+                .unwrap()
+                .apply(tat.map(|b: Bucket| b.tat))
+                .map(|tat| Bucket { tat });
         }
         assert_eq!(take_one(tat.as_ref(), limit, at_ms(0)), Err(Limited { retry_after: 6 }));
         assert!(take_one(tat.as_ref(), limit, at_ms(5_999)).is_err());

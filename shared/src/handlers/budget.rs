@@ -5,7 +5,7 @@
 use crate::domain::budget::{self, Class, Plan};
 use crate::domain::limits::Limited;
 use crate::metrics::{self, Metric};
-use crate::ports::{BoxFuture, Booking, CallGate, Clock, SharedBudgetStore};
+use crate::ports::{Booking, BoxFuture, CallGate, Clock, SharedBudgetStore};
 
 /// How long a caller is told to wait when the budget itself could not be read.
 const STORE_DOWN_RETRY_AFTER: u64 = 5;
@@ -84,6 +84,7 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
         let now = self.clock.now();
         let until = budget::shut_until(now, retry_after);
         metrics::count(Metric::ServiceThrottled, 1);
+        metrics::count(Metric::BudgetShutSeconds, (until.unix() - now.unix()).max(0) as u64);
         tracing::warn!(until = %until.to_rfc3339(), "the service answered 429: the shared budget is shut");
         for shard in 0..self.plan.shards() {
             if let Err(e) = self.store.shut_shared(shard, self.plan.shut(shard, until), now).await {

@@ -14,8 +14,8 @@ use crate::domain::refresh::stale_at_publish;
 use crate::domain::{Connection, Platform, PostId, PostReport, PostState, ProfileId, ProjectId};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    Booking, Clock, ConnectionStore, Publication, FollowUp, FollowUpQueue, PostChange, PostPublisher, PostStore, Publisher, Source,
-    StoredConnection, StoredPost,
+    Booking, Clock, ConnectionStore, FollowUp, FollowUpQueue, PostChange, PostPublisher, PostStore, Publication,
+    Publisher, Source, StoredConnection, StoredPost,
 };
 
 /// How long the route waits for the service, and the first follow-up's delay.
@@ -80,8 +80,7 @@ where
         let (Some(sending), Some(draft)) = (stored.sending.clone(), stored.draft.clone()) else {
             return Ok(Sent::Recorded(stored));
         };
-        let publication =
-            Publication { booking, ..sending.publication(project, post, &draft, self.clock.now()) };
+        let publication = Publication { booking, ..sending.publication(project, post, &draft, self.clock.now()) };
         let answer = self.publisher.publish(&publication, self.timing.wait).await;
         tracing::info!(project = %project, post = %post, generation = sending.generation, attempt,
                        answer = ?short(&answer), "publish answered");

@@ -118,7 +118,10 @@ where
             };
             match outcome {
                 Err(Refusal::Busy { retry_after }) => {
-                    tracing::info!(retry_after, "the shared budget has no room left for the reconciler: the pass ends here");
+                    tracing::info!(
+                        retry_after,
+                        "the shared budget has no room left for the reconciler: the pass ends here"
+                    );
                     report.throttled = true;
                     report.left += (order.len() - done) as u32;
                     break;
@@ -152,14 +155,13 @@ where
         if let Some(sending) = stored.sending.as_ref().filter(|s| s.generation == watch.generation) {
             // Still being sent, past the grace: its follow-up was lost (never queued, or
             // dead-lettered). Queue it again; the follow-up calls the service, not the pass.
-            let follow_up =
-                FollowUp {
-                    project: project.clone(),
-                    post: post.clone(),
-                    generation: sending.generation,
-                    attempt: 0,
-                    booking: None,
-                };
+            let follow_up = FollowUp {
+                project: project.clone(),
+                post: post.clone(),
+                generation: sending.generation,
+                attempt: 0,
+                booking: None,
+            };
             if let Err(e) = self.queue.follow_up(&follow_up, 0).await {
                 tracing::warn!(project = %project, post = %post, error = %e, "a lost follow-up could not be queued again");
                 return Err(Refusal::StoreUnavailable);

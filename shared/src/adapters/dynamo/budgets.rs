@@ -50,7 +50,10 @@ impl DynamoStore {
                 .set_key(Some(key_map(key.clone())))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .return_values(ReturnValue::UpdatedOld)
-                .expression_attribute_values(":expires", AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()));
+                .expression_attribute_values(
+                    ":expires",
+                    AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()),
+                );
             let (mut sets, mut conditions) = (vec!["expires_at = :expires".to_owned()], Vec::new());
             for (i, ((name, _), m)) in lanes.iter().zip(&moves).enumerate() {
                 update = update.expression_attribute_names(format!("#l{i}"), *name);

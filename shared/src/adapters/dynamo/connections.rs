@@ -81,7 +81,12 @@ impl DynamoStore {
 
     /// The project's record of a check against the live list at `now`, while it still points at
     /// `profile` (a Connect that moved it meanwhile cancels the write: another round).
-    pub(super) fn checked(&self, project: &ProjectId, profile: &ProfileId, now: Timestamp) -> Result<Update, StoreError> {
+    pub(super) fn checked(
+        &self,
+        project: &ProjectId,
+        profile: &ProfileId,
+        now: Timestamp,
+    ) -> Result<Update, StoreError> {
         built(
             Update::builder()
                 .table_name(&self.table)

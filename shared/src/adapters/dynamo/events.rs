@@ -8,7 +8,6 @@ pub(super) struct EventItem {
     pub(super) expires_at: i64,
 }
 
-
 /// What to do with the items an event concerns, decided by the pure domain.
 pub(super) enum Plan {
     /// Nothing to change: only take the event id.
@@ -19,7 +18,6 @@ pub(super) enum Plan {
     Defer,
     Ignore,
 }
-
 
 impl DynamoStore {
     pub(super) fn event_put(&self, event: &EventId, now: Timestamp) -> Result<Put, StoreError> {

@@ -34,8 +34,8 @@ use crate::domain::media::{self, Media};
 use crate::domain::publish::{Sending, SendingChange, recorded, sending_after};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
-    BudgetStore, ConnectionStore, SharedBudgetStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
-    PostStore, PublishRead, StoreError, StoredConnection, StoredPost,
+    BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
+    PostStore, PublishRead, SharedBudgetStore, StoreError, StoredConnection, StoredPost,
 };
 
 /// How long an event id stays taken: the service redelivers for about 51 hours.
@@ -59,12 +59,12 @@ mod events;
 pub mod history;
 mod posts;
 use budgets::*;
-use connections::*;
-use posts::*;
-pub use posts::PostItem;
 pub use connections::ConnectionItem;
+use connections::*;
 pub use history::HistoryItem;
 use history::Subject;
+pub use posts::PostItem;
+use posts::*;
 
 pub mod keys {
     use super::*;
@@ -128,7 +128,6 @@ impl Attention {
 fn key_map((pk, sk): (String, String)) -> Item {
     HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk))])
 }
-
 
 fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -250,8 +249,6 @@ impl DynamoStore {
         };
         built(put.build())
     }
-
-
 
     /// One conditional put; `false` when its condition failed.
     async fn put(&self, put: Put) -> Result<bool, StoreError> {
@@ -388,4 +385,3 @@ mod tests {
         assert!(!is_item_too_large(Some("ProvisionedThroughputExceededException"), Some("Rate exceeded")));
     }
 }
-

@@ -53,7 +53,9 @@ fn segment(id: &str) -> String {
 /// How long the service asks us to wait: `Retry-After` (seconds), else `X-RateLimit-Reset` (a Unix
 /// time in seconds).
 fn retry_after(response: &Response) -> Option<u64> {
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let header = |name: &str| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+    };
     header("retry-after").or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
         header("x-ratelimit-reset").map(|reset| reset.saturating_sub(now).max(1))
@@ -117,7 +119,9 @@ impl ZernioClient {
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after = retry_after(&response).unwrap_or(crate::domain::budget::DEFAULT_SHUT_SECONDS);
-            return Err(PublisherError::Busy { retry_after: retry_after.clamp(1, crate::domain::budget::MAX_SHUT_SECONDS) });
+            return Err(PublisherError::Busy {
+                retry_after: retry_after.clamp(1, crate::domain::budget::MAX_SHUT_SECONDS),
+            });
         }
         if status.is_server_error() {
             return Err(PublisherError::Unavailable {
