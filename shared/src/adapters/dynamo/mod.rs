@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
@@ -151,6 +152,34 @@ fn is_item_too_large(code: Option<&str>, message: Option<&str>) -> bool {
         && (message.contains("exceed") || message.contains("too large"))
 }
 
+/// DynamoDB's words for a cancellation caused by throttling (a reason `ThrottlingError`,
+/// `ProvisionedThroughputExceeded` or `RequestLimitExceeded`, or the same words in the message):
+/// not a race, so never another round of the conflict loop; the caller queues the work or answers
+/// 503 (capacity.md, "Throttling is not a race").
+fn is_throttled(message: Option<&str>, reasons: &[String]) -> bool {
+    const WORDS: [&str; 3] = ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
+    reasons.iter().any(|r| WORDS.contains(&r.as_str())) || WORDS.iter().any(|w| message.unwrap_or_default().contains(w))
+}
+
+/// A cancelled transaction write: a condition failed or a concurrent writer (`Ok(false)`, another
+/// round), or something no round can mend.
+fn cancelled(e: &TransactWriteItemsError) -> Result<bool, StoreError> {
+    let (code, message) = (e.code(), e.message());
+    let reasons: Vec<String> = match e {
+        TransactWriteItemsError::TransactionCanceledException(c) => {
+            c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect()
+        }
+        _ => Vec::new(),
+    };
+    if is_item_too_large(code, message) {
+        return Err(StoreError::TooLarge);
+    }
+    if is_throttled(message, &reasons) {
+        return Err(StoreError::Unavailable("throttled".into()));
+    }
+    Ok(false)
+}
+
 /// A single conditional write's answer: `true` when it landed, `false` when its condition failed.
 fn landed<T, E, R>(sent: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
 where
@@ -186,7 +215,17 @@ enum ReadFailure {
 }
 
 fn read_failure(e: &TransactGetItemsError) -> ReadFailure {
-    if e.is_transaction_canceled_exception() { ReadFailure::Conflict } else { ReadFailure::Other }
+    let reasons: Vec<String> = match e {
+        TransactGetItemsError::TransactionCanceledException(c) => {
+            c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect()
+        }
+        _ => Vec::new(),
+    };
+    if e.is_transaction_canceled_exception() && !is_throttled(e.message(), &reasons) {
+        ReadFailure::Conflict
+    } else {
+        ReadFailure::Other
+    }
 }
 
 /// What one round of read → decide → conditional write came to.
@@ -324,8 +363,7 @@ impl DynamoStore {
         match sent {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
-                let (code, message) = e.as_service_error().map_or((None, None), |s| (s.code(), s.message()));
-                if is_item_too_large(code, message) { Err(StoreError::TooLarge) } else { Ok(false) }
+                cancelled(e.as_service_error().expect("a service error"))
             }
             Err(e) => Err(store_error(e)),
         }
@@ -339,6 +377,7 @@ fn next_version(expected: Option<u64>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::types::CancellationReason;
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 
     use super::*;
@@ -351,6 +390,30 @@ mod tests {
         assert_eq!(read_failure(&conflict), ReadFailure::Conflict);
         let other = TransactGetItemsError::unhandled("throttled");
         assert_eq!(read_failure(&other), ReadFailure::Other);
+        let throttled = TransactGetItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .message("Transaction cancelled [None, ThrottlingError]")
+                .cancellation_reasons(CancellationReason::builder().code("None").build())
+                .cancellation_reasons(CancellationReason::builder().code("ThrottlingError").build())
+                .build(),
+        );
+        assert_eq!(read_failure(&throttled), ReadFailure::Other, "a throttle is not a concurrent writer");
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_throttling_is_unavailable_not_another_round() {
+        let cancelled_by = |reasons: &[&str]| {
+            let mut c = TransactionCanceledException::builder().message("Transaction cancelled");
+            for r in reasons {
+                c = c.cancellation_reasons(CancellationReason::builder().code(*r).build());
+            }
+            cancelled(&TransactWriteItemsError::TransactionCanceledException(c.build()))
+        };
+        assert_eq!(cancelled_by(&["None", "ConditionalCheckFailed"]), Ok(false));
+        assert_eq!(cancelled_by(&["TransactionConflict"]), Ok(false));
+        for throttle in ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"] {
+            assert_eq!(cancelled_by(&["None", throttle]), Err(StoreError::Unavailable("throttled".into())));
+        }
     }
 
     #[tokio::test]
