@@ -381,3 +381,31 @@ async fn forgetting_a_profile_changes_nothing_when_it_moved_or_a_connection_was_
         assert_eq!(t.store.project_profile(&project).await.unwrap(), None);
     }
 }
+
+#[tokio::test]
+async fn the_reconcilers_index_spreads_projects_over_sixteen_keys_and_a_pass_still_finds_them_all_oldest_first() {
+    use shared::ports::HealingStore;
+    let t = StoreUnderTest::start(Backend::Dynoxide).await;
+    // GIVEN forty projects linked to a profile (each never checked: the reconciler should look)
+    for n in 0..40 {
+        let (project, profile) =
+            (ProjectId::parse(format!("proj_ix{n}")).unwrap(), ProfileId::parse(format!("prof_ix{n}")).unwrap());
+        t.store.link_profile(&project, &profile).await.unwrap();
+    }
+    // THEN they are spread over the index's shards, none holding most of them
+    let mut shards: std::collections::BTreeMap<u32, usize> = Default::default();
+    for n in 0..40 {
+        *shards
+            .entry(shared::domain::healing::index_shard(&ProjectId::parse(format!("proj_ix{n}")).unwrap()))
+            .or_default() += 1;
+    }
+    assert!(shards.len() >= 10, "spread over the shards: {shards:?}");
+    assert!(shards.values().all(|n| *n <= 8), "no shard holds most of them: {shards:?}");
+    // AND a pass finds every one of them, and the oldest first when it asks for fewer
+    let now = integration_tests::now();
+    let all = t.store.stale_projects(now, now, 100).await.unwrap();
+    assert_eq!(all.len(), 40);
+    let few = t.store.stale_projects(now, now, 5).await.unwrap();
+    assert_eq!(few.len(), 5);
+    assert!(few.windows(2).all(|w| w[0].0 <= w[1].0), "oldest first");
+}

@@ -153,6 +153,18 @@ pub fn fair_order(found: Vec<(Timestamp, Work)>) -> Vec<Work> {
     order
 }
 
+/// The reconciler's index is spread over this many key values per kind of look, so that no one
+/// key takes every waiting post's writes (capacity.md, "No hot key").
+pub const INDEX_SHARDS: u32 = 16;
+
+/// Which of the index's shards a project's items go under: a stable hash of the project, so a
+/// project's work is in one shard and passes can split the shards between them.
+pub fn index_shard(project: &ProjectId) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(project.as_str().as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % INDEX_SHARDS
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

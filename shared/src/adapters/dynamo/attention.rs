@@ -1,8 +1,25 @@
 use super::*;
 
 impl DynamoStore {
-    /// Items of one kind in the sparse index whose time is at most `before`, oldest first.
+    /// Items of one kind in the sparse index whose time is at most `before`, oldest first: every
+    /// shard queried at once, the oldest `limit` of them all.
     pub(super) async fn attention(&self, kind: &str, before: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
+        let shards = futures::future::try_join_all(index::keys(kind).map(|key| self.attention_in(key, before, limit)));
+        let mut items: Vec<(i64, Item)> = shards
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                (item.get(index::RANGE).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0), item)
+            })
+            .collect();
+        items.sort_by_key(|(at, _)| *at);
+        items.truncate(limit.max(1) as usize);
+        Ok(items.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// The oldest items of one shard of the index, at most `before`.
+    async fn attention_in(&self, key: String, before: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
         let out = self
             .client
             .query()
@@ -11,7 +28,7 @@ impl DynamoStore {
             .key_condition_expression("#kind = :kind AND #at <= :before")
             .expression_attribute_names("#kind", index::HASH)
             .expression_attribute_names("#at", index::RANGE)
-            .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+            .expression_attribute_values(":kind", AttributeValue::S(key))
             .expression_attribute_values(":before", AttributeValue::N(before.unix_millis().to_string()))
             .scan_index_forward(true)
             .limit(limit.max(1) as i32)

@@ -54,7 +54,7 @@ impl DynamoStore {
     pub(super) async fn put_profile_link(&self, project: &ProjectId, profile: &ProfileId) -> Result<bool, StoreError> {
         let (pk, sk) = keys::project_profile(project);
         // Never checked against the live list: the reconciler looks at once.
-        let never = Attention::at(index::PROJECT, Some(Timestamp::from_unix_millis(0)));
+        let never = Attention::at(index::PROJECT, project, Some(Timestamp::from_unix_millis(0)));
         let pointer = encode(&ProjectProfileItem {
             pk,
             sk,
@@ -95,7 +95,7 @@ impl DynamoStore {
                 .condition_expression("profile_id = :profile")
                 .expression_attribute_names("#kind", index::HASH)
                 .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
-                .expression_attribute_values(":kind", AttributeValue::S(index::PROJECT.into()))
+                .expression_attribute_values(":kind", AttributeValue::S(index::key(index::PROJECT, project)))
                 .expression_attribute_values(":ms", AttributeValue::N(now.unix_millis().to_string()))
                 .expression_attribute_values(":profile", AttributeValue::S(profile.to_string()))
                 .expression_attribute_values(":project", AttributeValue::S(project.to_string()))
@@ -124,7 +124,7 @@ pub(super) fn connection_item(
     now: Timestamp,
 ) -> Result<Item, StoreError> {
     let (pk, sk) = keys::connection(profile, settled.shown.platform);
-    let attention = Attention::at(index::TOKEN, token_look(&settled.shown, now));
+    let attention = Attention::at(index::TOKEN, project, token_look(&settled.shown, now));
     encode(&ConnectionItem {
         pk,
         sk,

@@ -14,9 +14,11 @@
 //! | history records | `PROJECT#{project}` | `HIST#…` | `history.rs` (beside the change) |
 //!
 //! The sparse index `attention` (hash `attention`, range `attention_at`, Unix ms) holds only items
-//! that need the reconciler's look: a post while a copy waits (`POST`, since when), a project's
-//! pointer (`PROJECT`, when it was last checked against the live list; 0 if never), a connection
-//! whose token nears expiry (`TOKEN`, when to look).
+//! that need the reconciler's look: a post while a copy waits (`POST#{shard}`, since when), a
+//! project's pointer (`PROJECT#{shard}`, when it was last checked against the live list; 0 if
+//! never), a connection whose token nears expiry (`TOKEN#{shard}`, when to look). The shard is a
+//! hash of the project, 0–15 (`domain::healing::index_shard`): no key takes every project's writes,
+//! and a pass queries every shard.
 
 use std::collections::HashMap;
 
@@ -99,8 +101,11 @@ pub mod keys {
 /// The reconciler's sparse index, defined once (the local stack creates it from this; a test
 /// holds `template.yaml` to it).
 pub mod index {
+    use crate::domain::ProjectId;
+    use crate::domain::healing::{INDEX_SHARDS, index_shard};
+
     pub const NAME: &str = "attention";
-    /// Hash key (string): which kind of look.
+    /// Hash key (string): which kind of look, and which shard of it (`POST#7`).
     pub const HASH: &str = "attention";
     /// Range key (number): when, in Unix milliseconds.
     pub const RANGE: &str = "attention_at";
@@ -109,9 +114,19 @@ pub mod index {
     pub const POST: &str = "POST";
     pub const PROJECT: &str = "PROJECT";
     pub const TOKEN: &str = "TOKEN";
+
+    /// The hash key of a project's items of one kind.
+    pub fn key(kind: &str, project: &ProjectId) -> String {
+        format!("{kind}#{}", index_shard(project))
+    }
+
+    /// Every hash key of one kind, to query them all.
+    pub fn keys(kind: &str) -> impl Iterator<Item = String> + '_ {
+        (0..INDEX_SHARDS).map(move |shard| format!("{kind}#{shard}"))
+    }
 }
 
-/// An item's place in the index: its kind and time, or nothing (not in the index).
+/// An item's place in the index: its kind and shard, and time, or nothing (not in the index).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,8 +136,8 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn at(kind: &str, at: Option<Timestamp>) -> Attention {
-        Attention { attention: at.map(|_| kind.to_owned()), attention_at: at.map(Timestamp::unix_millis) }
+    fn at(kind: &str, project: &ProjectId, at: Option<Timestamp>) -> Attention {
+        Attention { attention: at.map(|_| index::key(kind, project)), attention_at: at.map(Timestamp::unix_millis) }
     }
 }
 

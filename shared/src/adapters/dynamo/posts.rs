@@ -43,7 +43,7 @@ impl PostItem {
             media_urls: Vec::new(),
             watch: stored.watch,
             sending: stored.sending.clone(),
-            attention: Attention::at(index::POST, stored.watch.map(|w| w.since)),
+            attention: Attention::at(index::POST, project, stored.watch.map(|w| w.since)),
             state: stored.state.clone(),
         }
     }
