@@ -153,6 +153,42 @@ pub fn fair_order(found: Vec<(Timestamp, Work)>) -> Vec<Work> {
     order
 }
 
+/// The share of a pass's calls kept for stuck posts while stale projects also wait (the rest is
+/// the stale projects'; either kind may use what the other leaves).
+pub const STUCK_POSTS_PERCENT: u32 = 70;
+
+/// A pass's order: stuck posts and stale projects each in `fair_order`, interleaved so that each
+/// kind gets its share of the calls (`STUCK_POSTS_PERCENT`): a stuck post is never starved by
+/// stale projects, nor the daily checks by a flood of stuck posts.
+pub fn pass_order(posts: Vec<(Timestamp, Work)>, projects: Vec<(Timestamp, Work)>) -> Vec<Work> {
+    let mut posts = VecDeque::from(fair_order(posts));
+    let mut projects = VecDeque::from(fair_order(projects));
+    let (mut post_calls, mut project_calls) = (0u64, 0u64);
+    let mut order = Vec::with_capacity(posts.len() + projects.len());
+    loop {
+        // The kind furthest below its share goes next (a Sync counts one call, a Refresh its most).
+        let posts_behind = post_calls * 100 <= (post_calls + project_calls) * u64::from(STUCK_POSTS_PERCENT);
+        let next = match (posts.is_empty(), projects.is_empty()) {
+            (true, true) => return order,
+            (false, true) => posts.pop_front(),
+            (true, false) => projects.pop_front(),
+            (false, false) if posts_behind => posts.pop_front(),
+            (false, false) => projects.pop_front(),
+        };
+        match next {
+            Some(work @ Work::Sync { .. }) => {
+                post_calls += 1;
+                order.push(work);
+            }
+            Some(work) => {
+                project_calls += u64::from(REFRESH_CALLS);
+                order.push(work);
+            }
+            None => return order,
+        }
+    }
+}
+
 /// The reconciler's index is spread over this many key values per kind of look, so that no one
 /// key takes every waiting post's writes (capacity.md, "No hot key").
 pub const INDEX_SHARDS: u32 = 16;
@@ -295,5 +331,63 @@ mod tests {
         let expired = Connection { status: ConnectionStatus::Expired, ..connection };
         assert_eq!(token_look(&expired, t(0)), None);
         assert!(!expires_soon(&expired, t(4 * 24 * 3600)));
+    }
+
+    fn stuck(n: usize) -> Vec<(Timestamp, Work)> {
+        (0..n)
+            .map(|i| {
+                let work = Work::Sync {
+                    project: ProjectId::parse(format!("proj_{i}")).unwrap(),
+                    post: PostId::parse(format!("post_{i}")).unwrap(),
+                };
+                (Timestamp::from_unix(i as i64), work)
+            })
+            .collect()
+    }
+
+    fn stale(n: usize) -> Vec<(Timestamp, Work)> {
+        (0..n)
+            .map(|i| {
+                (
+                    Timestamp::from_unix(i as i64),
+                    Work::Refresh { project: ProjectId::parse(format!("proj_s{i}")).unwrap() },
+                )
+            })
+            .collect()
+    }
+
+    /// The calls the first `max_calls` of a pass's order spend on each kind.
+    fn spent(order: &[Work], max_calls: u64) -> (u64, u64) {
+        let (mut posts, mut projects) = (0, 0);
+        for work in order {
+            let cost = if matches!(work, Work::Sync { .. }) { 1 } else { u64::from(REFRESH_CALLS) };
+            if posts + projects + cost > max_calls {
+                break;
+            }
+            if cost == 1 { posts += 1 } else { projects += cost }
+        }
+        (posts, projects)
+    }
+
+    proptest! {
+        /// With both kinds waiting, each gets about its share of any pass's calls; alone, one kind
+        /// gets them all; nothing found is dropped.
+        #[test]
+        fn stuck_posts_and_stale_projects_each_get_their_share_of_a_pass(
+            posts in 0usize..300, projects in 0usize..300, max_calls in 10u64..200,
+        ) {
+            let order = pass_order(stuck(posts), stale(projects));
+            prop_assert_eq!(order.len(), posts + projects);
+            let (to_posts, to_projects) = spent(&order, max_calls);
+            let refresh = u64::from(REFRESH_CALLS);
+            if posts as u64 >= max_calls && projects as u64 * refresh >= max_calls {
+                let share = max_calls * u64::from(STUCK_POSTS_PERCENT) / 100;
+                prop_assert!(to_posts + refresh >= share, "posts got {to_posts} of {max_calls}");
+                prop_assert!(to_projects + refresh + 1 >= max_calls - share, "projects got {to_projects} of {max_calls}");
+            }
+            if projects == 0 {
+                prop_assert_eq!(to_posts, (posts as u64).min(max_calls));
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The reconciler's pass: Syncs stuck posts and Refreshes stale projects, exactly as the Sync and
-//! Refresh routes do, oldest first in fair rounds (`domain::healing::fair_order`), within a
+//! Refresh routes do, oldest first in fair rounds, stuck posts and stale projects each with their share (`domain::healing::pass_order`), within a
 //! budget of calls to the service, one pass at a time. Invoked by a schedule (and locally by the
 //! dev gateway's timer).
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::app::Refusal;
 use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
-use crate::domain::healing::{REFRESH_CALLS, Settings, Work, fair_order, tried};
+use crate::domain::healing::{REFRESH_CALLS, Settings, Work, pass_order, tried};
 use crate::domain::post::publications;
 use crate::domain::{Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
@@ -98,12 +98,9 @@ where
         let look = s.max_calls.saturating_mul(2).max(10);
         let posts = self.store.waiting_posts(now.plus_seconds(-s.grace_seconds), look).await?;
         let projects = self.store.stale_projects(now.plus_seconds(-s.connections_max_age_seconds), now, look).await?;
-        let found = posts
-            .into_iter()
-            .map(|(at, project, post)| (at, Work::Sync { project, post }))
-            .chain(projects.into_iter().map(|(at, project)| (at, Work::Refresh { project })))
-            .collect();
-        let order = fair_order(found);
+        let posts = posts.into_iter().map(|(at, project, post)| (at, Work::Sync { project, post })).collect();
+        let projects = projects.into_iter().map(|(at, project)| (at, Work::Refresh { project })).collect();
+        let order = pass_order(posts, projects);
         let publisher = Counting { inner: &self.publisher, calls: AtomicU32::new(0) };
         let mut report = PassReport { ran: true, ..PassReport::default() };
         for (done, work) in order.iter().enumerate() {
