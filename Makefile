@@ -23,7 +23,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help
+.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help simulate
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -82,6 +82,11 @@ test: venv lint build sam-build
 	mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
+
+# A day at 1,000 / 10,000 / 100,000 projects in virtual time (capacity.md); `make simulate
+# SIZES="10000"` for one size.
+simulate:
+	cargo run --release --locked -p simulate -- $(SIZES)
 
 bench: venv build
 	cargo bench --locked -p integration-tests --bench costs

@@ -4,7 +4,7 @@
 //! The budget is a few shards, each a set of lanes kept by `limits::Rate` (one atomic
 //! conditional write per take). Every call takes the shard's `all` lane; user reads also take
 //! their own lane (at most their share), and the reconciler its own lane, taking `all` only while
-//! it is level — what the others left over. A 429 from the service shuts every shard's `all`
+//! more than one operation's worth of its burst is left — what the others left over. A 429 from the service shuts every shard's `all`
 //! lane until its `Retry-After`, so that no function calls a service that said stop.
 //!
 //! Past the budget a publish is not refused: it takes a place in its shard's line (one more lane,
@@ -122,7 +122,10 @@ impl Plan {
             }
             Class::Reconciler => {
                 let own = share(calls, self.shares.reconciler_percent);
-                vec![(Lane::All, all.level_only()), (Lane::Reconciler, Rate::within(own, 1))]
+                // What the others leave: never the last of the burst, only room for one operation.
+                let leftover =
+                    Rate { tolerance_ms: all.tolerance_ms.min(i64::from(ONE_OPERATION - 1) * all.interval_ms), ..all };
+                vec![(Lane::All, leftover), (Lane::Reconciler, Rate::within(own, burst(own)))]
             }
         }
     }
@@ -156,9 +159,13 @@ impl Plan {
     }
 }
 
-/// A shard's burst: a twentieth of its minute, at least one call.
+/// The calls a single operation makes back to back (a Refresh: the list, its health, the profile).
+const ONE_OPERATION: u32 = 3;
+
+/// A lane's burst: a twentieth of its minute, and at least one whole operation (a Refresh must not
+/// be refused half way through).
 fn burst(calls: u32) -> u32 {
-    (calls / 20).max(1)
+    (calls / 20).max(ONE_OPERATION).min(calls)
 }
 
 fn share(calls: u32, percent: u32) -> u32 {

@@ -189,6 +189,16 @@ pub fn pass_order(posts: Vec<(Timestamp, Work)>, projects: Vec<(Timestamp, Work)
     }
 }
 
+/// The longest a pass waits for room in the shared budget before its next call.
+pub const PASS_WAITS_AT_MOST_SECONDS: u64 = 15;
+
+/// A pass the shared budget has no room for: wait `retry_after` seconds and go on when that is
+/// short and the pass has the time (the reconciler is paced at its share); else `None`, the pass
+/// ends and leaves its work for the next.
+pub fn wait_for_room(retry_after: u64, seconds_left: u64) -> Option<u64> {
+    (retry_after <= PASS_WAITS_AT_MOST_SECONDS && retry_after < seconds_left).then_some(retry_after.max(1))
+}
+
 /// The reconciler's index is spread over this many key values per kind of look, so that no one
 /// key takes every waiting post's writes (capacity.md, "No hot key").
 pub const INDEX_SHARDS: u32 = 16;
@@ -389,5 +399,13 @@ mod tests {
                 prop_assert_eq!(to_posts, (posts as u64).min(max_calls));
             }
         }
+    }
+
+    #[test]
+    fn a_pass_waits_briefly_for_room_when_it_has_the_time_and_ends_otherwise() {
+        assert_eq!(wait_for_room(2, 60), Some(2));
+        assert_eq!(wait_for_room(0, 60), Some(1), "never a busy loop");
+        assert_eq!(wait_for_room(PASS_WAITS_AT_MOST_SECONDS + 1, 60), None, "a long wait ends the pass");
+        assert_eq!(wait_for_room(3, 3), None, "no time left to wait");
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::app::Refusal;
 use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
-use crate::domain::healing::{REFRESH_CALLS, Settings, Work, pass_order, tried};
+use crate::domain::healing::{self, REFRESH_CALLS, Settings, Work, pass_order, tried};
 use crate::domain::post::publications;
 use crate::domain::{Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
@@ -103,7 +103,8 @@ where
         let order = pass_order(posts, projects);
         let publisher = Counting { inner: &self.publisher, calls: AtomicU32::new(0) };
         let mut report = PassReport { ran: true, ..PassReport::default() };
-        for (done, work) in order.iter().enumerate() {
+        let mut done = 0;
+        while let Some(work) = order.get(done) {
             let left = s.max_calls.saturating_sub(publisher.calls());
             if Instant::now() >= deadline || left == 0 {
                 report.left += (order.len() - done) as u32;
@@ -115,6 +116,12 @@ where
             };
             match outcome {
                 Err(Refusal::Busy { retry_after }) => {
+                    let time_left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                    if let Some(wait) = healing::wait_for_room(retry_after, time_left) {
+                        // Paced at its share: the same work again once there is room.
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                        continue;
+                    }
                     tracing::info!(
                         retry_after,
                         "the shared budget has no room left for the reconciler: the pass ends here"
@@ -133,6 +140,7 @@ where
                 Ok(true) => {}
                 Ok(false) => report.left += 1,
             }
+            done += 1;
         }
         report.calls = publisher.calls();
         Ok(report)
