@@ -443,6 +443,9 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
         ("ReconcileMaxCalls", 20),
         ("PublishWaitSeconds", 10),
         ("PublishFollowUpSeconds", 60),
+        ("VendorCallsPerMinute", 600),
+        ("BudgetReadsPercent", 60),
+        ("BudgetReconcilerPercent", 20),
     ] {
         refs.insert(parameter.into(), value.to_string());
     }

@@ -276,12 +276,12 @@ async fn a_profile_of_this_name_held_by_another_project_is_a_409_profile_conflic
     stack.given_profile("proj_a", taken, json!([account("xa", "twitter")])).await;
     let url = format!("{}/control/profiles/{taken}", stack.sim.control_url());
     assert!(stack.http.put(url).json(&json!({"name": name})).send().await.unwrap().status().is_success());
-    let before = stack.all_items().await;
+    let before = stack.items().await;
     // WHEN proj_b connects (its create lands on 409 with that profile's id)
     let token = stack.token("proj_b");
     let (status, answer, _) =
         stack.call(Method::POST, "/projects/proj_b/connections/x/connect", Some(&token), None).await;
     // THEN it is refused, and nothing changed: proj_b never reads proj_a's accounts
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("profile_conflict")));
-    assert_eq!(stack.all_items().await, before);
+    assert_eq!(stack.items().await, before, "nothing but the calls' budgets");
 }
