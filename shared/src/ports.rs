@@ -188,6 +188,10 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a
 pub trait CallGate: Send + Sync {
     /// Room for one call now, or how long until there is.
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>>;
+    /// Room now for up to `calls` calls of one operation, taken at once before its first (all or
+    /// none): how many were taken. A gate that keeps them (`handlers::budget::Prepaid`) lets the
+    /// operation's calls spend them.
+    fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>>;
     /// Room now for a publish that holds a place in line (at its moment).
     fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>>;
     /// A place in line for a publish the budget has no room for now, `after` seconds from now at
@@ -204,6 +208,9 @@ pub struct Ungated;
 impl CallGate for Ungated {
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+    fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>> {
+        Box::pin(std::future::ready(Ok(calls)))
     }
     fn admit_booked(&self, _: Booking) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(std::future::ready(Ok(())))

@@ -11,7 +11,7 @@ use crate::config::Limits;
 use crate::domain::budget::{Class, Plan};
 use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
-use crate::handlers::budget::SharedBudget;
+use crate::handlers::budget::{Prepaid, SharedBudget};
 use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, ListConnections, Refresh};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
@@ -119,7 +119,10 @@ pub fn reconciler(
     queue: SqsRetryQueue,
     settings: Settings,
 ) -> Reconciler<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock> {
-    Reconciler { store, publisher, queue, clock: SystemClock, settings }
+    // One operation at a time: its calls are taken from the budget before its first.
+    let budget = std::sync::Arc::new(Prepaid::new(publisher.gate()));
+    let publisher = publisher.with_gate(budget.clone());
+    Reconciler { store, publisher, queue, clock: SystemClock, settings, budget }
 }
 
 /// The same handlers, from a Lambda function's environment.

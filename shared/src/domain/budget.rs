@@ -130,6 +130,18 @@ impl Plan {
         }
     }
 
+    /// The lanes an operation of `calls` calls of `class` takes on `shard` before its first call,
+    /// all or none, and how many calls that is: at most the smallest burst of its lanes (the
+    /// calls past it take their own).
+    pub fn lanes_for(&self, class: Class, shard: u32, calls: u32) -> (u32, Vec<(Lane, Rate)>) {
+        let mut lanes = self.lanes(class, shard);
+        let n = lanes.iter().map(|(_, rate)| rate.burst()).fold(calls, u32::min).max(1);
+        for (_, rate) in &mut lanes {
+            *rate = rate.for_calls(n);
+        }
+        (n, lanes)
+    }
+
     /// The lanes a booked publish takes when its moment comes: its shard's `all`, the line
     /// notwithstanding (it is the line).
     pub fn booked_lanes(&self, shard: u32) -> Vec<(Lane, Rate)> {

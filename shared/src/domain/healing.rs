@@ -121,6 +121,11 @@ impl Work {
 /// empty. (A Sync costs one per generation it asks about, known once the post is read.)
 pub const REFRESH_CALLS: u32 = 3;
 
+/// The calls a pass takes from the budget before a Refresh's first: the list and its health, asked
+/// side by side (the profile, asked only of an empty list, takes its own). Taken at once, a
+/// Refresh is never refused half way and never repeats a call it already paid for.
+pub const REFRESH_CALLS_AT_ONCE: u32 = 2;
+
 /// The order a pass takes its work in: oldest first, but in rounds, so that no project gets a
 /// second piece of work while another project's first one waits. `found` is the work with the
 /// time it became due; the same work found twice counts once (at its earliest time).

@@ -68,6 +68,22 @@ impl Rate {
         Rate { tolerance_ms: 0, ..self }
     }
 
+    /// The most calls the lane grants at once: its burst (a lane only looked at limits nothing).
+    pub fn burst(self) -> u32 {
+        if self.interval_ms <= 0 {
+            return u32::MAX;
+        }
+        u32::try_from(self.tolerance_ms / self.interval_ms + 1).unwrap_or(u32::MAX)
+    }
+
+    /// The same lane taken `calls` at a time (at most its burst): one take of the result moves
+    /// the lane as `calls` takes of this would, all or none — an operation's calls are taken
+    /// before its first, so it is never refused half way.
+    pub fn for_calls(self, calls: u32) -> Rate {
+        let n = i64::from(calls.clamp(1, self.burst()));
+        Rate { interval_ms: n * self.interval_ms, tolerance_ms: self.tolerance_ms - (n - 1) * self.interval_ms }
+    }
+
     /// The `tat` that keeps a lane shut until `until_ms`.
     pub fn shut_until(self, until_ms: i64) -> i64 {
         until_ms + self.tolerance_ms
@@ -186,6 +202,34 @@ mod tests {
             .map(|(i, start)| taken[i..].iter().take_while(|t| **t - start < window_ms).count())
             .max()
             .unwrap_or(0)
+    }
+
+    proptest! {
+        /// An operation's calls taken at once move a lane exactly as that many single takes at
+        /// the same moment would: all taken, or (one of them refused) none.
+        #[test]
+        fn calls_taken_at_once_are_the_same_as_one_by_one(
+            calls in 1u32..1_300,
+            burst in 1u32..40,
+            before in prop::collection::vec(0i64..5_000, 0..60),
+            now in 0i64..6_000,
+            n in 1u32..8,
+        ) {
+            let rate = Rate::within(calls, burst);
+            let mut tat = None;
+            for ms in before.iter().copied().filter(|ms| *ms <= now) {
+                if let Ok(m) = take(&[(tat, rate)], at_ms(ms)) {
+                    tat = m[0].apply(tat);
+                }
+            }
+            let n = n.min(rate.burst());
+            let mut one_by_one = Some(tat);
+            for _ in 0..n {
+                one_by_one = one_by_one.and_then(|t| take(&[(t, rate)], at_ms(now)).ok().map(|m| m[0].apply(t)));
+            }
+            let at_once = take(&[(tat, rate.for_calls(n))], at_ms(now)).ok().map(|m| m[0].apply(tat));
+            prop_assert_eq!(at_once, one_by_one);
+        }
     }
 
     #[test]

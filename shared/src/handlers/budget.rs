@@ -2,10 +2,13 @@
 //! from a shard before the call (`domain::budget` decides which lanes and shards), and every
 //! shard shut when the service answers 429.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::domain::budget::{self, Class, Plan};
 use crate::domain::limits::Limited;
 use crate::metrics::{self, Metric};
-use crate::ports::{Booking, BoxFuture, CallGate, Clock, SharedBudgetStore};
+use crate::ports::{Booking, BoxFuture, CallGate, Clock, SharedBudgetStore, StoreError};
 
 /// How long a caller is told to wait when the budget itself could not be read.
 const STORE_DOWN_RETRY_AFTER: u64 = 5;
@@ -19,21 +22,27 @@ pub struct SharedBudget<S, C> {
     pub class: Class,
 }
 
+/// Not knowing whether there is room, no call goes: the key is everyone's.
+fn unknown(e: StoreError, what: &str) -> Limited {
+    tracing::warn!(error = %e, "the shared budget could not be read: {what}");
+    Limited { retry_after: STORE_DOWN_RETRY_AFTER }
+}
+
 impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
-    async fn take(&self) -> Result<(), Limited> {
+    /// Up to `calls` calls at once from a random shard, then another: how many were taken.
+    async fn take(&self, calls: u32) -> Result<u32, Limited> {
         let now = self.clock.now();
         let mut refused = Vec::with_capacity(budget::TRIES);
         for shard in self.plan.tries(uuid::Uuid::new_v4().as_u64_pair().0) {
-            match self.store.take_shared(shard, &self.plan.lanes(self.class, shard), now).await {
+            let (taken, lanes) = self.plan.lanes_for(self.class, shard, calls);
+            match self.store.take_shared(shard, &lanes, now).await {
                 Ok(Ok(())) => {
-                    metrics::count(Metric::BudgetCalls, 1);
-                    return Ok(());
+                    metrics::count(Metric::BudgetCalls, taken.into());
+                    return Ok(taken);
                 }
                 Ok(Err(limited)) => refused.push(limited),
-                // Not knowing whether there is room, no call goes: the key is everyone's.
                 Err(e) => {
-                    tracing::warn!(error = %e, "the shared budget could not be read: no call made");
-                    refused.push(Limited { retry_after: STORE_DOWN_RETRY_AFTER });
+                    refused.push(unknown(e, "no call made"));
                     break;
                 }
             }
@@ -49,15 +58,13 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
         let now = self.clock.now();
         let shard = booking.shard % self.plan.shards();
         match self.store.take_shared(shard, &self.plan.booked_lanes(shard), now).await {
-            Ok(Ok(())) => {
-                metrics::count(Metric::BudgetCalls, 1);
-                Ok(())
+            Ok(taken) => {
+                if taken.is_ok() {
+                    metrics::count(Metric::BudgetCalls, 1);
+                }
+                taken
             }
-            Ok(Err(limited)) => Err(limited),
-            Err(e) => {
-                tracing::warn!(error = %e, "the shared budget could not be read: no call made");
-                Err(Limited { retry_after: STORE_DOWN_RETRY_AFTER })
-            }
+            Err(e) => Err(unknown(e, "no call made")),
         }
     }
 
@@ -73,10 +80,7 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
                 Ok(Booking { shard, at })
             }
             Ok(Err(limited)) => Err(limited),
-            Err(e) => {
-                tracing::warn!(error = %e, "no place in line could be taken");
-                Err(Limited { retry_after: STORE_DOWN_RETRY_AFTER })
-            }
+            Err(e) => Err(unknown(e, "no place in line taken")),
         }
     }
 
@@ -96,7 +100,11 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
 
 impl<S: SharedBudgetStore, C: Clock> CallGate for SharedBudget<S, C> {
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
-        Box::pin(self.take())
+        Box::pin(async move { self.take(1).await.map(|_| ()) })
+    }
+
+    fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>> {
+        Box::pin(self.take(calls))
     }
 
     fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>> {
@@ -109,5 +117,113 @@ impl<S: SharedBudgetStore, C: Clock> CallGate for SharedBudget<S, C> {
 
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {
         Box::pin(self.shut_all(retry_after))
+    }
+}
+
+/// A gate for a caller that does one operation at a time (the reconciler's pass): `reserve` takes
+/// the operation's calls at once and keeps them, and the operation's calls spend what is kept
+/// before taking more. What an operation leaves unspent is dropped by the next `reserve`.
+pub struct Prepaid {
+    inner: Arc<dyn CallGate>,
+    kept: AtomicU32,
+}
+
+impl Prepaid {
+    pub fn new(inner: Arc<dyn CallGate>) -> Prepaid {
+        Prepaid { inner, kept: AtomicU32::new(0) }
+    }
+
+    fn spend_kept(&self) -> bool {
+        self.kept.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1)).is_ok()
+    }
+}
+
+impl CallGate for Prepaid {
+    fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
+        if self.spend_kept() {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        self.inner.admit()
+    }
+
+    fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>> {
+        Box::pin(async move {
+            self.kept.store(0, Ordering::SeqCst);
+            let taken = self.inner.reserve(calls).await?;
+            self.kept.store(taken, Ordering::SeqCst);
+            Ok(taken)
+        })
+    }
+
+    fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>> {
+        self.inner.admit_booked(booking)
+    }
+
+    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
+        self.inner.book(after)
+    }
+
+    fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {
+        self.kept.store(0, Ordering::SeqCst);
+        self.inner.shut(retry_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A gate that records what it was asked and grants at most `burst` calls at once.
+    #[derive(Default)]
+    struct Recording {
+        asked: Mutex<Vec<u32>>,
+        burst: u32,
+    }
+
+    impl CallGate for Recording {
+        fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
+            self.asked.lock().unwrap().push(1);
+            Box::pin(std::future::ready(Ok(())))
+        }
+        fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>> {
+            self.asked.lock().unwrap().push(calls);
+            Box::pin(std::future::ready(Ok(calls.min(self.burst))))
+        }
+        fn admit_booked(&self, _: Booking) -> BoxFuture<'_, Result<(), Limited>> {
+            unreachable!("not a publish")
+        }
+        fn book(&self, _: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
+            unreachable!("not a publish")
+        }
+        fn shut(&self, _: Option<u64>) -> BoxFuture<'_, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operations_calls_spend_what_was_taken_for_it_and_no_more() {
+        let inner = Arc::new(Recording { burst: 3, ..Recording::default() });
+        let gate = Prepaid::new(inner.clone());
+        assert_eq!(gate.reserve(2).await, Ok(2));
+        gate.admit().await.unwrap();
+        gate.admit().await.unwrap();
+        assert_eq!(*inner.asked.lock().unwrap(), vec![2], "two calls paid for at once");
+        gate.admit().await.unwrap();
+        assert_eq!(*inner.asked.lock().unwrap(), vec![2, 1], "a third takes its own");
+        // Granted fewer than asked: only those are kept.
+        assert_eq!(gate.reserve(5).await, Ok(3));
+        for _ in 0..4 {
+            gate.admit().await.unwrap();
+        }
+        assert_eq!(*inner.asked.lock().unwrap(), vec![2, 1, 5, 1]);
+        // What one operation left unspent is not the next one's.
+        gate.reserve(2).await.unwrap();
+        gate.admit().await.unwrap();
+        gate.reserve(1).await.unwrap();
+        gate.admit().await.unwrap();
+        gate.admit().await.unwrap();
+        assert_eq!(*inner.asked.lock().unwrap(), vec![2, 1, 5, 1, 2, 1, 1]);
     }
 }

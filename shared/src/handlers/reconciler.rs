@@ -3,6 +3,7 @@
 //! budget of calls to the service, one pass at a time. Invoked by a schedule (and locally by the
 //! dev gateway's timer).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,13 @@ use serde::Serialize;
 use super::app::Refusal;
 use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
-use crate::domain::healing::{self, REFRESH_CALLS, Settings, Work, pass_order, tried};
+use crate::domain::healing::{self, REFRESH_CALLS, REFRESH_CALLS_AT_ONCE, Settings, Work, pass_order, tried};
 use crate::domain::post::publications;
 use crate::domain::{Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
 use crate::ports::{
-    AccountHealth, Answer, Clock, ConnectionStore, FollowUp, FollowUpQueue, HealingStore, LiveAccount, PostPublisher,
-    PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
+    AccountHealth, Answer, CallGate, Clock, ConnectionStore, FollowUp, FollowUpQueue, HealingStore, LiveAccount,
+    PostPublisher, PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
 };
 
 pub struct Reconciler<S, P, Q, C> {
@@ -27,6 +28,9 @@ pub struct Reconciler<S, P, Q, C> {
     pub queue: Q,
     pub clock: C,
     pub settings: Settings,
+    /// The gate of `publisher`'s calls: each piece of work takes its calls from it before its
+    /// first, so none is refused half way (and repeated).
+    pub budget: Arc<dyn CallGate>,
 }
 
 /// What one pass did.
@@ -180,6 +184,7 @@ where
         if cost > left {
             return Ok(false);
         }
+        self.reserve(cost).await?;
         let saved =
             sync_post(&self.store, publisher, &self.clock, (project, post, &stored), &Source::Reconciler).await?;
         report.posts_synced += 1;
@@ -192,6 +197,14 @@ where
             Some(_) => {}
         }
         Ok(true)
+    }
+
+    /// Takes a piece of work's calls from the budget before its first.
+    async fn reserve(&self, calls: u32) -> Result<(), Refusal> {
+        match self.budget.reserve(calls).await {
+            Ok(_) => Ok(()),
+            Err(limited) => Err(Refusal::Busy { retry_after: limited.retry_after }),
+        }
     }
 
     /// Refreshes a stale project if a Refresh's calls fit in `left`; `Ok(false)` when they do not.
@@ -207,6 +220,7 @@ where
             return Ok(false);
         }
         let profile = self.store.project_profile(project).await?;
+        self.reserve(REFRESH_CALLS_AT_ONCE).await?;
         let refreshed =
             refresh_project(&self.store, publisher, &self.clock, (project, profile), &Source::Reconciler).await?;
         report.projects_refreshed += 1;

@@ -16,7 +16,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shared::domain::budget::{self, Booking, Class, Lane, Plan};
-use shared::domain::healing::{self, INDEX_SHARDS, REFRESH_CALLS, Work, index_shard, pass_order};
+use shared::domain::healing::{self, INDEX_SHARDS, REFRESH_CALLS_AT_ONCE, Work, index_shard, pass_order};
 use shared::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use shared::domain::publish;
 use shared::domain::{PostId, ProjectId, Timestamp};
@@ -140,8 +140,6 @@ enum Event {
 /// The reconciler's pass while it runs.
 struct Pass {
     order: VecDeque<Work>,
-    /// Calls made of the work at the front.
-    made: u32,
     calls: u32,
     started: i64,
 }
@@ -455,13 +453,16 @@ impl Day {
         self.report.hottest_budget_wcu_s = self.report.hottest_budget_wcu_s.max(f64::from(entry.1) * wcu::BUDGET_TAKE);
     }
 
-    /// The gate's `admit`: the class's lanes on one shard, then another.
-    fn admit(&mut self, class: Class, now: i64) -> Result<(), Limited> {
+    /// The gate's `admit` (and `reserve`, for more calls at once): the class's lanes on one shard,
+    /// then another.
+    /// How many calls were taken.
+    fn admit(&mut self, class: Class, calls: u32, now: i64) -> Result<u32, Limited> {
         let mut refused = Vec::new();
         let draw = self.rng.random::<u64>();
         for shard in self.plan.tries(draw) {
-            match self.take_lanes(shard, &self.plan.lanes(class, shard), now) {
-                Ok(()) => return Ok(()),
+            let (taken, lanes) = self.plan.lanes_for(class, shard, calls);
+            match self.take_lanes(shard, &lanes, now) {
+                Ok(()) => return Ok(taken),
                 Err(limited) => refused.push(limited),
             }
         }
@@ -520,8 +521,8 @@ impl Day {
                 return;
             }
         }
-        match self.admit(Class::Publish, now) {
-            Ok(()) => self.send(id, now, true, None, 0),
+        match self.admit(Class::Publish, 1, now) {
+            Ok(_) => self.send(id, now, true, None, 0),
             Err(limited) => {
                 self.report.answered_202 += 1;
                 self.queue(id, now, limited, 0);
@@ -553,7 +554,7 @@ impl Day {
     fn follow_up(&mut self, id: u32, booking: Option<(u32, i64)>, attempt: u32, now: i64) {
         let admitted = match booking {
             Some((shard, _)) => self.take_lanes(shard, &self.plan.booked_lanes(shard), now),
-            None => self.admit(Class::Publish, now),
+            None => self.admit(Class::Publish, 1, now).map(|_| ()),
         };
         match (admitted, booking) {
             (Ok(()), _) => self.send(id, now, false, booking, attempt),
@@ -614,7 +615,7 @@ impl Day {
         }
         let calls = if sync { 1 } else { 2 };
         for _ in 0..calls {
-            if self.admit(Class::Reads, now).is_err() || !self.call(now) {
+            if self.admit(Class::Reads, 1, now).is_err() || !self.call(now) {
                 self.report.user_reads_refused += 1;
                 return;
             }
@@ -665,42 +666,44 @@ impl Day {
         if order.is_empty() {
             return;
         }
-        self.running = Some(Pass { order, made: 0, calls: 0, started: now });
+        self.running = Some(Pass { order, calls: 0, started: now });
         self.schedule(now, Event::PassStep);
     }
 
-    /// One call of the running pass, every 300 ms, within its calls, its time and the
-    /// reconciler's share of the budget (waiting briefly for room, as the handler does).
+    /// One piece of work of the running pass, every 300 ms, within its calls, its time and the
+    /// reconciler's share of the budget: its calls taken at once before the first (as the
+    /// handler's `Prepaid` gate does), waiting briefly for room.
     fn pass_step(&mut self, now: i64) {
         let Some(mut pass) = self.running.take() else { return };
         let Some(work) = pass.order.front().cloned() else { return };
         let cost = match work {
             Work::Sync { .. } => 1,
-            Work::Refresh { .. } => REFRESH_CALLS.min(2),
+            Work::Refresh { .. } => REFRESH_CALLS_AT_ONCE,
         };
         let left_ms = PASS_SECONDS * 1000 - (now - pass.started);
-        if pass.calls - pass.made + cost > self.settings.pass_calls() || left_ms <= 0 {
+        if pass.calls + cost > self.settings.pass_calls() || left_ms <= 0 {
             return;
         }
-        match self.admit(Class::Reconciler, now) {
-            Ok(()) if self.call(now) => {
-                pass.made += 1;
-                pass.calls += 1;
-                if pass.made == cost {
-                    pass.made = 0;
-                    pass.order.pop_front();
-                    self.finish_work(work, now);
+        // Calls past what was taken at once take their own (a small plan's burst is smaller).
+        let admitted = self
+            .admit(Class::Reconciler, cost, now)
+            .and_then(|taken| (taken..cost).try_for_each(|_| self.admit(Class::Reconciler, 1, now).map(|_| ())));
+        match admitted {
+            Ok(()) => {
+                if !(0..cost).all(|_| self.call(now)) {
+                    self.report.passes_throttled += 1;
+                    return;
                 }
+                pass.calls += cost;
+                pass.order.pop_front();
+                self.finish_work(work, now);
                 if !pass.order.is_empty() {
                     self.running = Some(pass);
                     self.schedule(now + 300, Event::PassStep);
                 }
             }
-            Ok(()) => self.report.passes_throttled += 1,
             Err(limited) => match healing::wait_for_room(limited.retry_after, (left_ms / 1000) as u64) {
-                // The handler does the whole work again: its calls so far are spent.
                 Some(wait) => {
-                    pass.made = 0;
                     self.running = Some(pass);
                     self.schedule(now + wait as i64 * 1000, Event::PassStep);
                 }
@@ -838,7 +841,7 @@ mod tests {
     fn a_thousand_projects_hold_every_bound_on_the_plan_recommended() {
         let report = smallest_plan(Load::at(1_000), 7);
         assert!(report.holds(), "{}", report.table());
-        assert!(report.calls_per_minute <= 600, "{}", report.table());
+        assert_eq!(report.calls_per_minute, 60, "the smallest plan holds: {}", report.table());
         assert_eq!(report.service_429s, 0);
         assert!(report.answered_201 + report.answered_202 + report.project_limit_429s >= report.posts);
     }

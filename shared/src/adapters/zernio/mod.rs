@@ -94,6 +94,11 @@ impl ZernioClient {
         })
     }
 
+    /// What every request passes first.
+    pub fn gate(&self) -> Arc<dyn CallGate> {
+        self.gate.clone()
+    }
+
     /// The same client, every request of which passes `gate` first.
     pub fn with_gate(self, gate: Arc<dyn CallGate>) -> Self {
         Self { gate, ..self }
