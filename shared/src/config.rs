@@ -166,7 +166,7 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError
 }
 
 /// The reconciler's pass: `RECONCILE_GRACE_SECONDS` [600], `RECONCILE_CONNECTIONS_MAX_AGE_SECONDS`
-/// [86400], `RECONCILE_MAX_CALLS` [20].
+/// [86400], `RECONCILE_MAX_CALLS` [20] (a pass), `RECONCILE_LEASES` [1] (passes side by side).
 pub fn healing() -> Result<crate::domain::healing::Settings, ConfigError> {
     let default = crate::domain::healing::Settings::default();
     Ok(crate::domain::healing::Settings {
@@ -176,6 +176,10 @@ pub fn healing() -> Result<crate::domain::healing::Settings, ConfigError> {
             default.connections_max_age_seconds,
         )?,
         max_calls: number("RECONCILE_MAX_CALLS", default.max_calls)?,
+        leases: match number("RECONCILE_LEASES", default.leases)? {
+            n if crate::domain::healing::leases_allowed(n) => n,
+            n => return Err(ConfigError(format!("RECONCILE_LEASES must divide 16 (1, 2, 4, 8 or 16), not {n}"))),
+        },
     })
 }
 

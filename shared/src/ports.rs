@@ -443,17 +443,20 @@ pub type QueueReader = fn(&aws_lambda_events::event::sqs::SqsMessage) -> Result<
 /// What the reconciler needs of the store beyond the routes' ports: the work waiting, found
 /// through the sparse index (never a scan), its back-off, and the lease that keeps passes apart.
 pub trait HealingStore: Send + Sync {
-    /// Posts waiting since `since_before` or earlier, oldest first, at most `limit`.
+    /// Posts waiting since `since_before` or earlier, oldest first, at most `limit`, of the index's
+    /// `shards` (`domain::healing::lease_shards`).
     fn waiting_posts(
         &self,
+        shards: &[u32],
         since_before: Timestamp,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(Timestamp, ProjectId, PostId)>, StoreError>> + Send;
     /// Projects last checked against the live list at `checked_before` or earlier (never checked
     /// first), and projects with a token whose next look is due at `now`; oldest first, at most
-    /// `limit` of each.
+    /// `limit` of each; of the index's `shards`.
     fn stale_projects(
         &self,
+        shards: &[u32],
         checked_before: Timestamp,
         now: Timestamp,
         limit: u32,
@@ -467,10 +470,15 @@ pub trait HealingStore: Send + Sync {
         watch: Watch,
         version: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Takes the pass lease until `until` if no other pass holds it at `now`.
-    fn take_lease(&self, now: Timestamp, until: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Gives the lease back (taken `until` then), for the next pass.
-    fn release_lease(&self, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes pass lease `lease` until `until` if no other pass holds it at `now`.
+    fn take_lease(
+        &self,
+        lease: u32,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives lease `lease` back (taken `until` then), for the next pass.
+    fn release_lease(&self, lease: u32, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// One history record, as the history routes show it.

@@ -281,7 +281,8 @@ async fn reconciler_costs() {
         }
         let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0);
         stack.tap.reset();
-        let settings = Settings { grace_seconds: 0, connections_max_age_seconds: 3600, max_calls: 20 };
+        let settings =
+            Settings { grace_seconds: 0, connections_max_age_seconds: 3600, max_calls: 20, ..Settings::default() };
         let report = stack.reconciler(settings).pass(std::time::Duration::from_secs(60)).await.unwrap();
         let service = stack.sim.shared.stats()["total_calls"].as_u64().unwrap_or(0) - calls;
         let label = format!("{settled} settled + 10 stuck posts");

@@ -15,7 +15,7 @@ use zernio_sim::model::PublishOutcome;
 
 /// A pass takes stuck posts at once and stale projects only when asked to.
 fn fast(max_calls: u32) -> Settings {
-    Settings { grace_seconds: 0, connections_max_age_seconds: 3600, max_calls }
+    Settings { grace_seconds: 0, connections_max_age_seconds: 3600, max_calls, ..Settings::default() }
 }
 
 const PASS: Duration = Duration::from_secs(20);
@@ -97,7 +97,10 @@ async fn a_post_whose_webhooks_were_all_lost_reads_partially_published_with_its_
     let x = post["platforms"].as_array().unwrap().iter().find(|p| p["platform"] == "x").unwrap().clone();
     assert!(x["url"].as_str().is_some_and(|u| u.starts_with("https://")), "{post}");
     let later = shared::domain::Timestamp::from_unix(4_000_000_000);
-    assert!(stack.store.waiting_posts(later, 100).await.unwrap().is_empty(), "a settled post is not in the index");
+    assert!(
+        stack.store.waiting_posts(&shared::domain::healing::lease_shards(0, 1), later, 100).await.unwrap().is_empty(),
+        "a settled post is not in the index"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,10 +207,16 @@ async fn a_service_outage_ends_the_pass_early_with_nothing_written() {
     let report = stack.reconciler(fast(20)).pass(PASS).await.unwrap();
     // THEN it ends early, says so, and wrote nothing
     assert!(report.outage && report.left >= 1 && report.posts_healed == 0, "{report:?}");
-    let after: Vec<_> =
-        stack.items().await.into_iter().filter(|i| integration_tests::s(i, "pk") != Some("LEASE#reconciler")).collect();
-    let before: Vec<_> =
-        before.into_iter().filter(|i| integration_tests::s(i, "pk") != Some("LEASE#reconciler")).collect();
+    let after: Vec<_> = stack
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| integration_tests::s(i, "pk").is_none_or(|pk| !pk.starts_with("LEASE#reconciler")))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|i| integration_tests::s(i, "pk").is_none_or(|pk| !pk.starts_with("LEASE#reconciler")))
+        .collect();
     assert_eq!(after, before);
 }
 
@@ -262,10 +271,23 @@ async fn a_token_expiring_within_a_week_is_shown_and_counted_and_the_refresh_say
     assert_eq!((list["expiring_soon"].clone(), find(&list, "x")["expires_soon"].clone()), (json!(1), json!(true)));
     // AND the reconciler looks at the project again when the token expires, not before
     let soon = shared::domain::Timestamp::from_unix(integration_tests::now().unix() + 3 * 86_400 + 60);
-    let due = stack.store.stale_projects(integration_tests::now().plus_seconds(-3600), soon, 10).await.unwrap();
+    let due = stack
+        .store
+        .stale_projects(
+            &shared::domain::healing::lease_shards(0, 1),
+            integration_tests::now().plus_seconds(-3600),
+            soon,
+            10,
+        )
+        .await
+        .unwrap();
     assert!(due.iter().any(|(_, p)| p.as_str() == project), "{due:?}");
     let now = integration_tests::now();
-    let due = stack.store.stale_projects(now.plus_seconds(-3600), now, 10).await.unwrap();
+    let due = stack
+        .store
+        .stale_projects(&shared::domain::healing::lease_shards(0, 1), now.plus_seconds(-3600), now, 10)
+        .await
+        .unwrap();
     assert!(!due.iter().any(|(_, p)| p.as_str() == project), "just checked, not due yet: {due:?}");
 }
 
@@ -319,7 +341,9 @@ async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_e
         ("linkedin".to_owned(), PublishOutcome::Published),
     ]);
     assert!(stack.sim.shared.settle_post(&service_id, &outcomes).is_some());
-    // WHEN the post is Synced
+    // WHEN the post is Synced (once the set-up's budget shards are level again: a shard used within
+    // the last interval would cost the take a second round)
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stack.tap.reset();
     let calls_before = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
     let path = format!("/projects/{project}/posts/post_auth_sync/sync");
@@ -338,4 +362,43 @@ async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_e
         1 + calls,
         "the project's Sync budget, and the shared budget once per call to the service: {writes:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_leases_run_passes_side_by_side_each_on_its_own_projects() {
+    // GIVEN eight projects due for a check, two under each of four leases' shards of the index
+    let stack = Stack::start().await;
+    let lease_of =
+        |n: usize| shared::domain::healing::index_shard(&ProjectId::parse(format!("proj_heal_{n}")).unwrap()) % 4;
+    let mut chosen: Vec<usize> = Vec::new();
+    for n in 10..200 {
+        if chosen.iter().filter(|c| lease_of(**c) == lease_of(n)).count() < 2 {
+            chosen.push(n);
+        }
+    }
+    assert_eq!(chosen.len(), 8);
+    for n in &chosen {
+        connected_project(&stack, *n).await;
+    }
+    // WHEN one pass may make one Refresh (three calls) per lease, on one lease and then on four,
+    // the second time twice at once
+    let checked_since = |items: &[HashMap<String, aws_sdk_dynamodb::types::AttributeValue>], since: &str| {
+        items
+            .iter()
+            .filter(|i| integration_tests::s(i, "sk") == Some("PROFILE"))
+            .filter(|i| integration_tests::s(i, "checked_at").is_some_and(|at| at > since))
+            .count()
+    };
+    let before = integration_tests::now().to_rfc3339();
+    let one = Settings { connections_max_age_seconds: 0, ..fast(3) };
+    let four = Settings { leases: 4, ..one };
+    let single = stack.reconciler(one).pass(PASS).await.unwrap();
+    let (first, second) = (stack.reconciler(four), stack.reconciler(four));
+    let (a, b) = tokio::join!(first.pass(PASS), second.pass(PASS));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // THEN one lease checked one project; four leases checked one each, and two invocations at
+    // once never did the same lease's work twice
+    assert_eq!(single.projects_refreshed, 1, "{single:?}");
+    assert_eq!(a.projects_refreshed + b.projects_refreshed, 4, "{a:?} {b:?}");
+    assert_eq!(checked_since(&stack.items().await, &before), 5, "five different projects checked");
 }

@@ -403,9 +403,25 @@ async fn the_reconcilers_index_spreads_projects_over_sixteen_keys_and_a_pass_sti
     assert!(shards.values().all(|n| *n <= 8), "no shard holds most of them: {shards:?}");
     // AND a pass finds every one of them, and the oldest first when it asks for fewer
     let now = integration_tests::now();
-    let all = t.store.stale_projects(now, now, 100).await.unwrap();
+    let every = shared::domain::healing::lease_shards(0, 1);
+    let all = t.store.stale_projects(&every, now, now, 100).await.unwrap();
     assert_eq!(all.len(), 40);
-    let few = t.store.stale_projects(now, now, 5).await.unwrap();
+    let few = t.store.stale_projects(&every, now, now, 5).await.unwrap();
     assert_eq!(few.len(), 5);
     assert!(few.windows(2).all(|w| w[0].0 <= w[1].0), "oldest first");
+    // AND four passes side by side, each on its lease's shards, find each project exactly once
+    let mut found: Vec<String> = Vec::new();
+    for lease in 0..4 {
+        let shards = shared::domain::healing::lease_shards(lease, 4);
+        let mine = t.store.stale_projects(&shards, now, now, 100).await.unwrap();
+        assert!(
+            mine.iter().all(|(_, p)| shards.contains(&shared::domain::healing::index_shard(p))),
+            "lease {lease} sees only its shards"
+        );
+        found.extend(mine.into_iter().map(|(_, p)| p.as_str().to_owned()));
+    }
+    found.sort();
+    let mut expected: Vec<String> = (0..40).map(|n| format!("proj_ix{n}")).collect();
+    expected.sort();
+    assert_eq!(found, expected);
 }

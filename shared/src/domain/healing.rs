@@ -23,11 +23,14 @@ pub struct Settings {
     pub connections_max_age_seconds: i64,
     /// Most calls to the service one pass makes.
     pub max_calls: u32,
+    /// Passes that run side by side, each on its own lease and its own shards of the index
+    /// (`lease_shards`): a divisor of `INDEX_SHARDS`.
+    pub leases: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { grace_seconds: 600, connections_max_age_seconds: 86_400, max_calls: 20 }
+        Settings { grace_seconds: 600, connections_max_age_seconds: 86_400, max_calls: 20, leases: 1 }
     }
 }
 
@@ -216,6 +219,18 @@ pub fn index_shard(project: &ProjectId) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % INDEX_SHARDS
 }
 
+/// Whether `leases` passes can split the index's shards evenly between them.
+pub fn leases_allowed(leases: u32) -> bool {
+    leases >= 1 && INDEX_SHARDS.is_multiple_of(leases)
+}
+
+/// The shards of the index that the pass holding lease `lease` (of `leases`) works on: every
+/// project's work is in exactly one lease's shards, so passes side by side never do the same work.
+pub fn lease_shards(lease: u32, leases: u32) -> Vec<u32> {
+    let leases = leases.clamp(1, INDEX_SHARDS);
+    (0..INDEX_SHARDS).filter(|shard| shard % leases == lease % leases).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -269,6 +284,20 @@ mod tests {
         assert_eq!(stuck_at(twice, grace), t(2400));
         let thrice = tried(twice, t(2400), grace);
         assert_eq!(stuck_at(thrice, grace), t(4200));
+    }
+
+    #[test]
+    fn leases_split_the_shards_so_each_projects_work_is_in_exactly_one() {
+        for leases in [1, 2, 4, 8, 16] {
+            assert!(leases_allowed(leases));
+            let mut seen: Vec<u32> = (0..leases).flat_map(|lease| lease_shards(lease, leases)).collect();
+            assert!((0..leases).all(|lease| lease_shards(lease, leases).len() as u32 == INDEX_SHARDS / leases));
+            seen.sort_unstable();
+            assert_eq!(seen, (0..INDEX_SHARDS).collect::<Vec<_>>(), "{leases} leases");
+        }
+        for leases in [0, 3, 5, 32] {
+            assert!(!leases_allowed(leases), "{leases}");
+        }
     }
 
     proptest! {

@@ -54,6 +54,21 @@ pub struct PassReport {
     pub throttled: bool,
 }
 
+impl PassReport {
+    /// Two passes' work, as one.
+    fn add(&mut self, other: PassReport) {
+        self.ran |= other.ran;
+        self.posts_synced += other.posts_synced;
+        self.posts_healed += other.posts_healed;
+        self.projects_refreshed += other.projects_refreshed;
+        self.connections_found_stale += other.connections_found_stale;
+        self.calls += other.calls;
+        self.left += other.left;
+        self.outage |= other.outage;
+        self.throttled |= other.throttled;
+    }
+}
+
 /// How long a pass holds its lease beyond its own deadline, so a crashed pass blocks the next one
 /// for at most this long.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -65,19 +80,25 @@ where
     Q: FollowUpQueue,
     C: Clock,
 {
-    /// One pass, ending by `budget` (well inside the function's timeout).
+    /// One pass per lease (`Settings::leases`), side by side, each ending by `budget` (well inside
+    /// the function's timeout): what they did together.
     pub async fn pass(&self, budget: Duration) -> Result<PassReport, StoreError> {
-        let started = self.clock.now();
-        let until = started.plus_seconds((budget + LEASE_MARGIN).as_secs() as i64);
-        if !self.store.take_lease(started, until).await? {
-            tracing::info!("another pass holds the lease");
-            return Ok(PassReport::default());
+        let leases = self.settings.leases.clamp(1, healing::INDEX_SHARDS);
+        let passes = futures::future::join_all((0..leases).map(|lease| self.lease_pass(lease, leases, budget))).await;
+        let mut report = PassReport::default();
+        let mut failed = None;
+        for (lease, pass) in passes.into_iter().enumerate() {
+            match pass {
+                Ok(one) => report.add(one),
+                Err(e) => {
+                    tracing::warn!(lease, error = %e, "a lease's pass failed; its work waits for the next");
+                    failed = Some(e);
+                }
+            }
         }
-        let report = self.work(started, Instant::now() + budget).await;
-        if let Err(e) = self.store.release_lease(until).await {
-            tracing::warn!(error = %e, "the lease could not be given back; it runs out by itself");
+        if let Some(e) = failed.filter(|_| !report.ran) {
+            return Err(e);
         }
-        let report = report?;
         count(Metric::PostsHealed, report.posts_healed.into());
         count(Metric::StaleConnectionsFound, report.connections_found_stale.into());
         count(Metric::ReconcileCalls, report.calls.into());
@@ -96,12 +117,28 @@ where
         Ok(report)
     }
 
-    async fn work(&self, now: Timestamp, deadline: Instant) -> Result<PassReport, StoreError> {
+    /// The pass of lease `lease`, over its shards of the index.
+    async fn lease_pass(&self, lease: u32, leases: u32, budget: Duration) -> Result<PassReport, StoreError> {
+        let started = self.clock.now();
+        let until = started.plus_seconds((budget + LEASE_MARGIN).as_secs() as i64);
+        if !self.store.take_lease(lease, started, until).await? {
+            tracing::info!(lease, "another pass holds the lease");
+            return Ok(PassReport::default());
+        }
+        let report = self.work(&healing::lease_shards(lease, leases), started, Instant::now() + budget).await;
+        if let Err(e) = self.store.release_lease(lease, until).await {
+            tracing::warn!(lease, error = %e, "the lease could not be given back; it runs out by itself");
+        }
+        report
+    }
+
+    async fn work(&self, shards: &[u32], now: Timestamp, deadline: Instant) -> Result<PassReport, StoreError> {
         let s = self.settings;
         // Enough to fill the budget and to know whether work is left.
         let look = s.max_calls.saturating_mul(2).max(10);
-        let posts = self.store.waiting_posts(now.plus_seconds(-s.grace_seconds), look).await?;
-        let projects = self.store.stale_projects(now.plus_seconds(-s.connections_max_age_seconds), now, look).await?;
+        let posts = self.store.waiting_posts(shards, now.plus_seconds(-s.grace_seconds), look).await?;
+        let projects =
+            self.store.stale_projects(shards, now.plus_seconds(-s.connections_max_age_seconds), now, look).await?;
         let posts = posts.into_iter().map(|(at, project, post)| (at, Work::Sync { project, post })).collect();
         let projects = projects.into_iter().map(|(at, project)| (at, Work::Refresh { project })).collect();
         let order = pass_order(posts, projects);

@@ -1,10 +1,17 @@
 use super::*;
 
 impl DynamoStore {
-    /// Items of one kind in the sparse index whose time is at most `before`, oldest first: every
-    /// shard queried at once, the oldest `limit` of them all.
-    pub(super) async fn attention(&self, kind: &str, before: Timestamp, limit: u32) -> Result<Vec<Item>, StoreError> {
-        let shards = futures::future::try_join_all(index::keys(kind).map(|key| self.attention_in(key, before, limit)));
+    /// Items of one kind in `shards` of the sparse index whose time is at most `before`, oldest
+    /// first: every shard queried at once, the oldest `limit` of them all.
+    pub(super) async fn attention(
+        &self,
+        kind: &str,
+        shards: &[u32],
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Item>, StoreError> {
+        let shards =
+            futures::future::try_join_all(index::keys(kind, shards).map(|key| self.attention_in(key, before, limit)));
         let mut items: Vec<(i64, Item)> = shards
             .await?
             .into_iter()
@@ -58,10 +65,11 @@ pub(super) struct LeaseItem {
 impl HealingStore for DynamoStore {
     async fn waiting_posts(
         &self,
+        shards: &[u32],
         since_before: Timestamp,
         limit: u32,
     ) -> Result<Vec<(Timestamp, ProjectId, PostId)>, StoreError> {
-        let items = self.attention(index::POST, since_before, limit).await?;
+        let items = self.attention(index::POST, shards, since_before, limit).await?;
         let found = items.into_iter().map(decode::<Indexed>).collect::<Result<Vec<_>, _>>()?;
         Ok(found
             .into_iter()
@@ -71,13 +79,14 @@ impl HealingStore for DynamoStore {
 
     async fn stale_projects(
         &self,
+        shards: &[u32],
         checked_before: Timestamp,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(Timestamp, ProjectId)>, StoreError> {
         let (checks, tokens) = tokio::join!(
-            self.attention(index::PROJECT, checked_before, limit),
-            self.attention(index::TOKEN, now, limit)
+            self.attention(index::PROJECT, shards, checked_before, limit),
+            self.attention(index::TOKEN, shards, now, limit)
         );
         let mut found = Vec::new();
         for item in checks?.into_iter().chain(tokens?) {
@@ -112,8 +121,8 @@ impl HealingStore for DynamoStore {
         landed(sent)
     }
 
-    async fn take_lease(&self, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::lease();
+    async fn take_lease(&self, lease: u32, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::lease(lease);
         let item = encode(&LeaseItem { pk, sk, until_ms: until.unix_millis() })?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -123,8 +132,8 @@ impl HealingStore for DynamoStore {
         self.put(built(put.build())?).await
     }
 
-    async fn release_lease(&self, until: Timestamp) -> Result<(), StoreError> {
-        let (pk, sk) = keys::lease();
+    async fn release_lease(&self, lease: u32, until: Timestamp) -> Result<(), StoreError> {
+        let (pk, sk) = keys::lease(lease);
         let item = encode(&LeaseItem { pk, sk, until_ms: 0 })?;
         let put = Put::builder()
             .table_name(&self.table)

@@ -93,8 +93,9 @@ pub mod keys {
     pub fn shared_budget(shard: u32) -> (String, String) {
         (format!("BUDGET#shared#{shard}"), "BUDGET".to_owned())
     }
-    pub fn lease() -> (String, String) {
-        ("LEASE#reconciler".to_owned(), "LEASE".to_owned())
+    /// The reconciler's pass lease `lease` (passes side by side each hold one).
+    pub fn lease(lease: u32) -> (String, String) {
+        (format!("LEASE#reconciler#{lease}"), "LEASE".to_owned())
     }
 }
 
@@ -120,9 +121,9 @@ pub mod index {
         format!("{kind}#{}", index_shard(project))
     }
 
-    /// Every hash key of one kind, to query them all.
-    pub fn keys(kind: &str) -> impl Iterator<Item = String> + '_ {
-        (0..INDEX_SHARDS).map(move |shard| format!("{kind}#{shard}"))
+    /// The hash keys of one kind in `shards`, to query them all.
+    pub fn keys<'a>(kind: &'a str, shards: &'a [u32]) -> impl Iterator<Item = String> + 'a {
+        shards.iter().filter(|s| **s < INDEX_SHARDS).map(move |shard| format!("{kind}#{shard}"))
     }
 }
 
