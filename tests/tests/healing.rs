@@ -402,3 +402,40 @@ async fn several_leases_run_passes_side_by_side_each_on_its_own_projects() {
     assert_eq!(a.projects_refreshed + b.projects_refreshed, 4, "{a:?} {b:?}");
     assert_eq!(checked_since(&stack.items().await, &before), 5, "five different projects checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_whose_connection_a_webhook_changed_counts_as_checked() {
+    // GIVEN two projects checked at set-up, both due again two seconds later
+    let stack = Stack::start().await;
+    connected_project(&stack, 70).await;
+    connected_project(&stack, 71).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // WHEN the service tells of a change to one of the first project's accounts by webhook
+    let at = integration_tests::now();
+    let event = json!({"id": "evt_checked", "event": "account.disconnected", "timestamp": at.to_rfc3339(),
+        "account": {"accountId": "x70", "profileId": profile_of(70), "platform": "twitter", "disconnectionType": "unintentional"}});
+    assert_eq!(stack.send(&event).await.0, 200);
+    // AND a pass runs that counts a project checked over two seconds ago as due
+    let settings = Settings { connections_max_age_seconds: 2, ..fast(20) };
+    let report = stack.reconciler(settings).pass(PASS).await.unwrap();
+    // THEN only the other project is Refreshed: the first was checked by the webhook
+    assert_eq!(report.projects_refreshed, 1, "{report:?}");
+    let checked = |project: &str| {
+        let project = project.to_owned();
+        move |i: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+            integration_tests::s(i, "pk") == Some(&format!("PROJECT#{project}"))
+                && integration_tests::s(i, "sk") == Some("PROFILE")
+        }
+    };
+    let items = stack.items().await;
+    let first = items.iter().find(|i| checked("proj_heal_70")(i)).expect("the project's profile");
+    assert!(integration_tests::s(first, "checked_at").is_some_and(|c| c >= at.to_rfc3339().as_str()), "{first:?}");
+    // AND a webhook that changes nothing (the same news again, a new id) records no check
+    let before = integration_tests::s(first, "checked_at").unwrap().to_owned();
+    let again = json!({"id": "evt_checked_again", "event": "account.disconnected", "timestamp": at.to_rfc3339(),
+        "account": {"accountId": "x70", "profileId": profile_of(70), "platform": "twitter", "disconnectionType": "unintentional"}});
+    assert_eq!(stack.send(&again).await.0, 200);
+    let items = stack.items().await;
+    let first = items.iter().find(|i| checked("proj_heal_70")(i)).unwrap();
+    assert_eq!(integration_tests::s(first, "checked_at"), Some(before.as_str()));
+}

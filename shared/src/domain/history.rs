@@ -42,6 +42,14 @@ impl Source {
         matches!(self, Source::Refresh | Source::Reconciler)
     }
 
+    /// Whether a write of this source's that `changed` a connection lets the project count as
+    /// checked (capacity.md, "The reconciler keeps up"): a whole check always; a webhook that
+    /// changed one of its connections too — the service has just told us of them, so the daily
+    /// check can wait a day from now.
+    pub fn counts_as_check(&self, changed: bool) -> bool {
+        self.checks_connections() || (changed && matches!(self, Source::Webhook(_)))
+    }
+
     /// The evidence the record names: the webhook's event id.
     pub fn evidence(&self) -> Option<&EventId> {
         match self {
@@ -144,6 +152,17 @@ mod tests {
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix(1_800_000_000 + s)
+    }
+
+    #[test]
+    fn a_whole_check_or_a_webhook_that_changed_a_connection_counts_as_checked() {
+        let webhook = Source::Webhook(EventId::parse("evt_1").unwrap());
+        assert!(Source::Refresh.counts_as_check(false) && Source::Reconciler.counts_as_check(false));
+        assert!(webhook.counts_as_check(true));
+        assert!(!webhook.counts_as_check(false), "a webhook that changed nothing told us nothing new");
+        for other in [Source::Sync, Source::Publish, Source::ManualDelete] {
+            assert!(!other.counts_as_check(true), "{other:?} sees one connection, not the list");
+        }
     }
 
     fn entry(generation: u32, status: EntryStatus, url: Option<&str>, error: Option<&str>) -> PlatformEntry {

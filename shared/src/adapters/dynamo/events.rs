@@ -185,22 +185,46 @@ impl EventStore for DynamoStore {
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let keys = [keys::route(profile), keys::connection(profile, news.platform())];
-        self.apply(event, &keys, now, |mut items| {
-            let stored: Option<ConnectionItem> = items.pop().flatten().map(decode).transpose()?;
-            let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
-                return Ok(Plan::Ignore);
-            };
-            let read = stored.map(ConnectionItem::stored);
-            match settle(read.as_ref().map(StoredConnection::settled), news, now) {
-                None => Ok(Plan::Nothing),
-                Some(settled) => {
-                    let source = Source::Webhook(event.clone());
-                    let records = connection_records(&route.project_id, read.as_ref(), &settled, &source, now);
-                    let item = connection_item(&route.project_id, profile, settled, now)?;
-                    Ok(Plan::Write(vec![(item, read.map(|r| r.version))], records))
+        let source = Source::Webhook(event.clone());
+        let owner = std::sync::Mutex::new(None);
+        let outcome = self
+            .apply(event, &keys, now, |mut items| {
+                let stored: Option<ConnectionItem> = items.pop().flatten().map(decode).transpose()?;
+                let Some(route) = items.pop().flatten().map(decode::<RouteItem>).transpose()? else {
+                    return Ok(Plan::Ignore);
+                };
+                let read = stored.map(ConnectionItem::stored);
+                match settle(read.as_ref().map(StoredConnection::settled), news, now) {
+                    None => Ok(Plan::Nothing),
+                    Some(settled) => {
+                        let records = connection_records(&route.project_id, read.as_ref(), &settled, &source, now);
+                        let item = connection_item(&route.project_id, profile, settled, now)?;
+                        *owner.lock().expect("not poisoned") = Some(route.project_id);
+                        Ok(Plan::Write(vec![(item, read.map(|r| r.version))], records))
+                    }
                 }
+            })
+            .await?;
+        let changed = matches!(outcome, Outcome::Applied { changed: true });
+        if let Some(project) = owner.into_inner().expect("not poisoned").filter(|_| source.counts_as_check(changed)) {
+            // After the event landed, on its own: a project still on this profile is checked now.
+            // Not landing only means the reconciler checks it as it would have.
+            let update = self.checked(&project, profile, now)?;
+            let sent = self
+                .client
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await;
+            if let Err(e) = landed(sent) {
+                tracing::info!(project = %project, error = %e, "the project's check was not recorded");
             }
-        })
-        .await
+        }
+        Ok(outcome)
     }
 }
