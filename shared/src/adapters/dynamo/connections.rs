@@ -262,14 +262,7 @@ impl ConnectionStore for DynamoStore {
                 items.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
             }
         }
-        let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
-                cancelled(e.as_service_error().expect("a service error"))
-            }
-            Err(e) => Err(store_error(e)),
-        }
+        self.write_all(items).await
     }
 
     async fn link_profile(&self, project: &ProjectId, profile: &ProfileId) -> Result<bool, StoreError> {
