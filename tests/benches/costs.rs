@@ -202,9 +202,10 @@ async fn post_costs() {
     measure("sync, two generations", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
     measure("read", reqwest::Method::GET, "/projects/proj_posts/posts/post_b", None).await;
     println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
-    println!("(publish and Sync: a PutItem is the rate-limit check, one conditional write; a publish's other");
-    println!(" PutItem stores the publication before the call, so one that outlasts its request is known; reads and");
-    println!(" manual delete call no service and take no budget)");
+    println!("(publish and Sync: one conditional UpdateItem takes the project's budget, one more takes the shared");
+    println!(" budget of the API key before each service call; a publish's PutItem stores the publication before");
+    println!(" the call, so one that outlasts its request is known; reads and manual delete call no service and");
+    println!(" take no budget)");
 }
 
 /// A reconciler pass over a table of settled posts and a few stuck ones: what it costs grows with
