@@ -195,6 +195,44 @@ pub fn soonest(refusals: impl IntoIterator<Item = Limited>) -> Option<Limited> {
     refusals.into_iter().min_by_key(|l| l.retry_after)
 }
 
+/// The shards' lanes as the store keeps them, in memory (for the simulation and this module's
+/// tests): a take applies the moves `limits::take` decides, all or none, exactly as the store's
+/// conditional write would, so what is proved of it holds of the store.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    lanes: std::collections::HashMap<(u32, Lane), i64>,
+}
+
+impl Ledger {
+    /// One call (or one `lanes_for` operation) from `lanes` of `shard` at `now`, all or none.
+    pub fn take(&mut self, shard: u32, lanes: &[(Lane, Rate)], now: Timestamp) -> Result<(), Limited> {
+        let seen: Vec<_> = lanes.iter().map(|(lane, rate)| (self.lanes.get(&(shard, *lane)).copied(), *rate)).collect();
+        let moves = super::limits::take(&seen, now)?;
+        for ((lane, _), m) in lanes.iter().zip(moves) {
+            let before = self.lanes.get(&(shard, *lane)).copied();
+            self.lanes.insert((shard, *lane), m.apply(before).expect("a move made from what was seen applies to it"));
+        }
+        Ok(())
+    }
+
+    /// A place in `shard`'s line at `earliest` or after, as `SharedBudgetStore::book_shared` takes it.
+    pub fn book(&mut self, plan: &Plan, shard: u32, earliest: Timestamp) -> Result<Booking, Limited> {
+        let (held, line) = (self.lanes.get(&(shard, Lane::Line)).copied(), plan.line(shard));
+        let moves = super::limits::take_ahead(&[(held, line)], earliest, LINE_AHEAD_SECONDS * 1000)?;
+        self.lanes
+            .insert((shard, Lane::Line), moves[0].apply(held).expect("a move made from what was seen applies to it"));
+        Ok(Booking { shard, at: super::limits::slot(held, line, earliest) })
+    }
+
+    /// Every shard shut until `until`, as `SharedBudgetStore::shut_shared` shuts it.
+    pub fn shut(&mut self, plan: &Plan, until: Timestamp) {
+        for shard in 0..plan.shards() {
+            let tat = self.lanes.entry((shard, Lane::All)).or_insert(i64::MIN);
+            *tat = (*tat).max(plan.shut(shard, until));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -202,7 +240,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::limits::take;
 
     fn at_ms(ms: i64) -> Timestamp {
         Timestamp::from_unix_millis(1_800_000_000_000 + ms)
@@ -210,51 +247,30 @@ mod tests {
 
     /// The shards as a store keeps them, taken the way the gate takes them.
     #[derive(Default)]
-    struct Shards(HashMap<(u32, Lane), i64>);
+    struct Shards(Ledger);
 
     impl Shards {
         fn take(&mut self, plan: &Plan, class: Class, draw: u64, now: Timestamp) -> Result<(), Limited> {
             let mut refused = Vec::new();
             for shard in plan.tries(draw) {
-                let lanes = plan.lanes(class, shard);
-                let seen: Vec<_> =
-                    lanes.iter().map(|(lane, rate)| (self.0.get(&(shard, *lane)).copied(), *rate)).collect();
-                match take(&seen, now) {
-                    Ok(moves) => {
-                        for ((lane, _), m) in lanes.iter().zip(moves) {
-                            let next = m.apply(self.0.get(&(shard, *lane)).copied()).expect("made from what was seen");
-                            self.0.insert((shard, *lane), next);
-                        }
-                        return Ok(());
-                    }
+                match self.0.take(shard, &plan.lanes(class, shard), now) {
+                    Ok(()) => return Ok(()),
                     Err(limited) => refused.push(limited),
                 }
             }
             Err(soonest(refused).expect("at least one shard tried"))
         }
 
-        /// A place in `shard`'s line at `earliest` or after.
         fn book(&mut self, plan: &Plan, shard: u32, earliest: Timestamp) -> Result<Booking, Limited> {
-            let line = self.0.get(&(shard, Lane::Line)).copied();
-            let moves =
-                crate::domain::limits::take_ahead(&[(line, plan.line(shard))], earliest, LINE_AHEAD_SECONDS * 1000)?;
-            self.0.insert((shard, Lane::Line), moves[0].apply(line).expect("made from what was seen"));
-            Ok(Booking { shard, at: crate::domain::limits::slot(line, plan.line(shard), earliest) })
+            self.0.book(plan, shard, earliest)
         }
 
         fn take_booked(&mut self, plan: &Plan, booking: Booking, now: Timestamp) -> Result<(), Limited> {
-            let lanes = plan.booked_lanes(booking.shard);
-            let all = self.0.get(&(booking.shard, Lane::All)).copied();
-            let moves = take(&[(all, lanes[0].1)], now)?;
-            self.0.insert((booking.shard, Lane::All), moves[0].apply(all).expect("made from what was seen"));
-            Ok(())
+            self.0.take(booking.shard, &plan.booked_lanes(booking.shard), now)
         }
 
         fn shut(&mut self, plan: &Plan, until: Timestamp) {
-            for shard in 0..plan.shards() {
-                let tat = self.0.entry((shard, Lane::All)).or_insert(i64::MIN);
-                *tat = (*tat).max(plan.shut(shard, until));
-            }
+            self.0.shut(plan, until)
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use shared::domain::budget::{self, Booking, Class, Lane, Plan};
+use shared::domain::budget::{self, Booking, Class, Lane, Ledger, Plan};
 use shared::domain::healing::{self, INDEX_SHARDS, REFRESH_CALLS_AT_ONCE, Work, index_shard, pass_order};
 use shared::domain::limits::{self, Bucket, CallKind, Limit, Limited};
 use shared::domain::publish;
@@ -319,7 +319,7 @@ struct Day {
     seq: u64,
     posts: Vec<Post>,
     /// The budget's shards, lane by lane, as the store keeps them.
-    shards: HashMap<(u32, Lane), i64>,
+    shards: Ledger,
     buckets: HashMap<(u32, CallKind), Bucket>,
     last_check: Vec<i64>,
     /// The service: calls in the last minute, and its own fixed minute.
@@ -355,7 +355,7 @@ impl Day {
             events: BinaryHeap::new(),
             seq: 0,
             posts: Vec::new(),
-            shards: HashMap::new(),
+            shards: Ledger::default(),
             buckets: HashMap::new(),
             last_check,
             window: VecDeque::new(),
@@ -459,14 +459,7 @@ impl Day {
     /// One budget take on `shard`, as the store makes it: the lanes' moves apply, or nothing does.
     fn take_lanes(&mut self, shard: u32, lanes: &[(Lane, limits::Rate)], now: i64) -> Result<(), Limited> {
         self.count_take(shard, now);
-        let seen: Vec<_> =
-            lanes.iter().map(|(lane, rate)| (self.shards.get(&(shard, *lane)).copied(), *rate)).collect();
-        let moves = limits::take(&seen, at(now))?;
-        for ((lane, _), m) in lanes.iter().zip(moves) {
-            let before = self.shards.get(&(shard, *lane)).copied();
-            self.shards.insert((shard, *lane), m.apply(before).expect("a move made from what was seen"));
-        }
-        Ok(())
+        self.shards.take(shard, lanes, at(now))
     }
 
     fn count_take(&mut self, shard: u32, now: i64) {
@@ -499,12 +492,7 @@ impl Day {
     fn book(&mut self, after: u64, now: i64) -> Result<Booking, Limited> {
         let shard = self.plan.tries(self.rng.random::<u64>())[0];
         self.count_take(shard, now);
-        let line = self.plan.line(shard);
-        let held = self.shards.get(&(shard, Lane::Line)).copied();
-        let earliest = at(now).plus_seconds(after as i64);
-        let moves = limits::take_ahead(&[(held, line)], earliest, budget::LINE_AHEAD_SECONDS * 1000)?;
-        self.shards.insert((shard, Lane::Line), moves[0].apply(held).expect("a move made from what was seen"));
-        Ok(Booking { shard, at: limits::slot(held, line, earliest) })
+        self.shards.book(&self.plan, shard, at(now).plus_seconds(after as i64))
     }
 
     /// A call reaching the service: `false` when it answered 429 (and the budget is shut).
@@ -524,10 +512,7 @@ impl Day {
             self.report.service_429s += 1;
             let retry_after = (((minute + 1) * MINUTE_MS - now) as u64).div_ceil(1000);
             let until = budget::shut_until(at(now), Some(retry_after));
-            for shard in 0..self.plan.shards() {
-                let tat = self.shards.entry((shard, Lane::All)).or_insert(i64::MIN);
-                *tat = (*tat).max(self.plan.shut(shard, until));
-            }
+            self.shards.shut(&self.plan, until);
             return false;
         }
         true
