@@ -201,11 +201,55 @@ async fn post_costs() {
         .await;
     measure("sync, two generations", reqwest::Method::POST, "/projects/proj_posts/posts/post_b/sync", None).await;
     measure("read", reqwest::Method::GET, "/projects/proj_posts/posts/post_b", None).await;
+    post_write_units(&stack, &token).await;
     println!("(targets: Sync 1 service call + 1 per extra generation; manual delete 0 service calls)");
     println!("(publish and Sync: one conditional UpdateItem takes the project's budget, one more takes the shared");
     println!(" budget of the API key before each service call; a publish's PutItem stores the publication before");
     println!(" the call, so one that outlasts its request is known; reads and manual delete call no service and");
     println!(" take no budget)");
+}
+
+/// The size of an item as DynamoDB bills it: each attribute's name and value, in bytes.
+fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+            V::Bool(_) | V::Null(_) => 1,
+            V::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>(),
+            V::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+            V::Ss(ss) => ss.iter().map(String::len).sum(),
+            V::Ns(ns) => ns.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// What a webhook's rewrite of a post item costs in write units (a transaction bills twice), for
+/// a short post and one at the content limit: the figure to hold down (capacity.md, "Items stay
+/// small").
+async fn post_write_units(stack: &integration_tests::Stack, token: &str) {
+    let content = "x".repeat(shared::handlers::posts::MAX_CONTENT_BYTES);
+    let big = serde_json::json!({"post_id": "post_big", "content": content, "platforms": ["x", "linkedin"]});
+    let (status, answer, _) =
+        stack.call(reqwest::Method::POST, "/projects/proj_posts/posts", Some(token), Some(big)).await;
+    assert!(status < 300, "{status} {answer}");
+    let items = stack.items().await;
+    for post in ["post_b", "post_big"] {
+        let item = items
+            .iter()
+            .find(|i| integration_tests::s(i, "sk") == Some(&format!("POST#{post}")))
+            .expect("the post item");
+        let bytes = item_bytes(item);
+        println!(
+            "{:<44} {:>8} {:>8}  (bytes of the post item; write units of a webhook's rewrite in a transaction)",
+            format!("post item, {post}"),
+            bytes,
+            2 * bytes.div_ceil(1024)
+        );
+    }
 }
 
 /// A reconciler pass over a table of settled posts and a few stuck ones: what it costs grows with
