@@ -313,6 +313,9 @@ pub struct StoredPost {
     pub watch: Option<Watch>,
     /// A publication handed to the service whose outcome is not recorded yet.
     pub sending: Option<Sending>,
+    /// For the store: the digest of the draft when it is kept in an item of its own, apart from
+    /// the post's (`None`: kept in the post's own item, as items written before, or no draft).
+    pub draft_digest: Option<String>,
 }
 
 impl StoredPost {

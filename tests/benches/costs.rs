@@ -229,7 +229,7 @@ fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::
 
 /// What a webhook's rewrite of a post item costs in write units (a transaction bills twice), for
 /// a short post and one at the content limit: the figure to hold down (capacity.md, "Items stay
-/// small").
+/// small"). The draft's own item is written only when the draft changes.
 async fn post_write_units(stack: &integration_tests::Stack, token: &str) {
     let content = "x".repeat(shared::handlers::posts::MAX_CONTENT_BYTES);
     let big = serde_json::json!({"post_id": "post_big", "content": content, "platforms": ["x", "linkedin"]});
@@ -238,17 +238,14 @@ async fn post_write_units(stack: &integration_tests::Stack, token: &str) {
     assert!(status < 300, "{status} {answer}");
     let items = stack.items().await;
     for post in ["post_b", "post_big"] {
-        let item = items
-            .iter()
-            .find(|i| integration_tests::s(i, "sk") == Some(&format!("POST#{post}")))
-            .expect("the post item");
-        let bytes = item_bytes(item);
-        println!(
-            "{:<44} {:>8} {:>8}  (bytes of the post item; write units of a webhook's rewrite in a transaction)",
-            format!("post item, {post}"),
-            bytes,
-            2 * bytes.div_ceil(1024)
-        );
+        for (what, sk, note) in [
+            ("post item", format!("POST#{post}"), "bytes, write units in a transaction: every webhook"),
+            ("draft item", format!("DRAFT#{post}"), "bytes, write units: only when the draft changes"),
+        ] {
+            let item = items.iter().find(|i| integration_tests::s(i, "sk") == Some(&sk)).expect("the item");
+            let bytes = item_bytes(item);
+            println!("{:<44} {:>8} {:>8}  ({note})", format!("{what}, {post}"), bytes, 2 * bytes.div_ceil(1024));
+        }
     }
 }
 

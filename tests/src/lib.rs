@@ -390,6 +390,9 @@ pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'
 pub struct StoreUnderTest {
     pub store: DynamoStore,
     pub tap: RequestTap,
+    /// The emulator reached directly (not tapped, no faults), and the store's table there.
+    pub direct: aws_sdk_dynamodb::Client,
+    pub table: String,
     pub dynamo: Option<LocalDynamo>,
     pub faults: Option<fault_proxy::FaultProxy>,
 }
@@ -426,7 +429,7 @@ impl StoreUnderTest {
             &sdk,
             &ClientOptions { endpoint: Some(endpoint), tap: Some(tap.clone()), timeouts: None },
         );
-        StoreUnderTest { store: DynamoStore::new(client, table), tap, dynamo, faults }
+        StoreUnderTest { store: DynamoStore::new(client, table.clone()), tap, direct, table, dynamo, faults }
     }
 
     /// How many conflicts the proxy made (0 without one).
@@ -516,4 +519,32 @@ impl Stack {
 pub fn now() -> shared::domain::Timestamp {
     use shared::ports::Clock;
     shared::ports::SystemClock.now()
+}
+
+/// What a post webhook reports about one platform's copy of generation `generation`.
+pub fn post_report(
+    generation: u32,
+    platform: shared::domain::Platform,
+    status: shared::domain::EntryStatus,
+) -> shared::domain::post::PostReport {
+    shared::domain::post::PostReport {
+        service_post_id: shared::domain::ServicePostId::parse(format!("svc{generation}")).unwrap(),
+        generation: Some(generation),
+        owner: None,
+        cancelled: false,
+        published_at: None,
+        scheduled_for: None,
+        reported_at: shared::domain::Timestamp::from_unix(1),
+        default_status: shared::domain::EntryStatus::Queued,
+        platforms: vec![shared::domain::post::PlatformReport {
+            platform,
+            status: Some(status),
+            account_id: None,
+            url: None,
+            platform_post_id: None,
+            published_at: None,
+            error: None,
+            auth_expired: false,
+        }],
+    }
 }

@@ -3,13 +3,13 @@
 //! stale evidence changes nothing.
 
 use fault_proxy::Faults;
-use integration_tests::{Backend, StoreUnderTest};
+use integration_tests::{Backend, StoreUnderTest, post_report as report};
 use shared::domain::budget::{Class, Plan};
 use shared::domain::connection::{Connection, ConnectionEvidence};
 use shared::domain::limits::{CallKind, Limit};
-use shared::domain::post::{PlatformReport, PostReport};
+use shared::domain::post::PostReport;
 use shared::domain::{
-    ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, ServicePostId, Timestamp,
+    ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp,
 };
 use shared::ports::{BudgetStore, ConnectionStore, PostStore, PublishRead, SharedBudgetStore};
 use shared::ports::{EventStore, Outcome};
@@ -26,29 +26,6 @@ const UPDATE_RACE_BACKENDS: [Backend; 1] = [Backend::Dynoxide];
 
 fn ids() -> (ProjectId, PostId, ProfileId) {
     (ProjectId::parse("proj_1").unwrap(), PostId::parse("post_1").unwrap(), ProfileId::parse("prof_1").unwrap())
-}
-
-fn report(generation: u32, platform: Platform, status: EntryStatus) -> PostReport {
-    PostReport {
-        service_post_id: ServicePostId::parse(format!("svc{generation}")).unwrap(),
-        generation: Some(generation),
-        owner: None,
-        cancelled: false,
-        published_at: None,
-        scheduled_for: None,
-        reported_at: Timestamp::from_unix(1),
-        default_status: EntryStatus::Queued,
-        platforms: vec![PlatformReport {
-            platform,
-            status: Some(status),
-            account_id: None,
-            url: None,
-            platform_post_id: None,
-            published_at: None,
-            error: None,
-            auth_expired: false,
-        }],
-    }
 }
 
 fn evidence(at: i64, status: ConnectionStatus) -> Connection {

@@ -72,11 +72,13 @@ pub fn eventbridge_client(config: &SdkConfig, options: &ClientOptions) -> aws_sd
 #[derive(Debug, Default)]
 struct TapState {
     counts: BTreeMap<String, u64>,
+    bytes: BTreeMap<String, u64>,
     failing: BTreeSet<String>,
 }
 
-/// Counts every request attempt sent, by operation (`TransactGetItems`, `SendMessage`, ...), and
-/// can make chosen operations fail before they are sent, as a lost connection would.
+/// Counts every request attempt sent, and the bytes of their bodies, by operation
+/// (`TransactGetItems`, `SendMessage`, ...), and can make chosen operations fail before they are
+/// sent, as a lost connection would.
 #[derive(Debug, Clone, Default)]
 pub struct RequestTap(Arc<Mutex<TapState>>);
 
@@ -93,6 +95,11 @@ impl RequestTap {
         self.0.lock().map(|s| s.counts.clone()).unwrap_or_default()
     }
 
+    /// The bytes of the request bodies sent, by operation.
+    pub fn bytes(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|s| s.bytes.clone()).unwrap_or_default()
+    }
+
     pub fn total(&self) -> u64 {
         self.counts().values().sum()
     }
@@ -100,6 +107,7 @@ impl RequestTap {
     pub fn reset(&self) {
         if let Ok(mut s) = self.0.lock() {
             s.counts.clear();
+            s.bytes.clear();
         }
     }
 
@@ -137,6 +145,8 @@ impl Intercept for RequestTap {
         let op = operation(context);
         let mut state = self.0.lock().map_err(|_| Tapped("lock".into()))?;
         *state.counts.entry(op.clone()).or_default() += 1;
+        let body = context.request().body().bytes().map_or(0, <[u8]>::len);
+        *state.bytes.entry(op.clone()).or_default() += body as u64;
         if state.failing.contains(&op) {
             return Err(Box::new(Tapped(op)));
         }

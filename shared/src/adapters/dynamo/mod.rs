@@ -4,6 +4,7 @@
 //! | item | pk | sk | written in |
 //! |---|---|---|---|
 //! | post | `PROJECT#{project}` | `POST#{post}` | `posts.rs` (webhooks: `events.rs`) |
+//! | its draft (content, media) | `PROJECT#{project}` | `DRAFT#{post}` | `posts.rs`, when it changes |
 //! | project's profile | `PROJECT#{project}` | `PROFILE` | `connections.rs` |
 //! | profile → project routing | `PROFILE#{profile}` | `ROUTE` | `connections.rs` |
 //! | connection | `PROFILE#{profile}` | `CONN#{platform}` | `connections.rs` (webhooks: `events.rs`) |
@@ -74,6 +75,9 @@ pub mod keys {
 
     pub fn post(project: &ProjectId, post: &PostId) -> (String, String) {
         (format!("PROJECT#{project}"), format!("POST#{post}"))
+    }
+    pub fn draft(project: &ProjectId, post: &PostId) -> (String, String) {
+        (format!("PROJECT#{project}"), format!("DRAFT#{post}"))
     }
     pub fn project_profile(project: &ProjectId) -> (String, String) {
         (format!("PROJECT#{project}"), "PROFILE".to_owned())

@@ -1,5 +1,9 @@
 use super::*;
 
+/// A post's item: its state and bookkeeping. Its draft (content and media, up to ~225 KB) is kept
+/// in an item of its own ([`DraftItem`]) written only when the draft changes, so every webhook
+/// rewrites only this small item; items written before held the draft here, and keep it here
+/// until the draft changes or the store rewrites them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostItem {
     pub pk: String,
@@ -9,9 +13,13 @@ pub struct PostItem {
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The digest of the draft kept apart: a read of both finds them matching, or reads again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_digest: Option<String>,
+    /// Items written before drafts were kept apart: the draft's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    /// Typed media; items written before media were typed hold bare `media_urls` instead.
+    /// Items written before drafts were kept apart: typed media, or (older still) bare `media_urls`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<Media>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -26,10 +34,38 @@ pub struct PostItem {
     pub state: PostState,
 }
 
+/// A post's draft, beside it: `PROJECT#{project}` / `DRAFT#{post}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftItem {
+    pub pk: String,
+    pub sk: String,
+    pub digest: String,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
+}
+
+/// What tells one draft from another (hex, 128 bits of SHA-256): the post item names its draft by
+/// it, so a read that caught the two items at different writes is told by a mismatch, whatever
+/// was written between.
+pub(super) fn digest(draft: &Draft) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update((draft.content.len() as u64).to_be_bytes());
+    hash.update(draft.content.as_bytes());
+    for m in &draft.media {
+        hash.update(serde_json::to_vec(m).unwrap_or_default());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
 impl PostItem {
-    /// The one way a post item is made: from the post as stored (or to be stored).
+    /// The one way a post item is made: from the post as stored (or to be stored). The draft goes
+    /// into it only where it was kept before (no `draft_digest`).
     pub(super) fn new(project: &ProjectId, post: &PostId, stored: &StoredPost) -> PostItem {
         let (pk, sk) = keys::post(project, post);
+        let inline = stored.draft.as_ref().filter(|_| stored.draft_digest.is_none());
         PostItem {
             pk,
             sk,
@@ -38,8 +74,9 @@ impl PostItem {
             version: stored.version,
             created_at: stored.created_at,
             updated_at: stored.updated_at,
-            content: stored.draft.as_ref().map(|d| d.content.clone()),
-            media: stored.draft.as_ref().map(|d| d.media.clone()).unwrap_or_default(),
+            draft_digest: stored.draft_digest.clone(),
+            content: inline.map(|d| d.content.clone()),
+            media: inline.map(|d| d.media.clone()).unwrap_or_default(),
             media_urls: Vec::new(),
             watch: stored.watch,
             sending: stored.sending.clone(),
@@ -48,6 +85,7 @@ impl PostItem {
         }
     }
 
+    /// The post as this item holds it: without its draft when the draft is kept apart.
     pub(super) fn stored(self) -> StoredPost {
         StoredPost {
             state: self.state,
@@ -57,14 +95,57 @@ impl PostItem {
             version: self.version,
             watch: self.watch,
             sending: self.sending,
+            draft_digest: self.draft_digest,
         }
     }
 }
 
+impl DraftItem {
+    fn new(project: &ProjectId, post: &PostId, draft: &Draft, digest: String) -> DraftItem {
+        let (pk, sk) = keys::draft(project, post);
+        DraftItem { pk, sk, digest, content: draft.content.clone(), media: draft.media.clone() }
+    }
+}
+
+/// The post read together with its draft item; `Err(())` when the two were caught at different
+/// writes (read again).
+fn joined(post: Option<Item>, draft: Option<Item>) -> Result<Result<Option<StoredPost>, ()>, StoreError> {
+    let Some(post) = post.map(decode::<PostItem>).transpose()?.map(PostItem::stored) else { return Ok(Ok(None)) };
+    let Some(expected) = &post.draft_digest else { return Ok(Ok(Some(post))) };
+    match draft.map(decode::<DraftItem>).transpose()? {
+        Some(d) if &d.digest == expected => {
+            Ok(Ok(Some(StoredPost { draft: Some(Draft { content: d.content, media: d.media }), ..post })))
+        }
+        _ => Ok(Err(())),
+    }
+}
+
 impl DynamoStore {
-    /// The post as stored, if any.
+    /// The post's own item, if any.
     pub async fn get_post(&self, project: &ProjectId, post: &PostId) -> Result<Option<PostItem>, StoreError> {
         self.get(keys::post(project, post)).await
+    }
+
+    /// The post with its draft, and the `others` items, in one consistent `BatchGetItem` (again
+    /// when it caught the post and its draft at different writes).
+    async fn read_post(
+        &self,
+        project: &ProjectId,
+        post: &PostId,
+        others: &[(String, String)],
+    ) -> Result<(Option<StoredPost>, Vec<Option<Item>>), StoreError> {
+        let keys: Vec<_> =
+            [keys::post(project, post), keys::draft(project, post)].into_iter().chain(others.iter().cloned()).collect();
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
+            let mut items = self.get_many(&keys).await?.into_iter();
+            if let Ok(stored) = joined(items.next().flatten(), items.next().flatten())? {
+                return Ok((stored, items.collect()));
+            }
+        }
+        Err(StoreError::Unavailable("the post and its draft kept being read at different writes".into()))
     }
 }
 
@@ -85,6 +166,7 @@ pub(super) fn next_post(
         version: 0,
         watch: None,
         sending: None,
+        draft_digest: None,
     });
     next.state = next.state.join(evidence);
     if let Some(draft) = draft {
@@ -104,16 +186,15 @@ pub(super) fn next_post(
 
 impl PostStore for DynamoStore {
     async fn post(&self, project: &ProjectId, post: &PostId) -> Result<Option<StoredPost>, StoreError> {
-        Ok(self.get_post(project, post).await?.map(PostItem::stored))
+        Ok(self.read_post(project, post, &[]).await?.0)
     }
 
     async fn post_profile_and_budget(&self, project: &ProjectId, post: &PostId) -> Result<PublishRead, StoreError> {
-        let keys =
-            [keys::post(project, post), keys::project_profile(project), keys::budget(project, CallKind::Publish)];
-        let mut items = self.get_many(&keys).await?.into_iter();
-        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
-        let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok(PublishRead { post, profile, budget: budget_of(items.next().flatten())? })
+        let others = [keys::project_profile(project), keys::budget(project, CallKind::Publish)];
+        let (post, others) = self.read_post(project, post, &others).await?;
+        let mut others = others.into_iter();
+        let profile = others.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
+        Ok(PublishRead { post, profile, budget: budget_of(others.next().flatten())? })
     }
 
     async fn post_and_budget(
@@ -121,10 +202,8 @@ impl PostStore for DynamoStore {
         project: &ProjectId,
         post: &PostId,
     ) -> Result<(Option<StoredPost>, Option<Bucket>), StoreError> {
-        let mut items =
-            self.get_many(&[keys::post(project, post), keys::budget(project, CallKind::Sync)]).await?.into_iter();
-        let post = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
-        Ok((post, budget_of(items.next().flatten())?))
+        let (post, others) = self.read_post(project, post, &[keys::budget(project, CallKind::Sync)]).await?;
+        Ok((post, budget_of(others.into_iter().next().flatten())?))
     }
 
     async fn save_post(
@@ -145,12 +224,22 @@ impl PostStore for DynamoStore {
         until_landed(|round| async move {
             let stored = match round {
                 0 => read.cloned(),
-                _ => self.get_post(project, post).await?.map(PostItem::stored),
+                _ => self.read_post(project, post, &[]).await?.0,
             };
             let (mut next, changed) = next_post(stored.as_ref(), draft, evidence, sending, now);
             let expected = stored.as_ref().map(|s| s.version);
             let mut writes = Vec::new();
             if changed {
+                // The draft goes to its own item when it changed, or when it was kept in the post's.
+                if let Some(draft) = &next.draft
+                    && let fresh = digest(draft)
+                    && next.draft_digest.as_ref() != Some(&fresh)
+                {
+                    let item = DraftItem::new(project, post, draft, fresh.clone());
+                    let put = Put::builder().table_name(&self.table).set_item(Some(encode(&item)?));
+                    writes.push(TransactWriteItem::builder().put(built(put.build())?).build());
+                    next.draft_digest = Some(fresh);
+                }
                 let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
                 let changes = match recorded(&next.state, next.sending.as_ref()) {
                     Some(after) => post_changes(before, after, now),
@@ -214,7 +303,17 @@ impl PostStore for DynamoStore {
             .set_item(Some(encode(&restored)?))
             .condition_expression("version = :v")
             .expression_attribute_values(":v", AttributeValue::N(begun.version.to_string()));
-        if self.put(built(put.build())?).await? {
+        let mut writes = vec![TransactWriteItem::builder().put(built(put.build())?).build()];
+        // Its draft too, if the publication brought a new one.
+        if let Some(before) = before
+            && let (Some(draft), Some(digest)) = (&before.draft, &before.draft_digest)
+            && before.draft_digest != begun.draft_digest
+        {
+            let item = DraftItem::new(project, post, draft, digest.clone());
+            let put = Put::builder().table_name(&self.table).set_item(Some(encode(&item)?));
+            writes.push(TransactWriteItem::builder().put(built(put.build())?).build());
+        }
+        if self.write_all(writes).await? {
             return Ok(());
         }
         let Some(generation) = begun.sending.as_ref().map(|s| s.generation) else { return Ok(()) };
