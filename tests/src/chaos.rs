@@ -203,7 +203,7 @@ fn post_event(rng: &mut StdRng, project: &str, posts: &[String]) -> Value {
             "publishedAt": (status == "published").then(|| format!("2026-11-28T10:0{p}:00Z")),
             "error": (status == "failed").then_some("Rate limit exceeded")}));
     }
-    json!({"event": kinds[kind], "timestamp": "2026-11-28T10:00:00Z",
+    json!({"event": kinds[kind], "timestamp": crate::recent("2026-11-28T10:00:00Z"),
            "post": {"id": format!("svc_{post}_{generation}"), "status": if kind == 4 { "cancelled" } else { "x" },
                     "scheduledFor": (kind == 0).then_some("2030-01-01T00:00:00Z"),
                     "platforms": platforms,
@@ -220,7 +220,7 @@ fn account_event(rng: &mut StdRng, profile: &str) -> Value {
         body["disconnectionType"] = json!(if rng.random_bool(0.5) { "intentional" } else { "unintentional" });
     }
     json!({"event": if connected { "account.connected" } else { "account.disconnected" },
-           "timestamp": format!("2026-11-28T10:{:02}:{:02}Z", rng.random_range(0..60), rng.random_range(0..60)),
+           "timestamp": crate::recent(&format!("2026-11-28T10:{:02}:{:02}Z", rng.random_range(0..60), rng.random_range(0..60))),
            "account": body})
 }
 

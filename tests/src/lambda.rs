@@ -407,7 +407,7 @@ pub const PROFILE: &str = "65aa0000000000000000aa01";
 
 fn account_connected(event_id: &str, account: &str, platform: &str) -> serde_json::Value {
     serde_json::json!({
-        "id": event_id, "event": "account.connected", "timestamp": "2026-11-25T10:00:00Z",
+        "id": event_id, "event": "account.connected", "timestamp": crate::recent("2026-11-25T10:00:00Z"),
         "account": {"accountId": account, "profileId": PROFILE, "platform": platform, "username": format!("{account}_user")}
     })
 }

@@ -116,9 +116,7 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
 
     for sample in &samples {
         let function = function_of(sample);
-        let event: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root().join(format!("events/{sample}.json"))).unwrap())
-                .unwrap();
+        let event = integration_tests::Sample::load(sample).event;
         let env = account.environment(&template, &lambda::logical_name(&template, function));
         // WHEN the packaged function runs on the sample
         let run = lambda::cold_start(&lambda::unpack(function), function, &env, event, Duration::from_secs(20)).await;

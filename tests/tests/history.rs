@@ -45,7 +45,7 @@ fn rows(changes: &[Value]) -> Vec<(Value, String, Value, Value, String, Value)> 
 
 fn partial(event_id: &str, service_id: &str, at: &str) -> Value {
     json!({
-        "id": event_id, "event": "post.partial", "timestamp": at,
+        "id": event_id, "event": "post.partial", "timestamp": integration_tests::recent(at),
         "post": {"id": service_id, "status": "partial",
                  "platforms": [
                      {"platform": "twitter", "status": "published", "accountId": "x1", "publishedUrl": "https://x.com/h/1"},

@@ -13,7 +13,7 @@ use zernio_sim::Emit;
 
 fn post_event(id: &str, event: &str, generation: u32, platforms: Value) -> Value {
     json!({
-        "id": id, "event": event, "timestamp": "2026-11-30T10:00:00Z",
+        "id": id, "event": event, "timestamp": integration_tests::recent("2026-11-30T10:00:00Z"),
         "post": {"id": format!("65f10000000000000000000{generation}"), "platforms": platforms,
                  "metadata": {"stacc_project_id": "proj_1", "stacc_post_id": "post_1", "stacc_generation": generation}}
     })

@@ -324,6 +324,10 @@ pub enum Unapplied {
     /// The report names a service post we have no generation for: the publish that created it
     /// has not stored its answer yet.
     UnknownGeneration,
+    /// The report is about another service post than the one recorded for the publication its
+    /// metadata names (a second stack on the same account, or a crafted body): it is no evidence
+    /// about that publication, now or later.
+    AnotherServicePost,
 }
 
 impl PostReport {
@@ -357,6 +361,10 @@ impl PostReport {
             .generation
             .or_else(|| stored.and_then(|s| s.generation_of(&self.service_post_id)))
             .ok_or(Unapplied::UnknownGeneration)?;
+        let recorded = stored.into_iter().flat_map(|s| s.entries.values()).filter(|e| e.generation == generation);
+        if recorded.filter_map(|e| e.service_post_id.as_ref()).any(|id| *id != self.service_post_id) {
+            return Err(Unapplied::AnotherServicePost);
+        }
         let mut entries = BTreeMap::new();
         for p in &self.platforms {
             let status = p.status.unwrap_or(self.default_status);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::post::Unapplied;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct EventItem {
@@ -126,8 +127,14 @@ pub(super) fn plan_post(
     let (project, post, profile) = ids;
     let mut items = items.into_iter();
     let stored = items.next().flatten().map(decode::<PostItem>).transpose()?.map(PostItem::stored);
-    let Ok(evidence) = report.to_state(stored.as_ref().map(|s| &s.state)) else {
-        return Ok(Plan::Defer);
+    let evidence = match report.to_state(stored.as_ref().map(|s| &s.state)) {
+        Ok(evidence) => evidence,
+        Err(Unapplied::UnknownGeneration) => return Ok(Plan::Defer),
+        Err(Unapplied::AnotherServicePost) => {
+            tracing::warn!(project = %project, post = %post, service_post = %report.service_post_id,
+                           "post event ignored: it names another service post than the publication's");
+            return Ok(Plan::Ignore);
+        }
     };
     let (mut writes, mut records) = (Vec::new(), Vec::new());
     if let (next, true) = next_post(stored.as_ref(), None, &evidence, None, now) {

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::wire::{WirePost, id_or_object, lenient_bool, lenient_string};
+use super::wire::{WirePost, flag, id_or_object, object, string};
 use crate::domain::post::EntryStatus;
 use crate::domain::text::{bounded_text, bounded_url};
 use crate::domain::{AccountId, Platform, PostReport, Timestamp};
@@ -42,7 +42,7 @@ pub fn next_page(body: &Value) -> Option<NextPage> {
 /// A create's answer (201, 207, or 200 with the original): the post in `post` or `existingPost`.
 pub fn created_post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
     let post = body.get("post").filter(|p| p.is_object()).or_else(|| body.get("existingPost"));
-    let post: WirePost = post.and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+    let post: WirePost = post.and_then(object).unwrap_or_default();
     post.report(EntryStatus::Queued, false, asked_at)
 }
 
@@ -75,30 +75,30 @@ pub fn health(body: &Value) -> Vec<AccountHealth> {
 /// `GET /v1/posts/{id}` or a create's answer: the post's report as of `asked_at`; `None` when it
 /// carries no post id.
 pub fn post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
-    let post: WirePost = body.get("post").and_then(|p| serde_json::from_value(p.clone()).ok()).unwrap_or_default();
+    let post: WirePost = body.get("post").and_then(object).unwrap_or_default();
     post.report(EntryStatus::Queued, false, asked_at)
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireLiveAccount {
-    #[serde(default, rename = "_id", deserialize_with = "lenient_string")]
+    #[serde(default, rename = "_id", deserialize_with = "string")]
     id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     platform: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     username: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     display_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     profile_picture: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     profile_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "flag")]
     is_active: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "flag")]
     needs_reconnection: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "flag")]
     enabled: Option<bool>,
 }
 
@@ -107,19 +107,17 @@ struct WireLiveAccount {
 struct WireHealth {
     #[serde(default, deserialize_with = "id_or_object")]
     account_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     status: Option<String>,
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "flag")]
     needs_reconnect: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     token_expires_at: Option<String>,
 }
 
-fn list<T: for<'de> Deserialize<'de>>(body: &Value, field: &str) -> Vec<T> {
-    body.get(field)
-        .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect())
-        .unwrap_or_default()
+/// The objects listed under `field`: an item of any other type is skipped.
+fn list<T: serde::de::DeserializeOwned>(body: &Value, field: &str) -> Vec<T> {
+    body.get(field).and_then(Value::as_array).map(|items| items.iter().filter_map(object).collect()).unwrap_or_default()
 }
 
 /// An account of the live list; one without an id or on a platform we do not manage is skipped,
@@ -145,9 +143,12 @@ mod tests {
     fn an_account_with_flags_of_unexpected_types_is_still_live() {
         let read = |account: Value| accounts(&json!({"accounts": [account]})).pop();
         let usable = |account: Value| read(account).map(|a| a.usable);
-        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "true"})), Some(true));
-        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "false"})), Some(false));
-        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "needsReconnection": "true"})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": false})), Some(false));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "needsReconnection": true})), Some(false));
+        // A flag that is not a boolean is no news: the account is judged as if it were absent.
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": "false"})), Some(true));
+        assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "needsReconnection": "true"})), Some(true));
+        assert!(read(json!(["a", "twitter"])).is_none(), "an account given as an array is no account");
         assert_eq!(usable(json!({"_id": "a", "platform": "twitter", "isActive": {"odd": 1}})), Some(true));
         assert!(read(json!({"_id": "a", "platform": "tiktok"})).is_none());
         assert!(read(json!({"_id": "a".repeat(300), "platform": "twitter"})).is_none());

@@ -6,6 +6,9 @@ pub mod answers;
 pub mod webhook;
 pub mod wire;
 
+#[cfg(test)]
+mod confusion_tests;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

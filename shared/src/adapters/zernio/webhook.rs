@@ -4,9 +4,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::wire::{WireAccount, WirePost};
+use super::wire::{WireAccount, WirePost, object};
 use crate::domain::connection::{Connection, ConnectionEvidence, ConnectionStatus, reason};
-use crate::domain::event::{Action, IgnoreReason, InvalidEvent, WebhookEvent};
+use crate::domain::event::{Action, IgnoreReason, InvalidEvent, WebhookEvent, too_old};
 use crate::domain::post::EntryStatus;
 use crate::domain::text::bounded_text;
 use crate::domain::time::evidence_time;
@@ -76,7 +76,9 @@ fn event_id(body_id: &Value, body: &[u8]) -> EventId {
 /// Reads a verified body. `received_at` is the receiving function's clock: it stands in for a
 /// missing or unreadable `timestamp`, and for one too far in the future.
 pub fn parse_event(body: &[u8], received_at: Timestamp) -> Result<WebhookEvent, InvalidEvent> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| InvalidEvent::NotJson(e.to_string()))?;
+    let json: Value = serde_json::from_slice(body).map_err(|e| InvalidEvent::NotJson(e.to_string()))?;
+    // Only an object is an envelope: anything else has no `event` field.
+    let envelope: Envelope = object(&json).ok_or(InvalidEvent::NoEventName)?;
     let name = envelope.event.as_str().ok_or(InvalidEvent::NoEventName)?.to_owned();
     let id = event_id(&envelope.id, body);
     if envelope.test == Value::Bool(true) {
@@ -86,16 +88,19 @@ pub fn parse_event(body: &[u8], received_at: Timestamp) -> Result<WebhookEvent, 
     let Some(kind) = EventKind::from_name(&name) else {
         return Ok(WebhookEvent { id, name, action: Action::Ignore(IgnoreReason::UnhandledType) });
     };
-    let evidence_at = evidence_time(envelope.timestamp.as_str().and_then(Timestamp::parse), received_at);
+    let made_at = envelope.timestamp.as_str().and_then(Timestamp::parse);
+    if too_old(made_at, received_at) {
+        return Ok(WebhookEvent { id, name, action: Action::Ignore(IgnoreReason::TooOld) });
+    }
+    let evidence_at = evidence_time(made_at, received_at);
     let action = match kind {
         EventKind::AccountConnected | EventKind::AccountDisconnected => {
-            match envelope.account.filter(Value::is_object).and_then(|v| serde_json::from_value::<WireAccount>(v).ok())
-            {
+            match envelope.account.as_ref().and_then(object::<WireAccount>) {
                 Some(account) => account_action(kind, &account, evidence_at),
                 None => Action::Ignore(IgnoreReason::Malformed),
             }
         }
-        _ => match envelope.post.filter(Value::is_object).and_then(|v| serde_json::from_value::<WirePost>(v).ok()) {
+        _ => match envelope.post.as_ref().and_then(object::<WirePost>) {
             Some(post) => post_action(kind, &post, evidence_at),
             None => Action::Ignore(IgnoreReason::Malformed),
         },
@@ -150,7 +155,8 @@ fn account_action(kind: EventKind, account: &WireAccount, evidence_at: Timestamp
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_780_000_000;
+    /// A day after the samples' `timestamp` (2026-03-01T10:00:00Z).
+    const NOW: i64 = 1_772_409_600;
 
     fn parse(body: &str) -> Result<WebhookEvent, InvalidEvent> {
         parse_event(body.as_bytes(), Timestamp::from_unix(NOW))
@@ -168,6 +174,25 @@ mod tests {
         assert!(matches!(parse("hello"), Err(InvalidEvent::NotJson(_))));
         assert_eq!(parse(r#"{"id":"e"}"#), Err(InvalidEvent::NoEventName));
         assert_eq!(parse(r#"{"event":7}"#), Err(InvalidEvent::NoEventName));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_not_an_event() {
+        assert_eq!(parse(r#"["e","post.published","2026-03-01T10:00:00Z"]"#), Err(InvalidEvent::NoEventName));
+        assert_eq!(parse(r#""post.published""#), Err(InvalidEvent::NoEventName));
+    }
+
+    #[test]
+    fn an_event_made_more_than_seven_days_before_it_arrived_is_ignored() {
+        let made = |age: i64| Timestamp::from_unix(NOW - age).to_rfc3339();
+        let body = |at: String| {
+            format!(
+                r#"{{"id":"e","event":"account.connected","timestamp":"{at}","account":{{"accountId":"a","profileId":"pr","platform":"twitter"}}}}"#
+            )
+        };
+        let week = crate::domain::event::MAX_EVENT_AGE_SECONDS;
+        assert_eq!(parse(&body(made(week + 1))).unwrap().action, Action::Ignore(IgnoreReason::TooOld));
+        assert!(matches!(parse(&body(made(week - 60))).unwrap().action, Action::Account { .. }));
     }
 
     #[test]

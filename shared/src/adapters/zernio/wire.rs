@@ -1,7 +1,12 @@
-//! The publishing service's payload shapes, read tolerantly: unknown fields are ignored, missing
-//! optional fields are `None`, ids may be strings or populated objects, and both payload
-//! generations (`publishedUrl` / `platformPostUrl`, `error` / `errorMessage`) are accepted.
+//! The publishing service's payload shapes, read strictly by JSON type and tolerantly by
+//! presence: every field accepts only its own JSON type (a string where a string is meant, an
+//! object where an object is meant) and reads anything else exactly as if it were absent, so a
+//! type-confused body is never news (serde would read a struct from an array in field order).
+//! Unknown fields are ignored, missing optional fields are `None`, ids may be strings or
+//! populated objects (the SDK's own union), and both payload generations (`publishedUrl` /
+//! `platformPostUrl`, `error` / `errorMessage`) are accepted.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -9,16 +14,20 @@ use crate::domain::post::{EntryStatus, PlatformReport, PostReport};
 use crate::domain::text::{bounded_id, bounded_text, bounded_url};
 use crate::domain::{AccountId, Platform, PostId, ProjectId, ServicePostId, Timestamp};
 
-/// A string, or a number printed as one; anything else (null, objects, arrays) is `None`.
-pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// A shape read from a JSON object only; any other JSON type is no shape at all.
+pub fn object<T: DeserializeOwned>(value: &Value) -> Option<T> {
+    value.is_object().then(|| serde_json::from_value(value.clone()).ok()).flatten()
+}
+
+/// A string; anything else (numbers, null, objects, arrays) is `None`.
+pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
 }
 
-/// An id given as a string or as a populated object `{"_id": ...}`.
+/// An id given as a string or as a populated object `{"_id": ...}` (the SDK's union).
 pub fn id_or_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) => Some(s),
@@ -27,17 +36,10 @@ pub fn id_or_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
     })
 }
 
-/// A flag as a boolean, or as a string or number saying one (`"true"`, `"false"`, `1`, `0`);
-/// anything else is `None` (absent), never a parse failure.
-pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+/// A flag: a JSON boolean; anything else is `None` (absent), never a parse failure.
+pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Bool(b) => Some(b),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Some(true),
-            "false" | "0" | "no" => Some(false),
-            _ => None,
-        },
-        Value::Number(n) => n.as_f64().map(|n| n != 0.0),
         _ => None,
     })
 }
@@ -59,22 +61,21 @@ fn field<'de, D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
     })
 }
 
-/// A number, or a string holding one.
-fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+/// A whole JSON number that fits in a `u32`; anything else is `None`.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
         _ => None,
     })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct WireMetadata {
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub stacc_project_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub stacc_post_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_u32")]
+    #[serde(default, deserialize_with = "count")]
     pub stacc_generation: Option<u32>,
 }
 
@@ -89,27 +90,27 @@ impl WireMetadata {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePlatform {
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub platform: Option<String>,
     #[serde(default, deserialize_with = "field")]
     pub status: Field,
     #[serde(default, deserialize_with = "id_or_object")]
     pub account_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub platform_post_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub platform_post_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub published_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub published_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub error: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub error_message: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub error_category: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub removed_from_platform_at: Option<String>,
 }
 
@@ -117,35 +118,33 @@ pub struct WirePlatform {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePost {
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub id: Option<String>,
-    #[serde(default, rename = "_id", deserialize_with = "lenient_string")]
+    #[serde(default, rename = "_id", deserialize_with = "string")]
     pub object_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub scheduled_for: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub published_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_list")]
+    #[serde(default, deserialize_with = "objects")]
     pub platforms: Vec<WirePlatform>,
-    #[serde(default, deserialize_with = "lenient_metadata")]
+    #[serde(default, deserialize_with = "optional_object")]
     pub metadata: Option<WireMetadata>,
 }
 
-fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WirePlatform>, D::Error> {
+/// A list of objects: an item of any other type is skipped, and a list that is not one is empty.
+pub fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        Value::Array(items) => items.iter().filter_map(object).collect(),
         _ => Vec::new(),
     })
 }
 
-/// Metadata is an object or nothing: serde would read a struct from an array in field order.
-fn lenient_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WireMetadata>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        metadata @ Value::Object(_) => serde_json::from_value(metadata).ok(),
-        _ => None,
-    })
+/// An object, or nothing.
+fn optional_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(object(&Value::deserialize(d)?))
 }
 
 /// An account as the `account.*` webhooks carry it.
@@ -154,19 +153,19 @@ fn lenient_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WireMetada
 pub struct WireAccount {
     #[serde(default, deserialize_with = "id_or_object")]
     pub account_id: Option<String>,
-    #[serde(default, rename = "_id", deserialize_with = "lenient_string")]
+    #[serde(default, rename = "_id", deserialize_with = "string")]
     pub object_id: Option<String>,
     #[serde(default, deserialize_with = "id_or_object")]
     pub profile_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub platform: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub username: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub display_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub disconnection_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(default, deserialize_with = "string")]
     pub reason: Option<String>,
 }
 
@@ -212,10 +211,11 @@ impl WirePost {
                 let cancelled_copy =
                     matches!(&p.status, Field::Text(w) if w.to_ascii_lowercase().starts_with("cancel"));
                 let status = match &p.status {
+                    // A status of another JSON type is no news about the copy, whatever else it says.
+                    Field::Unreadable => return None,
                     _ if removed => Some(EntryStatus::Removed),
                     Field::Absent => None,
                     Field::Text(word) => Some(entry_status(word)?),
-                    Field::Unreadable => return None,
                 };
                 Some(PlatformReport {
                     platform,
@@ -289,7 +289,7 @@ mod tests {
     fn accepts_both_payload_generations_and_populated_ids() {
         let webhook: WirePost = serde_json::from_str(
             r#"{"id":"p1","platforms":[{"platform":"twitter","status":"published","accountId":{"_id":"a1"},
-                "publishedUrl":"https://x.com/1","platformPostId":185}],"metadata":{"stacc_generation":"2"}}"#,
+                "publishedUrl":"https://x.com/1","platformPostId":"185"}],"metadata":{"stacc_generation":2}}"#,
         )
         .unwrap();
         let got: WirePost = serde_json::from_str(
@@ -319,17 +319,24 @@ mod tests {
     }
 
     #[test]
-    fn flags_are_read_leniently() {
+    fn each_field_takes_only_its_own_json_type() {
         #[derive(Deserialize)]
-        struct Flag {
-            #[serde(default, deserialize_with = "lenient_bool")]
+        struct Shape {
+            #[serde(default, deserialize_with = "flag")]
             f: Option<bool>,
+            #[serde(default, deserialize_with = "string")]
+            s: Option<String>,
+            #[serde(default, deserialize_with = "count")]
+            n: Option<u32>,
         }
-        let read = |json: &str| serde_json::from_str::<Flag>(json).unwrap().f;
-        assert_eq!(read(r#"{"f":"true"}"#), Some(true));
-        assert_eq!(read(r#"{"f":"FALSE"}"#), Some(false));
-        assert_eq!(read(r#"{"f":0}"#), Some(false));
-        assert_eq!(read(r#"{"f":{"x":1}}"#), None);
-        assert_eq!(read(r#"{}"#), None);
+        let read = |json: &str| {
+            let shape = serde_json::from_str::<Shape>(json).unwrap();
+            (shape.f, shape.s, shape.n)
+        };
+        assert_eq!(read(r#"{"f":false,"s":"185","n":2}"#), (Some(false), Some("185".into()), Some(2)));
+        assert_eq!(read(r#"{"f":"false","s":185,"n":"2"}"#), (None, None, None));
+        assert_eq!(read(r#"{"f":{"x":1},"s":["185"],"n":[2]}"#), (None, None, None));
+        let as_array: Option<WireMetadata> = object(&serde_json::json!(["proj", "post", 1]));
+        assert!(as_array.is_none(), "an array is never read as an object in field order");
     }
 }

@@ -39,8 +39,16 @@ fn report(generation: Generation, platform: Platform, status: EntryStatus, url: 
     }
 }
 
+/// The reports joined, each read as a piece of state on its own (every report here names its
+/// generation): the join's laws hold whatever service posts the reports name.
 fn fold(reports: &[PostReport]) -> PostState {
-    reports.iter().fold(PostState::default(), |state, r| state.join(&r.to_state(Some(&state)).unwrap()))
+    reports.iter().fold(PostState::default(), |state, r| state.join(&r.to_state(None).unwrap()))
+}
+
+/// A report of a publication as the service sends it: one service post per generation.
+fn one_service_post(mut r: PostReport) -> PostReport {
+    r.service_post_id = sid(r.generation.expect("every drawn report names its generation"));
+    r
 }
 
 const NOW: i64 = 10_000;
@@ -449,7 +457,7 @@ fn webhooks_for(stored: &PostState, answers: &[(Generation, Answer)]) -> Vec<Pos
 proptest! {
     #[test]
     fn sync_of_the_services_answers_equals_applying_the_webhooks_that_say_the_same(
-        missed in prop::collection::vec(any_report(), 1..8),
+        missed in prop::collection::vec(any_report().prop_map(one_service_post), 1..8),
         answers in (any_answer(1), any_answer(2), any_answer(3)),
     ) {
         let stored = fold(&missed);
@@ -486,4 +494,22 @@ fn only_a_copy_failed_on_an_expired_token_is_news_about_its_connection() {
     assert!(live.connection_news().is_empty(), "a live copy proves the token worked");
     failed.platforms[0].account_id = None;
     assert!(failed.connection_news().is_empty(), "no account, no connection to speak of");
+}
+
+#[test]
+fn a_report_about_another_service_post_is_no_evidence_about_a_publication_that_has_one() {
+    let state = fold(&[report(1, Platform::X, EntryStatus::Queued, None)]);
+    let foreign = PostReport {
+        service_post_id: sid(99),
+        ..report(1, Platform::X, EntryStatus::Published, Some("https://evil.example/1"))
+    };
+    assert_eq!(foreign.to_state(Some(&state)), Err(Unapplied::AnotherServicePost));
+    // A publication with no service post recorded yet takes the first one that names it.
+    assert!(foreign.to_state(Some(&PostState::default())).is_ok());
+    assert!(foreign.to_state(None).is_ok());
+    // Its own service post still applies, and another generation's entries do not matter.
+    let own = report(1, Platform::X, EntryStatus::Published, Some("https://x.com/1"));
+    assert!(own.to_state(Some(&state)).is_ok());
+    let second = PostReport { service_post_id: sid(99), ..report(2, Platform::Linkedin, EntryStatus::Queued, None) };
+    assert!(second.to_state(Some(&state)).is_ok());
 }
