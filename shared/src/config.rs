@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::adapters::secrets::SecretReader;
-use crate::domain::limits::{CallKind, Limit};
+use crate::domain::limits::Limit;
 use crate::reloading::{Reloading, Source};
 use crate::signature::{WebhookKeys, WebhookSecrets};
 
@@ -120,42 +120,47 @@ pub async fn publisher(sdk: &SdkConfig) -> Result<crate::adapters::zernio::Zerni
         .map_err(|e| ConfigError(format!("publishing service client: {e}")))
 }
 
-/// The per-project budgets of calls to the shared service, a minute each (a burst of twice that).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub refresh: Limit,
-    pub sync: Limit,
-    pub publish: Limit,
-}
+pub use crate::domain::limits::Limits;
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            refresh: Limit::default_for(CallKind::Refresh),
-            sync: Limit::default_for(CallKind::Sync),
-            publish: Limit::default_for(CallKind::Publish),
-        }
-    }
-}
-
-/// `REFRESHES_PER_MINUTE`, `SYNCS_PER_MINUTE`, `PUBLISHES_PER_MINUTE`: each a whole number of
-/// calls a minute per project, the contract's when unset.
+/// `REFRESHES_PER_MINUTE`, `SYNCS_PER_MINUTE`, `PUBLISHES_PER_MINUTE`, `CONNECTS_PER_MINUTE`,
+/// `POST_WRITES_PER_MINUTE`: each a whole number a minute per project, the contract's when unset.
 pub fn limits() -> Result<Limits, ConfigError> {
-    let read = |name: &str, kind: CallKind| -> Result<Limit, ConfigError> {
+    let read = |name: &str, default: Limit| -> Result<Limit, ConfigError> {
         match optional(name) {
-            None => Ok(Limit::default_for(kind)),
+            None => Ok(default),
             Some(raw) => raw
                 .trim()
                 .parse()
                 .map(|per_minute| Limit { per_minute })
-                .map_err(|_| ConfigError(format!("{name} must be a whole number of calls a minute, not {raw:?}"))),
+                .map_err(|_| ConfigError(format!("{name} must be a whole number a minute, not {raw:?}"))),
         }
     };
+    let default = Limits::default();
     Ok(Limits {
-        refresh: read("REFRESHES_PER_MINUTE", CallKind::Refresh)?,
-        sync: read("SYNCS_PER_MINUTE", CallKind::Sync)?,
-        publish: read("PUBLISHES_PER_MINUTE", CallKind::Publish)?,
+        refresh: read("REFRESHES_PER_MINUTE", default.refresh)?,
+        sync: read("SYNCS_PER_MINUTE", default.sync)?,
+        publish: read("PUBLISHES_PER_MINUTE", default.publish)?,
+        connect: read("CONNECTS_PER_MINUTE", default.connect)?,
+        post_writes: read("POST_WRITES_PER_MINUTE", default.post_writes)?,
     })
+}
+
+/// `CONNECT_REDIRECT_ORIGINS`: the comma-separated origins a Connect's `redirect_url` may go to
+/// (`http(s)://host[:port]`), the app run locally when unset.
+pub fn redirect_origins() -> Result<Vec<String>, ConfigError> {
+    use crate::domain::text::{DEFAULT_REDIRECT_ORIGINS, is_origin};
+    let Some(raw) = optional("CONNECT_REDIRECT_ORIGINS") else {
+        return Ok(DEFAULT_REDIRECT_ORIGINS.map(str::to_owned).to_vec());
+    };
+    let origins: Vec<String> =
+        raw.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+    match origins.iter().find(|o| !is_origin(o)) {
+        Some(bad) => Err(ConfigError(format!(
+            "CONNECT_REDIRECT_ORIGINS must list http(s)://host[:port] origins without a path, not {bad:?}"
+        ))),
+        None if origins.is_empty() => Err(ConfigError("CONNECT_REDIRECT_ORIGINS lists no origin".into())),
+        None => Ok(origins),
+    }
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {

@@ -9,7 +9,7 @@ pub use crate::domain::budget::Booking;
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
 pub use crate::domain::healing::Watch;
 pub use crate::domain::history::Source;
-use crate::domain::limits::{Bucket, CallKind, Limit, Limited};
+use crate::domain::limits::{CallKind, Limited, ProjectLane, Rate, Seen};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Answer, Draft, Publication, Sending, SendingChange, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
@@ -223,28 +223,30 @@ impl CallGate for Ungated {
     }
 }
 
-/// A project's budget of calls to the shared service.
+/// A project's budgets: calls to the shared service, and post writes.
 pub trait BudgetStore: Send + Sync {
-    /// Takes one call of `kind` from the project's bucket (`domain::limits::take`), starting from
-    /// `read` (what the route's own read brought) and reading again after a race. Writes nothing
-    /// when the call is refused.
-    fn take_call(
+    /// Takes one from every lane given of the project's budget item for `item`, all or none
+    /// (`domain::limits::take`), starting from `seen` (what the route's own read brought) and
+    /// reading again after a race. Writes nothing when refused.
+    fn take_budget(
         &self,
         project: &ProjectId,
-        kind: CallKind,
-        read: Option<Bucket>,
-        limit: Limit,
+        item: CallKind,
+        seen: Seen,
+        lanes: &[(ProjectLane, Rate)],
         now: Timestamp,
     ) -> impl Future<Output = Result<Result<(), Limited>, StoreError>> + Send;
 }
 
 /// What the connection routes need of the store.
 pub trait ConnectionStore: Send + Sync {
-    /// The project's profile on the service and its Refresh budget, read together (one request).
+    /// The project's profile on the service and its budget item for `kind`, read together (one
+    /// request).
     fn profile_and_budget(
         &self,
         project: &ProjectId,
-    ) -> impl Future<Output = Result<(Option<ProfileId>, Option<Bucket>), StoreError>> + Send;
+        kind: CallKind,
+    ) -> impl Future<Output = Result<(Option<ProfileId>, Seen), StoreError>> + Send;
     /// The project's profile on the service, if it has one.
     fn project_profile(
         &self,
@@ -363,8 +365,8 @@ pub struct PublishRead {
     pub post: Option<StoredPost>,
     /// The project's profile on the service.
     pub profile: Option<ProfileId>,
-    /// The project's budget of publishes.
-    pub budget: Option<Bucket>,
+    /// The project's publish budget item (publishes and post writes).
+    pub budget: Seen,
 }
 
 pub trait PostStore: Send + Sync {
@@ -380,12 +382,13 @@ pub trait PostStore: Send + Sync {
         project: &ProjectId,
         post: &PostId,
     ) -> impl Future<Output = Result<PublishRead, StoreError>> + Send;
-    /// The post and the project's Sync budget, read together (one request).
+    /// The post and the project's budget item for `kind`, read together (one request).
     fn post_and_budget(
         &self,
         project: &ProjectId,
         post: &PostId,
-    ) -> impl Future<Output = Result<(Option<StoredPost>, Option<Bucket>), StoreError>> + Send;
+        kind: CallKind,
+    ) -> impl Future<Output = Result<(Option<StoredPost>, Seen), StoreError>> + Send;
     /// Joins the change into the post (creating it) and returns the post as stored afterwards.
     /// Writes nothing when nothing changes. `read` is the post as the caller read it (`None`: it
     /// did not exist); a race makes the store read again.

@@ -68,11 +68,16 @@ pub fn refresh(
     publisher: ZernioClient,
     limits: &Limits,
 ) -> Refresh<DynamoStore, ZernioClient, SystemClock> {
-    Refresh { store, publisher, clock: SystemClock, limit: limits.refresh }
+    Refresh { store, publisher, clock: SystemClock, limits: *limits }
 }
 
-pub fn connect(store: DynamoStore, publisher: ZernioClient) -> Connect<DynamoStore, ZernioClient, SystemClock> {
-    Connect { store, publisher, clock: SystemClock }
+pub fn connect(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    limits: &Limits,
+    redirect_origins: Vec<String>,
+) -> Connect<DynamoStore, ZernioClient, SystemClock> {
+    Connect { store, publisher, clock: SystemClock, limits: *limits, redirect_origins }
 }
 
 pub fn publish(
@@ -82,7 +87,7 @@ pub fn publish(
     limits: &Limits,
     timing: Timing,
 ) -> Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock> {
-    Publish { store, publisher, queue, clock: SystemClock, limit: limits.publish, timing }
+    Publish { store, publisher, queue, clock: SystemClock, limits: *limits, timing }
 }
 
 pub fn read_post(store: DynamoStore) -> ReadPost<DynamoStore, SystemClock> {
@@ -94,11 +99,11 @@ pub fn sync(
     publisher: ZernioClient,
     limits: &Limits,
 ) -> Sync<DynamoStore, ZernioClient, SystemClock> {
-    Sync { store, publisher, clock: SystemClock, limit: limits.sync }
+    Sync { store, publisher, clock: SystemClock, limits: *limits }
 }
 
-pub fn manual_delete(store: DynamoStore) -> ManualDelete<DynamoStore, SystemClock> {
-    ManualDelete { store, clock: SystemClock }
+pub fn manual_delete(store: DynamoStore, limits: &Limits) -> ManualDelete<DynamoStore, SystemClock> {
+    ManualDelete { store, clock: SystemClock, limits: *limits }
 }
 
 pub fn post_history(store: DynamoStore) -> PostHistory<DynamoStore> {
@@ -178,7 +183,7 @@ pub mod from_env {
         let sdk = sdk().await;
         let store = store(&sdk)?;
         let publisher = publisher(&sdk, &store, Class::Reads).await?;
-        Ok(super::connect(store, publisher))
+        Ok(super::connect(store, publisher, &config::limits()?, config::redirect_origins()?))
     }
 
     pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError> {
@@ -200,7 +205,7 @@ pub mod from_env {
     }
 
     pub async fn manual_delete() -> Result<ManualDelete<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::manual_delete(store(&sdk().await)?))
+        Ok(super::manual_delete(store(&sdk().await)?, &config::limits()?))
     }
 
     pub async fn post_history() -> Result<PostHistory<DynamoStore>, ConfigError> {

@@ -434,10 +434,13 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
     refs.insert("RetryQueue".into(), retry_url.to_owned());
     refs.insert("PublisherBaseUrl".into(), publisher.to_owned());
     refs.insert("LogLevel".into(), "info".into());
+    refs.insert("ConnectRedirectOrigins".into(), "http://localhost:3000,http://127.0.0.1:3000".into());
     for (parameter, value) in [
         ("RefreshesPerMinute", 10),
         ("SyncsPerMinute", 30),
         ("PublishesPerMinute", 30),
+        ("ConnectsPerMinute", 10),
+        ("PostWritesPerMinute", 120),
         ("ReconcileGraceSeconds", 600),
         ("ReconcileConnectionsMaxAgeSeconds", 86_400),
         ("ReconcileMaxCalls", 20),

@@ -20,6 +20,7 @@ use shared::signature::WebhookSecrets;
 use zernio_sim::{SimConfig, Simulator};
 
 pub mod chaos;
+pub mod evidence;
 pub mod lambda;
 
 pub const SECRET: &str = "local-webhook-secret";
@@ -123,6 +124,8 @@ pub struct StackOptions {
     pub publish_timing: Timing,
     /// The shared budget of the service's API key (`VENDOR_CALLS_PER_MINUTE`).
     pub vendor_calls_per_minute: u32,
+    /// Each project's budgets (app-api.md's when not set).
+    pub limits: shared::config::Limits,
 }
 
 impl Default for StackOptions {
@@ -137,6 +140,7 @@ impl Default for StackOptions {
             publish_timing: Timing { wait: Duration::from_secs(3), follow_up_seconds: 1 },
             // Generous, so that tests of other things never meet it; the budget's own tests set it.
             vendor_calls_per_minute: 12_000,
+            limits: shared::config::Limits::default(),
         }
     }
 }
@@ -169,6 +173,7 @@ impl Stack {
         };
         let sdk = local_sdk_config().await;
         let tap = RequestTap::new();
+        tap.record_evidence(evidence_file());
         let faults = match options.faults {
             Some((faults, seed)) => {
                 Some(fault_proxy::FaultProxy::on_loopback(&dynamodb_endpoint, faults, seed).await.expect("fault proxy"))
@@ -208,7 +213,8 @@ impl Stack {
             publisher_base_url: sim.api_url(),
             publisher_api_key: "sk_local".into(),
             jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
-            limits: shared::config::Limits::default(),
+            limits: options.limits,
+            redirect_origins: shared::domain::text::DEFAULT_REDIRECT_ORIGINS.map(str::to_owned).to_vec(),
             budget: shared::domain::budget::Plan::new(options.vendor_calls_per_minute),
             publish_timing: options.publish_timing,
             reconcile: options.reconcile,
@@ -261,6 +267,16 @@ impl Stack {
     > {
         let publisher = shared::adapters::zernio::ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
         shared::wiring::reconciler(self.store.clone(), publisher, self.queue(), settings)
+    }
+
+    /// One reconciler pass of at most `budget`, as the schedule invokes it (its requests credited
+    /// to the reconciler function).
+    pub async fn reconcile(
+        &self,
+        settings: shared::domain::healing::Settings,
+        budget: Duration,
+    ) -> Result<shared::handlers::reconciler::PassReport, shared::ports::StoreError> {
+        aws::as_function("reconciler", self.reconciler(settings).pass(budget)).await
     }
 
     /// Receives one batch from the retry queue and runs the retry worker on it, as the event
@@ -537,6 +553,14 @@ impl Stack {
     pub fn publisher_calls(&self) -> serde_json::Value {
         self.sim.shared.stats()["calls"].clone()
     }
+}
+
+/// Where this test process appends the AWS actions each function's handler made
+/// (`target/iam-evidence/`, read by the IAM evidence test that `make test` runs last).
+pub fn evidence_file() -> std::path::PathBuf {
+    let folder = root().join("target").join("iam-evidence");
+    std::fs::create_dir_all(&folder).expect("evidence folder");
+    folder.join(format!("{}.txt", std::process::id()))
 }
 
 /// A fixed event time moved to yesterday, its time of day kept: events the tests send are always

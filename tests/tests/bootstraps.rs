@@ -17,6 +17,7 @@ async fn every_packaged_function_starts_with_the_templates_environment_and_answe
         let bootstrap = lambda::unpack(function);
         let env = account.environment(&template, &lambda::logical_name(&template, function));
         let (event, expected) = lambda::typical_invocation(function);
+        let (env, _recorders) = integration_tests::evidence::recorded(function, &env).await;
         let run = lambda::cold_start(&bootstrap, function, &env, event, Duration::from_secs(20)).await;
         if function == "retry-worker" || function == "change-feed" {
             let Answer::Response(batch) = &run.answer else { panic!("{function}: {:?}\n{}", run.answer, run.logs) };
@@ -119,6 +120,7 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         let event = integration_tests::Sample::load(sample).event;
         let env = account.environment(&template, &lambda::logical_name(&template, function));
         // WHEN the packaged function runs on the sample
+        let (env, _recorders) = integration_tests::evidence::recorded(function, &env).await;
         let run = lambda::cold_start(&lambda::unpack(function), function, &env, event, Duration::from_secs(20)).await;
         // THEN it answers with success
         if function == "retry-worker" {

@@ -218,13 +218,13 @@ async fn a_reset_profile_clears_records_then_connect_provisions_a_fresh_one_that
             Method::POST,
             &format!("/projects/{PROJECT}/connections/x/connect"),
             Some(&token),
-            Some(json!({"redirect_url": "https://app/back"})),
+            Some(json!({"redirect_url": "http://localhost:3000/back"})),
         )
         .await;
     assert_eq!(status, 200);
     let fresh = link["profile_id"].as_str().unwrap().to_owned();
     assert_ne!(fresh, PROFILE);
-    assert!(link["auth_url"].as_str().unwrap().contains("redirect_url=https://app/back"));
+    assert!(link["auth_url"].as_str().unwrap().contains("redirect_url=http://localhost:3000/back"));
     // The user completes the OAuth flow: the service fires account.connected for the new profile.
     let opened = stack.http.get(link["auth_url"].as_str().unwrap()).send().await.unwrap();
     assert!(opened.status().is_success());
@@ -324,7 +324,7 @@ async fn evidence_of_the_same_time_ends_in_the_status_needing_attention_in_eithe
             store: stack.store.clone(),
             publisher: ZernioClient::new(stack.sim.api_url(), "sk_local").unwrap(),
             clock: FixedClock(at),
-            limit: shared::config::Limits::default().refresh,
+            limits: shared::config::Limits::default(),
         };
         let event = json!({"id": "evt_tie", "event": "account.disconnected", "timestamp": at.to_rfc3339(),
             "account": {"accountId": "x1", "profileId": PROFILE, "platform": "twitter", "disconnectionType": "unintentional"}});

@@ -126,3 +126,155 @@ async fn a_body_without_an_id_is_one_event_whatever_id_the_unsigned_header_claim
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains("sha256:"), "{events:?}");
 }
+
+fn calls_made(stack: &Stack) -> u64 {
+    stack.sim.shared.stats()["total_calls"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn an_app_body_over_256_kb_is_refused_unread_with_413_on_every_route() {
+    let (stack, token) = stack().await;
+    let before = (stack.all_items().await, calls_made(&stack));
+    // A body that is not even JSON: read, it would be a 400; refused unread, it is a 413.
+    let huge = "{".repeat(256 * 1024 + 1);
+    for path in ["/posts", "/connections/x/connect", "/connections/refresh", "/posts/post_z/sync"] {
+        stack.tap.reset();
+        let response = stack
+            .http
+            .post(format!("{}/projects/{PROJECT}{path}", stack.gateway.url()))
+            .bearer_auth(&token)
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "payload_too_large", "{path}");
+        assert_eq!(stack.tap.total(), 0, "{path}: not one request made");
+    }
+    assert_eq!((stack.all_items().await, calls_made(&stack)), before);
+    // AND a body of 256 KB exactly is read (and refused for what it says)
+    let (status, answer, _) = stack
+        .call(
+            Method::POST,
+            &format!("/projects/{PROJECT}/posts"),
+            Some(&token),
+            Some(json!({"content": "x".repeat(256 * 1024 - 14)})),
+        )
+        .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{answer}");
+}
+
+#[tokio::test]
+async fn a_redirect_url_off_the_allowed_origins_is_refused_before_any_call() {
+    let (stack, token) = stack().await;
+    let connect = format!("/projects/{PROJECT}/connections/x/connect");
+    let before = (stack.all_items().await, calls_made(&stack));
+    for url in [
+        "https://evil.test/cb",
+        "http://localhost:3000.evil.test/cb",
+        "http://localhost:3000@evil.test/",
+        "https://localhost:3000/",
+    ] {
+        let (status, answer, _) =
+            stack.call(Method::POST, &connect, Some(&token), Some(json!({"redirect_url": url}))).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{url}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("http://localhost:3000"), "{answer}");
+    }
+    assert_eq!((stack.all_items().await, calls_made(&stack)), before, "no call, nothing stored");
+    let (status, link, _) = stack
+        .call(
+            Method::POST,
+            &connect,
+            Some(&token),
+            Some(json!({"redirect_url": "http://127.0.0.1:3000/settings?tab=social"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{link}");
+    assert!(link["auth_url"].as_str().unwrap().contains("redirect_url=http"), "{link}");
+}
+
+#[tokio::test]
+async fn connect_is_budgeted_per_project_ten_a_minute_with_a_burst_of_twenty() {
+    let (stack, token) = stack().await;
+    let connect = format!("/projects/{PROJECT}/connections/linkedin/connect");
+    for n in 0..20 {
+        assert_eq!(stack.call(Method::POST, &connect, Some(&token), None).await.0, 200, "connect {n}");
+    }
+    let before = (stack.all_items().await, calls_made(&stack));
+    // WHEN the project asks once more within the minute THEN 429 at once, no call, nothing changed
+    let (status, answer, headers) = stack.call(Method::POST, &connect, Some(&token), None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("rate_limited")), "{answer}");
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!((stack.all_items().await, calls_made(&stack)), before);
+    // AND another project's Connect is its own
+    stack.given_connected("proj_other", "65aa0000000000000000hd02", json!([live_account("x9", "twitter")])).await;
+    let other = stack.token("proj_other");
+    let (status, _, _) =
+        stack.call(Method::POST, "/projects/proj_other/connections/x/connect", Some(&other), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn post_writes_are_at_most_120_a_minute_per_project_and_a_refused_draft_is_not_stored() {
+    // GIVEN a project that published a post, live on X
+    let (stack, token) = stack().await;
+    let posts = format!("/projects/{PROJECT}/posts");
+    let body = json!({"post_id": "post_live", "content": "Live", "platforms": ["x"]});
+    assert_eq!(stack.call(Method::POST, &posts, Some(&token), Some(body)).await.0, 201);
+    // WHEN it writes drafts as fast as it can THEN they are stored until its budget is spent:
+    // at least half a minute's at once, never more than 120 within the minute
+    let started = std::time::Instant::now();
+    let mut written = 1;
+    let refused = loop {
+        let draft =
+            json!({"post_id": format!("draft_{written}"), "content": format!("Draft {written}"), "draft": true});
+        let (status, answer, _) = stack.call(Method::POST, &posts, Some(&token), Some(draft)).await;
+        if status != 201 {
+            break (status, answer);
+        }
+        written += 1;
+        assert!(written <= 120, "more than 120 post writes were taken");
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "the writes took a minute: the test proves nothing"
+    );
+    assert!(written >= 60, "only {written} post writes taken");
+    assert_eq!((refused.0, refused.1["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", refused.1);
+    let refused_draft = format!("draft_{written}");
+    let stored = stack.all_items().await;
+    assert!(!stored.iter().any(|i| integration_tests::s(i, "sk").is_some_and(|sk| sk.ends_with(&refused_draft))));
+}
+
+#[tokio::test]
+async fn every_kind_of_post_write_takes_from_one_budget_and_a_refused_one_stores_nothing() {
+    // GIVEN a project allowed 4 post writes a minute (2 at once, then one every 20 s)
+    let limits =
+        shared::config::Limits { post_writes: shared::domain::limits::Limit { per_minute: 4 }, ..Default::default() };
+    let stack = Stack::with(integration_tests::StackOptions { limits, ..Default::default() }).await;
+    stack.given_connected(PROJECT, PROFILE, json!([live_account("x1", "twitter")])).await;
+    let token = stack.token(PROJECT);
+    let posts = format!("/projects/{PROJECT}/posts");
+    // WHEN it publishes a post (live on X) and stores a draft
+    let body = json!({"post_id": "post_live", "content": "Live", "platforms": ["x"]});
+    assert_eq!(stack.call(Method::POST, &posts, Some(&token), Some(body)).await.0, 201);
+    let draft = json!({"post_id": "draft_1", "content": "Draft", "draft": true});
+    assert_eq!(stack.call(Method::POST, &posts, Some(&token), Some(draft)).await.0, 201);
+    let before = (stack.all_items().await, calls_made(&stack));
+    // THEN a draft, a publish and a manual delete are each 429 at once, with nothing stored or called
+    let draft = json!({"post_id": "draft_2", "content": "Draft", "draft": true});
+    let publish = json!({"post_id": "post_2", "content": "Two", "platforms": ["x"]});
+    let delete = format!("/projects/{PROJECT}/posts/post_live/platforms/x/manual-delete");
+    for (path, body) in [(posts.clone(), Some(draft)), (posts.clone(), Some(publish)), (delete, None)] {
+        let (status, answer, headers) = stack.call(Method::POST, &path, Some(&token), body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("rate_limited")), "{path}: {answer}");
+        assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 10, "{path}");
+    }
+    assert_eq!((stack.all_items().await, calls_made(&stack)), before);
+    // AND another project writes freely
+    stack.given_connected("proj_other", "65aa0000000000000000hd02", json!([live_account("x9", "twitter")])).await;
+    let other = stack.token("proj_other");
+    let draft = json!({"post_id": "draft_1", "content": "Mine", "draft": true});
+    assert_eq!(stack.call(Method::POST, "/projects/proj_other/posts", Some(&other), Some(draft)).await.0, 201);
+}

@@ -81,7 +81,7 @@ async fn a_post_whose_webhooks_were_all_lost_reads_partially_published_with_its_
     let (project, token) = connected_project(&stack, 1).await;
     let service_id = publish_pending(&stack, &project, &token, "post_lost").await;
     // (a pass before the service settles leaves it waiting, one try further back)
-    let before = stack.reconciler(fast(20)).pass(PASS).await.unwrap();
+    let before = stack.reconcile(fast(20), PASS).await.unwrap();
     assert_eq!((before.posts_synced, before.posts_healed), (1, 0), "{before:?}");
     let (p, post) = (ProjectId::parse(&project).unwrap(), PostId::parse("post_lost").unwrap());
     let waiting = stack.store.post(&p, &post).await.unwrap().unwrap();
@@ -89,7 +89,7 @@ async fn a_post_whose_webhooks_were_all_lost_reads_partially_published_with_its_
     settle_without_webhook(&stack, &service_id);
     assert_eq!(read(&stack, &project, &token, "post_lost").await["status"], "publishing");
     // WHEN the reconciler runs a pass (no app route called)
-    let report = stack.reconciler(fast(20)).pass(PASS).await.unwrap();
+    let report = stack.reconcile(fast(20), PASS).await.unwrap();
     // THEN the post reads partially published, with X's link, and it left the index
     assert_eq!((report.posts_synced, report.posts_healed, report.left), (1, 1, 0), "{report:?}");
     let post = read(&stack, &project, &token, "post_lost").await;
@@ -111,7 +111,7 @@ async fn a_connection_removed_on_the_service_with_no_webhook_reads_expired_after
     stack.set_accounts(&profile_of(2), json!([live_account("li2", "linkedin")])).await;
     // WHEN a pass runs that counts every project as due for a check
     let settings = Settings { connections_max_age_seconds: 0, ..fast(20) };
-    let report = stack.reconciler(settings).pass(PASS).await.unwrap();
+    let report = stack.reconcile(settings, PASS).await.unwrap();
     // THEN X reads expired, account removed; LinkedIn is still connected
     assert_eq!((report.projects_refreshed, report.connections_found_stale), (1, 1), "{report:?}");
     let (_, list, _) = stack.call(Method::GET, &format!("/projects/{project}/connections"), Some(&token), None).await;
@@ -132,7 +132,7 @@ async fn settled_posts_and_freshly_checked_projects_cost_no_service_call() {
     assert_eq!(stack.call(Method::POST, &format!("/projects/{project}/posts"), Some(&token), Some(body)).await.0, 201);
     let before = calls(&stack);
     // WHEN a pass runs
-    let report = stack.reconciler(fast(20)).pass(PASS).await.unwrap();
+    let report = stack.reconcile(fast(20), PASS).await.unwrap();
     // THEN it found nothing to do and called nothing
     assert!(report.ran);
     assert_eq!((report.calls, report.posts_synced, report.projects_refreshed), (0, 0, 0), "{report:?}");
@@ -154,7 +154,7 @@ async fn eight_projects_with_stuck_posts_are_all_healed_and_no_pass_exceeds_its_
     let mut healed_by_pass = Vec::new();
     for _ in 0..8 {
         let before = calls(&stack);
-        let report = stack.reconciler(fast(3)).pass(PASS).await.unwrap();
+        let report = stack.reconcile(fast(3), PASS).await.unwrap();
         // THEN no pass calls the service more than its budget
         assert!(report.calls <= 3 && calls(&stack) - before <= 3, "{report:?}");
         healed_by_pass.push(report.posts_healed);
@@ -189,7 +189,7 @@ async fn two_passes_started_together_do_the_work_once() {
     assert_eq!(a.posts_healed + b.posts_healed, 2);
     assert_eq!(calls(&stack) - before, 2, "one GET per post");
     // AND the lease is given back: the next pass runs
-    assert!(stack.reconciler(fast(20)).pass(PASS).await.unwrap().ran);
+    assert!(stack.reconcile(fast(20), PASS).await.unwrap().ran);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,7 @@ async fn a_service_outage_ends_the_pass_early_with_nothing_written() {
     let url = format!("{}/control/faults", stack.sim.control_url());
     assert!(stack.http.put(&url).json(&fault).send().await.unwrap().status().is_success());
     // WHEN a pass runs
-    let report = stack.reconciler(fast(20)).pass(PASS).await.unwrap();
+    let report = stack.reconcile(fast(20), PASS).await.unwrap();
     // THEN it ends early, says so, and wrote nothing
     assert!(report.outage && report.left >= 1 && report.posts_healed == 0, "{report:?}");
     let after: Vec<_> = stack
@@ -392,7 +392,7 @@ async fn several_leases_run_passes_side_by_side_each_on_its_own_projects() {
     let before = integration_tests::now().to_rfc3339();
     let one = Settings { connections_max_age_seconds: 0, ..fast(3) };
     let four = Settings { leases: 4, ..one };
-    let single = stack.reconciler(one).pass(PASS).await.unwrap();
+    let single = stack.reconcile(one, PASS).await.unwrap();
     let (first, second) = (stack.reconciler(four), stack.reconciler(four));
     let (a, b) = tokio::join!(first.pass(PASS), second.pass(PASS));
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -417,7 +417,7 @@ async fn a_project_whose_connection_a_webhook_changed_counts_as_checked() {
     assert_eq!(stack.send(&event).await.0, 200);
     // AND a pass runs that counts a project checked over two seconds ago as due
     let settings = Settings { connections_max_age_seconds: 2, ..fast(20) };
-    let report = stack.reconciler(settings).pass(PASS).await.unwrap();
+    let report = stack.reconcile(settings, PASS).await.unwrap();
     // THEN only the other project is Refreshed: the first was checked by the webhook
     assert_eq!(report.projects_refreshed, 1, "{report:?}");
     let checked = |project: &str| {

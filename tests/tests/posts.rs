@@ -430,8 +430,9 @@ async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_si
     assert_eq!(
         counts,
         expected.map(|(op, n)| (op.to_owned(), n)),
-        "four writes: the call taken from the project's budget and from the shared one, the publication \
-         stored before the call with its draft in an item of its own, and the answer with its history"
+        "four writes: the call (and the post write, in the same item) taken from the project's budget and \
+         the call from the shared one, the publication stored before the call with its draft in an item of its \
+         own, and the answer with its history"
     );
     // A project with no profile yet: the same one read tells both.
     let stack = Stack::start().await;
@@ -440,8 +441,12 @@ async fn a_publish_reads_the_post_profile_and_budget_in_one_request_and_costs_si
     let (status, answer, _) = stack.call(Method::POST, "/projects/proj_none/posts", Some(&token), Some(body)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("reconnect_required")));
     let counts: Vec<(String, u64)> = stack.tap.counts().into_iter().collect();
-    let expected = [("BatchGetItem".to_owned(), 1), ("TransactWriteItems".to_owned(), 1)];
-    assert_eq!(counts, expected, "no profile: no query; the draft kept with its first history record");
+    let expected = [("BatchGetItem", 1), ("TransactWriteItems", 1), ("UpdateItem", 1)];
+    assert_eq!(
+        counts,
+        expected.map(|(op, n)| (op.to_owned(), n)),
+        "no profile: no query; the draft kept with its first history record, a post write taken from the budget"
+    );
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ async fn a_long_video(with_webhook: bool) {
         // Without a webhook the reconciler finds it once its grace has passed.
         tokio::time::sleep(Duration::from_secs(41).saturating_sub(started.elapsed())).await;
         let settings = Settings { grace_seconds: 0, ..Settings::default() };
-        stack.reconciler(settings).pass(Duration::from_secs(20)).await.expect("a pass");
+        stack.reconcile(settings, Duration::from_secs(20)).await.expect("a pass");
     }
     // AND it ends published with its link, one post on the service
     let done = until(&stack, "post_video", Duration::from_secs(60), |p| p["status"] == "published").await;
@@ -273,7 +273,7 @@ async fn a_lost_follow_up_is_queued_again_by_the_reconciler() {
     stack.sqs.purge_queue().queue_url(&stack.queues.retry_url).send().await.expect("purge");
     // WHEN a reconciler pass finds it still being sent past its grace, and the queue is worked
     let settings = Settings { grace_seconds: 0, ..Settings::default() };
-    let pass = stack.reconciler(settings).pass(Duration::from_secs(10)).await.expect("a pass");
+    let pass = stack.reconcile(settings, Duration::from_secs(10)).await.expect("a pass");
     assert_eq!(pass.calls, 0, "the pass queues the follow-up; it calls nothing itself");
     let mut done = Value::Null;
     for _ in 0..40 {

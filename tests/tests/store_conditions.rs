@@ -6,7 +6,7 @@ use fault_proxy::Faults;
 use integration_tests::{Backend, StoreUnderTest, post_report as report};
 use shared::domain::budget::{Class, Plan};
 use shared::domain::connection::{Connection, ConnectionEvidence};
-use shared::domain::limits::{CallKind, Limit};
+use shared::domain::limits::{CallKind, Limit, ProjectLane, Seen};
 use shared::domain::post::PostReport;
 use shared::domain::{
     ConnectionStatus, EntryStatus, EventId, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp,
@@ -237,7 +237,7 @@ async fn the_post_the_project_profile_and_the_budget_are_read_in_one_consistent_
     for backend in BACKENDS {
         let t = StoreUnderTest::start(backend).await;
         let (project, post, profile) = ids();
-        let nothing = PublishRead { post: None, profile: None, budget: None };
+        let nothing = PublishRead { post: None, profile: None, budget: Seen::default() };
         assert_eq!(t.store.post_profile_and_budget(&project, &post).await, Ok(nothing), "{backend:?}");
         t.store.link_profile(&project, &profile).await.unwrap();
         let r = report(1, Platform::X, EntryStatus::Published);
@@ -249,9 +249,9 @@ async fn the_post_the_project_profile_and_the_budget_are_read_in_one_consistent_
         assert_eq!(linked, Some(profile.clone()), "{backend:?}");
         assert_eq!(read, t.store.post(&project, &post).await.unwrap(), "{backend:?}: the same post as a GetItem reads");
         assert!(read.is_some());
-        assert_eq!(budget, None, "no call taken yet");
+        assert_eq!(budget, Seen::default(), "no call taken yet");
         let other = PostId::parse("post_2").unwrap();
-        let only_profile = PublishRead { post: None, profile: Some(profile), budget: None };
+        let only_profile = PublishRead { post: None, profile: Some(profile), budget: Seen::default() };
         assert_eq!(t.store.post_profile_and_budget(&project, &other).await, Ok(only_profile), "{backend:?}");
     }
 }
@@ -262,12 +262,16 @@ async fn sixty_four_racing_callers_take_exactly_what_the_budget_holds_and_none_i
         // GIVEN a project's budget of 30 publishes a minute (a burst of 60), taken by 64 callers at once
         let t = StoreUnderTest::start(backend).await;
         let (project, _, _) = ids();
-        let limit = Limit { per_minute: 30 };
+        let rate = Limit { per_minute: 30 }.rate();
         let now = integration_tests::now();
         let outcomes = futures_join((0..64).map(|_| {
             let store = t.store.clone();
             let project = project.clone();
-            async move { store.take_call(&project, CallKind::Publish, None, limit, now).await }
+            async move {
+                store
+                    .take_budget(&project, CallKind::Publish, Seen::default(), &[(ProjectLane::Calls, rate)], now)
+                    .await
+            }
         }))
         .await;
         // THEN exactly sixty get a call, the rest are told when to come back: none is lost to the race
@@ -275,15 +279,25 @@ async fn sixty_four_racing_callers_take_exactly_what_the_budget_holds_and_none_i
         let refused = outcomes.iter().filter(|o| matches!(o, Ok(Err(l)) if l.retry_after == 2)).count();
         assert_eq!((taken, refused), (60, 4), "{backend:?}: {outcomes:?}");
         // AND another kind of call, or another project, has its own budget
-        assert_eq!(t.store.take_call(&project, CallKind::Sync, None, limit, now).await, Ok(Ok(())));
+        assert_eq!(
+            t.store.take_budget(&project, CallKind::Sync, Seen::default(), &[(ProjectLane::Calls, rate)], now).await,
+            Ok(Ok(()))
+        );
         let other = ProjectId::parse("proj_2").unwrap();
-        assert_eq!(t.store.take_call(&other, CallKind::Publish, None, limit, now).await, Ok(Ok(())));
+        assert_eq!(
+            t.store.take_budget(&other, CallKind::Publish, Seen::default(), &[(ProjectLane::Calls, rate)], now).await,
+            Ok(Ok(()))
+        );
         // AND one interval later, exactly one more
         let later = now.plus_seconds(2);
         let again = futures_join((0..8).map(|_| {
             let store = t.store.clone();
             let project = project.clone();
-            async move { store.take_call(&project, CallKind::Publish, None, limit, later).await }
+            async move {
+                store
+                    .take_budget(&project, CallKind::Publish, Seen::default(), &[(ProjectLane::Calls, rate)], later)
+                    .await
+            }
         }))
         .await;
         assert_eq!(again.iter().filter(|o| matches!(o, Ok(Ok(())))).count(), 1, "{backend:?}: {again:?}");

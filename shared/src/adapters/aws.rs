@@ -74,6 +74,57 @@ struct TapState {
     counts: BTreeMap<String, u64>,
     bytes: BTreeMap<String, u64>,
     failing: BTreeSet<String>,
+    /// Every (function, IAM action) seen while a function was acting (`as_function`).
+    actions: BTreeSet<(String, String)>,
+    /// Where each new (function, IAM action) is appended as a line, when set.
+    evidence: Option<std::path::PathBuf>,
+}
+
+tokio::task_local! {
+    /// The function whose handler is running, where one process hosts several (the dev gateway).
+    static FUNCTION: &'static str;
+}
+
+/// Runs `work` as `function`'s handler: a request tap credits its requests to that function.
+pub async fn as_function<F: std::future::Future>(function: &'static str, work: F) -> F::Output {
+    FUNCTION.scope(function, work).await
+}
+
+/// The IAM actions a request needs, from its `X-Amz-Target` and body: a transaction needs the
+/// action of each of its elements (`TransactWriteItems` is no IAM action), and a query of an index
+/// is granted on that index (`dynamodb:Query@index/attention`).
+pub fn iam_actions(target: &str, body: &[u8]) -> Vec<String> {
+    let (prefix, operation) = target.rsplit_once('.').unwrap_or(("", target));
+    let service = match prefix {
+        p if p.starts_with("DynamoDB") => "dynamodb",
+        "AmazonSQS" => "sqs",
+        "AWSEvents" => "events",
+        "secretsmanager" => "secretsmanager",
+        other => other,
+    };
+    let json = || serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    match operation {
+        "TransactWriteItems" | "TransactGetItems" => {
+            let items = json()["TransactItems"].as_array().cloned().unwrap_or_default();
+            let names = items.iter().filter_map(|item| item.as_object()?.keys().next().cloned());
+            let actions: BTreeSet<String> = names
+                .map(|element| match element.as_str() {
+                    "Put" => "dynamodb:PutItem".to_owned(),
+                    "Update" => "dynamodb:UpdateItem".to_owned(),
+                    "Delete" => "dynamodb:DeleteItem".to_owned(),
+                    "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+                    "Get" => "dynamodb:GetItem".to_owned(),
+                    other => format!("dynamodb:{other}"),
+                })
+                .collect();
+            actions.into_iter().collect()
+        }
+        "Query" | "Scan" => match json()["IndexName"].as_str() {
+            Some(index) => vec![format!("{service}:{operation}@index/{index}")],
+            None => vec![format!("{service}:{operation}")],
+        },
+        _ => vec![format!("{service}:{operation}")],
+    }
 }
 
 /// Counts every request attempt sent, and the bytes of their bodies, by operation
@@ -118,6 +169,19 @@ impl RequestTap {
         }
     }
 
+    /// Credits every request made while a function acts to it, appending each new (function, IAM
+    /// action) to `file` as a line `function action`.
+    pub fn record_evidence(&self, file: std::path::PathBuf) {
+        if let Ok(mut s) = self.0.lock() {
+            s.evidence = Some(file);
+        }
+    }
+
+    /// The (function, IAM action) pairs seen so far.
+    pub fn actions(&self) -> BTreeSet<(String, String)> {
+        self.0.lock().map(|s| s.actions.clone()).unwrap_or_default()
+    }
+
     pub fn heal(&self) {
         if let Ok(mut s) = self.0.lock() {
             s.failing.clear();
@@ -145,11 +209,50 @@ impl Intercept for RequestTap {
         let op = operation(context);
         let mut state = self.0.lock().map_err(|_| Tapped("lock".into()))?;
         *state.counts.entry(op.clone()).or_default() += 1;
-        let body = context.request().body().bytes().map_or(0, <[u8]>::len);
-        *state.bytes.entry(op.clone()).or_default() += body as u64;
+        let body = context.request().body().bytes().unwrap_or_default();
+        *state.bytes.entry(op.clone()).or_default() += body.len() as u64;
+        if let Ok(function) = FUNCTION.try_with(|f| *f) {
+            let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
+            for action in iam_actions(target, body) {
+                if state.actions.insert((function.to_owned(), action.clone()))
+                    && let Some(file) = &state.evidence
+                {
+                    use std::io::Write;
+                    let line = format!("{function} {action}\n");
+                    let appended = std::fs::OpenOptions::new().create(true).append(true).open(file);
+                    appended.and_then(|mut f| f.write_all(line.as_bytes())).map_err(|e| Tapped(e.to_string()))?;
+                }
+            }
+        }
         if state.failing.contains(&op) {
             return Err(Box::new(Tapped(op)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_needs_the_action_of_each_element_and_an_index_query_is_its_own() {
+        let body = br#"{"TransactItems":[{"Put":{}},{"Update":{}},{"Put":{}},{"ConditionCheck":{}}]}"#;
+        assert_eq!(
+            iam_actions("DynamoDB_20120810.TransactWriteItems", body),
+            ["dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        );
+        assert_eq!(
+            iam_actions("DynamoDB_20120810.TransactGetItems", br#"{"TransactItems":[{"Get":{}}]}"#),
+            ["dynamodb:GetItem"]
+        );
+        assert_eq!(
+            iam_actions("DynamoDB_20120810.Query", br#"{"TableName":"t","IndexName":"attention"}"#),
+            ["dynamodb:Query@index/attention"]
+        );
+        assert_eq!(iam_actions("DynamoDB_20120810.Query", br#"{"TableName":"t"}"#), ["dynamodb:Query"]);
+        assert_eq!(iam_actions("AmazonSQS.SendMessage", b"{}"), ["sqs:SendMessage"]);
+        assert_eq!(iam_actions("AWSEvents.PutEvents", b"{}"), ["events:PutEvents"]);
+        assert_eq!(iam_actions("secretsmanager.GetSecretValue", b"{}"), ["secretsmanager:GetSecretValue"]);
     }
 }

@@ -1,5 +1,6 @@
-//! Fair use of the shared publishing service: a token bucket per project and kind of call, so
-//! that one project cannot spend the service's whole budget (60 calls a minute for small accounts).
+//! Fair use of the shared publishing service and the shared table: a token bucket per project and
+//! kind of call, so that one project cannot spend the service's whole budget (60 calls a minute for
+//! small accounts), and one for a project's post writes, so that no tenant can write without limit.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,7 @@ pub enum CallKind {
     Refresh,
     Sync,
     Publish,
+    Connect,
 }
 
 impl CallKind {
@@ -19,6 +21,7 @@ impl CallKind {
             CallKind::Refresh => "refresh",
             CallKind::Sync => "sync",
             CallKind::Publish => "publish",
+            CallKind::Connect => "connect",
         }
     }
 }
@@ -30,11 +33,87 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// The limits of app-api.md: 10 Refreshes, 30 Syncs and 30 publishes a minute.
+    /// The limits of app-api.md: 10 Refreshes, 10 Connects, 30 Syncs and 30 publishes a minute.
     pub const fn default_for(kind: CallKind) -> Limit {
         match kind {
-            CallKind::Refresh => Limit { per_minute: 10 },
+            CallKind::Refresh | CallKind::Connect => Limit { per_minute: 10 },
             CallKind::Sync | CallKind::Publish => Limit { per_minute: 30 },
+        }
+    }
+
+    /// The post writes of any kind a project may make a minute (app-api.md), drafts included.
+    pub const POST_WRITES: Limit = Limit { per_minute: 120 };
+}
+
+/// Every per-project limit, a minute each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub refresh: Limit,
+    pub sync: Limit,
+    pub publish: Limit,
+    pub connect: Limit,
+    pub post_writes: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            refresh: Limit::default_for(CallKind::Refresh),
+            sync: Limit::default_for(CallKind::Sync),
+            publish: Limit::default_for(CallKind::Publish),
+            connect: Limit::default_for(CallKind::Connect),
+            post_writes: Limit::POST_WRITES,
+        }
+    }
+}
+
+/// A lane of a project's budget item. The post writes lane lives on the publish item, so a
+/// publish takes its call and its write in one conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectLane {
+    Calls,
+    PostWrites,
+}
+
+/// What a route read of a project's budget item: each lane's `tat` (Unix ms), `None` when level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub calls: Option<i64>,
+    pub writes: Option<i64>,
+}
+
+impl Seen {
+    pub fn lane(self, lane: ProjectLane) -> Option<i64> {
+        match lane {
+            ProjectLane::Calls => self.calls,
+            ProjectLane::PostWrites => self.writes,
+        }
+    }
+}
+
+/// What an app request spends of its project's budgets before it acts (app-api.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    Refresh,
+    Sync,
+    Connect,
+    /// A publish: a call and a post write.
+    Publish,
+    /// A post stored without a call (`draft: true`, or a refused new post kept as a draft).
+    Draft,
+    ManualDelete,
+}
+
+impl Spend {
+    /// The budget item it takes from and the lanes it takes there, all or none.
+    pub fn lanes(self, limits: &Limits) -> (CallKind, Vec<(ProjectLane, Rate)>) {
+        let writes = (ProjectLane::PostWrites, limits.post_writes.ceiling());
+        match self {
+            Spend::Refresh => (CallKind::Refresh, vec![(ProjectLane::Calls, limits.refresh.rate())]),
+            Spend::Sync => (CallKind::Sync, vec![(ProjectLane::Calls, limits.sync.rate())]),
+            Spend::Connect => (CallKind::Connect, vec![(ProjectLane::Calls, limits.connect.rate())]),
+            Spend::Publish => (CallKind::Publish, vec![(ProjectLane::Calls, limits.publish.rate()), writes]),
+            Spend::Draft | Spend::ManualDelete => (CallKind::Publish, vec![writes]),
         }
     }
 }
@@ -96,6 +175,12 @@ impl Limit {
         let per_minute = i64::from(self.per_minute.max(1));
         let interval_ms = (MINUTE_MS + per_minute - 1) / per_minute;
         Rate { interval_ms, tolerance_ms: (2 * per_minute - 1) * interval_ms }
+    }
+
+    /// At most the limit in any 60 seconds, half of it at once (`Rate::within`): for a limit
+    /// that is a ceiling, not a pace with bursts past it.
+    pub fn ceiling(self) -> Rate {
+        Rate::within(self.per_minute, self.per_minute / 2)
     }
 }
 
@@ -230,6 +315,24 @@ mod tests {
             let at_once = take(&[(tat, rate.for_calls(n))], at_ms(now)).ok().map(|m| m[0].apply(tat));
             prop_assert_eq!(at_once, one_by_one);
         }
+    }
+
+    #[test]
+    fn post_writes_are_at_most_120_in_any_minute_and_a_publish_takes_its_call_and_its_write() {
+        let limits = Limits::default();
+        let (item, lanes) = Spend::Draft.lanes(&limits);
+        assert_eq!((item, lanes.len()), (CallKind::Publish, 1));
+        let writes = lanes[0].1;
+        assert_eq!(allowed(writes, &[0; 130]).len(), 60, "half a minute's writes at once");
+        let every_100ms: Vec<i64> = (0..6_000).map(|n| n * 100).collect();
+        let taken = allowed(writes, &every_100ms);
+        assert!(most_in_any_window(&taken, 60_000) <= 120, "never more than 120 in any minute");
+        assert!(taken.len() >= 60 + 9 * 60, "and about one a second after the burst: {}", taken.len());
+        let (item, lanes) = Spend::Publish.lanes(&limits);
+        let kinds: Vec<ProjectLane> = lanes.iter().map(|(l, _)| *l).collect();
+        assert_eq!((item, kinds), (CallKind::Publish, vec![ProjectLane::Calls, ProjectLane::PostWrites]));
+        assert_eq!(Spend::ManualDelete.lanes(&limits).0, CallKind::Publish, "every post write shares one lane");
+        assert_eq!(Spend::Connect.lanes(&limits).1[0].1, Limit { per_minute: 10 }.rate());
     }
 
     #[test]

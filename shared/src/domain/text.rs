@@ -41,6 +41,26 @@ pub fn is_http_url(raw: &str, max_bytes: usize) -> bool {
     scheme_ok && has_host && raw.len() <= max_bytes && !raw.chars().any(char::is_whitespace)
 }
 
+/// The origins a `redirect_url` may go to when none are configured: the app run locally.
+pub const DEFAULT_REDIRECT_ORIGINS: [&str; 2] = ["http://localhost:3000", "http://127.0.0.1:3000"];
+
+/// Whether `origin` is an origin as the allowed list holds them: `http(s)://host[:port]`, no path.
+pub fn is_origin(origin: &str) -> bool {
+    is_http_url(origin, MAX_TEXT_BYTES)
+        && origin.split_once("://").is_some_and(|(_, rest)| !rest.contains(['/', '?', '#', '@']))
+}
+
+/// Whether `url` goes to one of the allowed origins: it is that origin, or that origin followed by
+/// a path, query or fragment (so `https://app.example.com.evil.test` is not `https://app.example.com`,
+/// nor is `https://app.example.com@evil.test`). Scheme and host compare case-insensitively.
+pub fn allowed_redirect(url: &str, origins: &[String]) -> bool {
+    origins.iter().any(|origin| {
+        let head = url.get(..origin.len()).filter(|head| head.eq_ignore_ascii_case(origin));
+        let rest = &url[head.map_or(url.len(), str::len)..];
+        head.is_some() && (rest.is_empty() || rest.starts_with(['/', '?', '#']))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +85,31 @@ mod tests {
         assert!(!is_http_url("javascript:alert(1)", 8192));
         assert!(!is_http_url("https://", 8192));
         assert!(!is_http_url(&format!("https://e.com/{}", "a".repeat(2048)), 2048));
+    }
+
+    #[test]
+    fn a_redirect_goes_only_to_an_allowed_origin_never_to_a_lookalike() {
+        let origins = vec!["https://app.thestacc.com".to_owned(), "http://localhost:3000".to_owned()];
+        for ok in [
+            "https://app.thestacc.com",
+            "https://app.thestacc.com/settings?tab=social#x",
+            "HTTPS://APP.thestacc.com/a",
+            "http://localhost:3000/cb",
+        ] {
+            assert!(allowed_redirect(ok, &origins), "{ok}");
+        }
+        for refused in [
+            "https://app.thestacc.com.evil.test/cb",
+            "https://app.thestacc.com@evil.test/cb",
+            "https://app.thestacc.comx/",
+            "http://app.thestacc.com/",
+            "http://localhost:30000/",
+            "https://evil.test/?https://app.thestacc.com",
+            "",
+        ] {
+            assert!(!allowed_redirect(refused, &origins), "{refused}");
+        }
+        assert!(is_origin("https://app.thestacc.com") && is_origin("http://127.0.0.1:3000"));
+        assert!(!is_origin("https://app.thestacc.com/") && !is_origin("javascript:x") && !is_origin("https://u@h"));
     }
 }

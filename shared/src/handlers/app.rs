@@ -6,9 +6,14 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use super::http;
+use crate::domain::limits::{Limits, Seen, Spend};
 use crate::domain::platform::spoken_list;
-use crate::domain::{Platform, ProjectId};
-use crate::ports::{PublisherError, StoreError};
+use crate::domain::{Platform, ProjectId, Timestamp};
+use crate::ports::{BudgetStore, PublisherError, StoreError};
+
+/// App request bodies above this are refused unread (413): every body that passes the post
+/// bounds is well under it.
+pub const MAX_APP_BODY_BYTES: usize = 256 * 1024;
 
 /// Why a request is refused, each with its stable code: every 4xx and 5xx an app route writes
 /// comes from here.
@@ -16,6 +21,8 @@ use crate::ports::{PublisherError, StoreError};
 pub enum Refusal {
     Unauthorized,
     Forbidden,
+    /// The body is over [`MAX_APP_BODY_BYTES`]: refused unread.
+    BodyTooLarge,
     InvalidPlatform(String),
     InvalidRequest(String),
     NotFound(String),
@@ -57,6 +64,11 @@ impl Refusal {
                 http::error(401, "unauthorized", "Sign in again: the request carries no verified identity.")
             }
             Refusal::Forbidden => http::error(403, "forbidden", "This token is for another project."),
+            Refusal::BodyTooLarge => http::error(
+                413,
+                "payload_too_large",
+                &format!("The body is over {} KB; nothing was read or stored.", MAX_APP_BODY_BYTES / 1024),
+            ),
             Refusal::InvalidPlatform(name) => http::error(
                 400,
                 "invalid_platform",
@@ -187,7 +199,13 @@ pub fn path_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// The project the caller may act on: the verified `project_id` claim, which must be the path's.
+/// Every app route asks this first, so a body over [`MAX_APP_BODY_BYTES`] is refused here, unread.
 pub fn caller(request: &Request) -> Result<ProjectId, Refusal> {
+    let bytes = AsRef::<[u8]>::as_ref(request.body()).len();
+    if bytes > MAX_APP_BODY_BYTES {
+        tracing::warn!(bytes, "refused unread: the body is too large");
+        return Err(Refusal::BodyTooLarge);
+    }
     let claims = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(context)) => {
             context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
@@ -221,6 +239,19 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, Refusal> {
         Ok(_) => Err(Refusal::InvalidRequest("The body must be a JSON object.".into())),
         Err(e) => Err(Refusal::InvalidRequest(format!("The body is not JSON: {e}."))),
     }
+}
+
+/// Takes what `spend` costs of the project's budgets (`domain::limits::Spend`), from what the
+/// route read of them: 429 `rate_limited` when they are spent, nothing written.
+pub async fn spend<S: BudgetStore>(
+    store: &S,
+    project: &ProjectId,
+    spend: Spend,
+    (seen, limits): (Seen, &Limits),
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    let (item, lanes) = spend.lanes(limits);
+    Ok(store.take_budget(project, item, seen, &lanes, now).await??)
 }
 
 /// Runs a route: its refusals become answers.

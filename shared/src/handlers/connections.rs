@@ -7,9 +7,9 @@ use super::app::{self, Refusal};
 use super::http;
 use crate::domain::healing::expires_soon;
 use crate::domain::ids::profile_name;
-use crate::domain::limits::{CallKind, Limit};
+use crate::domain::limits::{CallKind, Limits, Spend};
 use crate::domain::refresh::{message, reconcile};
-use crate::domain::text::is_http_url;
+use crate::domain::text::{allowed_redirect, is_http_url};
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId, Timestamp};
 use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, Source, StoredConnection};
 
@@ -24,8 +24,8 @@ pub struct Refresh<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
-    /// The project's budget of Refreshes.
-    pub limit: Limit,
+    /// The project's budgets.
+    pub limits: Limits,
 }
 
 /// `POST /projects/{projectId}/connections/{platform}/connect`.
@@ -33,6 +33,10 @@ pub struct Connect<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
+    /// The project's budgets.
+    pub limits: Limits,
+    /// The origins a `redirect_url` may go to (`CONNECT_REDIRECT_ORIGINS`).
+    pub redirect_origins: Vec<String>,
 }
 
 /// Longest `redirect_url` accepted, in bytes.
@@ -98,10 +102,9 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> 
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
-        let (profile, budget) = self.store.profile_and_budget(&project).await?;
+        let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Refresh).await?;
         if profile.is_some() {
-            let now = self.clock.now();
-            self.store.take_call(&project, CallKind::Refresh, budget, self.limit, now).await??;
+            app::spend(&self.store, &project, Spend::Refresh, (budget, &self.limits), self.clock.now()).await?;
         }
         let refreshed =
             refresh_project(&self.store, &self.publisher, &self.clock, (&project, profile), &Source::Refresh).await?;
@@ -169,7 +172,7 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
     Err(Refusal::from(crate::ports::StoreError::Contention))
 }
 
-impl<S: ConnectionStore, P: Publisher, C: Clock> Connect<S, P, C> {
+impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_connect(&request).await)
     }
@@ -187,7 +190,17 @@ impl<S: ConnectionStore, P: Publisher, C: Clock> Connect<S, P, C> {
                 )));
             }
         };
-        let mut profile = match self.store.project_profile(&project).await? {
+        if let Some(url) = redirect_url
+            && !allowed_redirect(url, &self.redirect_origins)
+        {
+            return Err(Refusal::InvalidRequest(format!(
+                "redirect_url must start with one of the app's origins: {}.",
+                self.redirect_origins.join(", ")
+            )));
+        }
+        let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Connect).await?;
+        app::spend(&self.store, &project, Spend::Connect, (budget, &self.limits), self.clock.now()).await?;
+        let mut profile = match profile {
             Some(profile) => profile,
             None => self.provision(&project).await?,
         };

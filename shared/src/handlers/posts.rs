@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::app::{self, Refusal};
 use super::http;
 use super::publishing::{Attempt, Sent, Timing, status_of};
-use crate::domain::limits::{Bucket, CallKind, Limit};
+use crate::domain::limits::{CallKind, Limits, Seen, Spend};
 use crate::domain::media::{self, Media, MediaType};
 use crate::domain::post::{
     ManualDelete as Deletion, PlatformEntry, manual_delete, publications, sync_evidence, sync_news,
@@ -36,6 +36,8 @@ pub struct ReadPost<S, C> {
 pub struct ManualDelete<S, C> {
     pub store: S,
     pub clock: C,
+    /// The project's budgets (a removal is a post write).
+    pub limits: Limits,
 }
 
 /// `POST /projects/{projectId}/posts/{postId}/sync`.
@@ -43,8 +45,8 @@ pub struct Sync<S, P, C> {
     pub store: S,
     pub publisher: P,
     pub clock: C,
-    /// The project's budget of Syncs.
-    pub limit: Limit,
+    /// The project's budgets.
+    pub limits: Limits,
 }
 
 /// `POST /projects/{projectId}/posts`.
@@ -54,8 +56,8 @@ pub struct Publish<S, P, Q, C> {
     /// Where a publish that outlasts the route waits for its follow-up.
     pub queue: Q,
     pub clock: C,
-    /// The project's budget of publishes.
-    pub limit: Limit,
+    /// The project's budgets (publishes and post writes).
+    pub limits: Limits,
     pub timing: Timing,
 }
 
@@ -218,12 +220,15 @@ impl<S: PostStore, C: Clock> ReadPost<S, C> {
     }
 }
 
-impl<S: PostStore, C: Clock> ManualDelete<S, C> {
+impl<S: PostStore + BudgetStore, C: Clock> ManualDelete<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
                 let platform = app::platform(&request)?;
-                let (project, post, stored) = requested_post(&self.store, &request).await?;
+                let project = app::caller(&request)?;
+                let post = post_id(&request)?;
+                let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Publish).await?;
+                let stored = stored.ok_or_else(|| no_such_post(&post))?;
                 let now = self.clock.now();
                 let saved = match manual_delete(&stored.state, platform) {
                     Deletion::NoEntry => {
@@ -233,6 +238,7 @@ impl<S: PostStore, C: Clock> ManualDelete<S, C> {
                     Deletion::NotLive => return Err(Refusal::NotPublishedOnPlatform(platform)),
                     Deletion::AlreadyRemoved => stored,
                     Deletion::Remove(evidence) => {
+                        app::spend(&self.store, &project, Spend::ManualDelete, (budget, &self.limits), now).await?;
                         self.store.save_post(&project, &post, Some(&stored), PostChange::new(&Source::ManualDelete, &evidence), now).await?
                     }
                 };
@@ -250,14 +256,14 @@ impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
             async {
                 let project = app::caller(&request)?;
                 let post = post_id(&request)?;
-                let (stored, budget) = self.store.post_and_budget(&project, &post).await?;
+                let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Sync).await?;
                 let stored = stored.ok_or_else(|| no_such_post(&post))?;
                 let asked = publications(&stored.state);
                 if asked.is_empty() {
                     return Err(Refusal::NotPublished);
                 }
                 let now = self.clock.now();
-                self.store.take_call(&project, CallKind::Sync, budget, self.limit, now).await??;
+                app::spend(&self.store, &project, Spend::Sync, (budget, &self.limits), now).await?;
                 let saved =
                     sync_post(&self.store, &self.publisher, &self.clock, (&project, &post, &stored), &Source::Sync)
                         .await?;
@@ -323,6 +329,7 @@ where
             {
                 return Err(Refusal::AlreadyPublished(platforms));
             }
+            app::spend(&self.store, &project, Spend::Draft, (budget, &self.limits), self.clock.now()).await?;
             let saved = self.store_draft(&project, post, existing.as_ref(), &draft).await?;
             return Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now())));
         }
@@ -354,7 +361,7 @@ where
         draft: &Draft,
         existing: Option<&StoredPost>,
         profile: Option<&ProfileId>,
-        budget: Option<Bucket>,
+        budget: Seen,
     ) -> Result<Sent, Refusal> {
         let state = existing.map(StoredPost::shown).unwrap_or_default();
         let stored_connections = match profile {
@@ -368,8 +375,9 @@ where
         let plan = match planned {
             Ok(plan) => plan,
             Err(refused) => {
-                // A refused new post is kept as a draft with the request's content.
+                // A refused new post is kept as a draft with the request's content: a post write.
                 if existing.is_none() {
+                    app::spend(&self.store, project, Spend::Draft, (budget, &self.limits), self.clock.now()).await?;
                     self.keep_draft(project, &body.post, draft).await;
                 }
                 return Err(match refused {
@@ -381,7 +389,7 @@ where
             }
         };
         let now = self.clock.now();
-        self.store.take_call(project, CallKind::Publish, budget, self.limit, now).await??;
+        app::spend(&self.store, project, Spend::Publish, (budget, &self.limits), now).await?;
         let sending = plan.sending(body.scheduled_for, now, existing.is_none());
         let nothing = PostState::default();
         let begin =

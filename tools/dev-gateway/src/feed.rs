@@ -112,7 +112,7 @@ pub async fn run(
                 read_any = true;
                 let event = json!({"Records": history.iter().map(|r| lambda_record(r)).collect::<Vec<_>>()});
                 let event = serde_json::from_value(event).expect("a stream event");
-                let response = feed.handle(event).await;
+                let response = shared::adapters::aws::as_function("change-feed", feed.handle(event)).await;
                 // Like the event source mapping: start again at the first failed record.
                 if let Some(first) = response.batch_item_failures.first().and_then(|f| f.item_identifier.clone()) {
                     next = streams

@@ -20,7 +20,7 @@ use axum::body::Body as AxumBody;
 use axum::extract::Path;
 use axum::http::Request as HttpRequest;
 use axum::routing::{any, get, post};
-use shared::adapters::aws::{self, ClientOptions};
+use shared::adapters::aws::{self, ClientOptions, as_function};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::ZernioClient;
@@ -61,8 +61,10 @@ pub struct GatewayConfig {
     pub publisher_api_key: String,
     /// What app tokens must show (HS256 key, and the issuer and audience when set).
     pub jwt: auth::Expect,
-    /// Each project's budgets of calls to the publishing service.
+    /// Each project's budgets of calls to the publishing service and of post writes.
     pub limits: shared::config::Limits,
+    /// The origins a Connect's `redirect_url` may go to.
+    pub redirect_origins: Vec<String>,
     /// The shared budget of the API key every call to the service takes from.
     pub budget: shared::domain::budget::Plan,
     /// How long a publish waits for the service, and the first follow-up's delay.
@@ -116,6 +118,21 @@ enum AppRoute {
 }
 
 impl AppRoute {
+    /// The function (its folder under `functions/`) that serves the route in AWS.
+    fn function(self) -> &'static str {
+        match self {
+            AppRoute::ListConnections => "list-connections",
+            AppRoute::RefreshConnections => "refresh-connections",
+            AppRoute::Connect => "connect",
+            AppRoute::Publish => "publish-post",
+            AppRoute::ReadPost => "read-post",
+            AppRoute::Sync => "sync-post",
+            AppRoute::ManualDelete => "manual-delete",
+            AppRoute::PostHistory => "post-history",
+            AppRoute::ConnectionHistory => "connection-history",
+        }
+    }
+
     fn key(self) -> &'static str {
         match self {
             AppRoute::ListConnections => "GET /projects/{projectId}/connections",
@@ -160,7 +177,7 @@ impl Gateway {
             ),
             list_connections: wiring::list_connections(store.clone()),
             refresh: wiring::refresh(store.clone(), reads.clone(), &config.limits),
-            connect: wiring::connect(store.clone(), reads.clone()),
+            connect: wiring::connect(store.clone(), reads.clone(), &config.limits, config.redirect_origins.clone()),
             publish: wiring::publish(
                 store.clone(),
                 publishes.clone(),
@@ -170,7 +187,7 @@ impl Gateway {
             ),
             read_post: wiring::read_post(store.clone()),
             sync: wiring::sync(store.clone(), reads.clone(), &config.limits),
-            manual_delete: wiring::manual_delete(store.clone()),
+            manual_delete: wiring::manual_delete(store.clone(), &config.limits),
             post_history: wiring::post_history(store.clone()),
             connection_history: wiring::connection_history(store.clone()),
             jwt: config.jwt.clone(),
@@ -278,7 +295,7 @@ async fn schedule(
             _ = stopped.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        if let Err(e) = reconciler.pass(budget).await {
+        if let Err(e) = as_function("reconciler", reconciler.pass(budget)).await {
             tracing::warn!(error = %e, "reconciler pass failed");
         }
     }
@@ -291,7 +308,7 @@ fn http_json_ok() -> axum::response::Response {
 async fn webhook(state: Arc<AppState>, request: HttpRequest<AxumBody>) -> axum::response::Response {
     let route = bridge::RouteContext { route_key: "$default".into(), ..Default::default() };
     match bridge::to_lambda(request, route).await {
-        Ok(request) => bridge::from_lambda(state.webhook.handle(request).await),
+        Ok(request) => bridge::from_lambda(as_function("webhook", state.webhook.handle(request)).await),
         Err(e) => bridge::from_lambda(e.response()),
     }
 }
@@ -314,16 +331,19 @@ async fn app(
         Ok(request) => request,
         Err(e) => return bridge::from_lambda(e.response()),
     };
-    let response = match route {
-        AppRoute::ListConnections => state.list_connections.handle(request).await,
-        AppRoute::RefreshConnections => state.refresh.handle(request).await,
-        AppRoute::Connect => state.connect.handle(request).await,
-        AppRoute::Publish => state.publish.handle(request).await,
-        AppRoute::ReadPost => state.read_post.handle(request).await,
-        AppRoute::Sync => state.sync.handle(request).await,
-        AppRoute::ManualDelete => state.manual_delete.handle(request).await,
-        AppRoute::PostHistory => state.post_history.handle(request).await,
-        AppRoute::ConnectionHistory => state.connection_history.handle(request).await,
-    };
+    let response = as_function(route.function(), async {
+        match route {
+            AppRoute::ListConnections => state.list_connections.handle(request).await,
+            AppRoute::RefreshConnections => state.refresh.handle(request).await,
+            AppRoute::Connect => state.connect.handle(request).await,
+            AppRoute::Publish => state.publish.handle(request).await,
+            AppRoute::ReadPost => state.read_post.handle(request).await,
+            AppRoute::Sync => state.sync.handle(request).await,
+            AppRoute::ManualDelete => state.manual_delete.handle(request).await,
+            AppRoute::PostHistory => state.post_history.handle(request).await,
+            AppRoute::ConnectionHistory => state.connection_history.handle(request).await,
+        }
+    })
+    .await;
     bridge::from_lambda(response)
 }

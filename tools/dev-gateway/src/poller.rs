@@ -55,7 +55,7 @@ pub async fn poll_once<S: EventStore, C: Clock, F: FollowUps>(
         event.records.push(record);
         handles.push((m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone().unwrap_or_default()));
     }
-    let response = worker.handle(event).await;
+    let response = shared::adapters::aws::as_function("retry-worker", worker.handle(event)).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let done: Vec<DeleteMessageBatchRequestEntry> = handles
         .iter()

@@ -8,16 +8,21 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::*;
 use crate::domain::budget::Lane;
-use crate::domain::limits::{Move, Rate};
+use crate::domain::limits::{Move, ProjectLane, Rate, Seen};
 
 /// An idle budget item is level again well within this; then it may go.
 const BUDGET_TTL_SECONDS: i64 = 15 * 60;
-/// The lane of a project's bucket.
-const PROJECT_LANE: &str = "tat";
+/// The attribute a lane of a project's budget item is kept in.
+fn lane_name(lane: ProjectLane) -> &'static str {
+    match lane {
+        ProjectLane::Calls => "tat",
+        ProjectLane::PostWrites => "writes",
+    }
+}
 
-pub(super) fn budget_of(item: Option<Item>) -> Result<Option<Bucket>, StoreError> {
-    let tat = item.as_ref().and_then(|i| number(i, PROJECT_LANE));
-    Ok(tat.map(|tat| Bucket { tat }))
+pub(super) fn budget_of(item: Option<Item>) -> Seen {
+    let lane = |lane| item.as_ref().and_then(|i| number(i, lane_name(lane)));
+    Seen { calls: lane(ProjectLane::Calls), writes: lane(ProjectLane::PostWrites) }
 }
 
 fn number(item: &Item, name: &str) -> Option<i64> {
@@ -98,16 +103,17 @@ impl DynamoStore {
 }
 
 impl BudgetStore for DynamoStore {
-    async fn take_call(
+    async fn take_budget(
         &self,
         project: &ProjectId,
-        kind: CallKind,
-        read: Option<Bucket>,
-        limit: Limit,
+        item: CallKind,
+        seen: Seen,
+        lanes: &[(ProjectLane, Rate)],
         now: Timestamp,
     ) -> Result<Result<(), Limited>, StoreError> {
-        let lanes = [(PROJECT_LANE, limit.rate())];
-        let taken = self.take_lanes(keys::budget(project, kind), &lanes, vec![read.map(|b| b.tat)], now, 0).await?;
+        let named: Vec<(&str, Rate)> = lanes.iter().map(|(lane, rate)| (lane_name(*lane), *rate)).collect();
+        let seen = lanes.iter().map(|(lane, _)| seen.lane(*lane)).collect();
+        let taken = self.take_lanes(keys::budget(project, item), &named, seen, now, 0).await?;
         Ok(taken.map(|_| ()))
     }
 }

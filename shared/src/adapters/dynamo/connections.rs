@@ -151,11 +151,15 @@ impl ConnectionItem {
 }
 
 impl ConnectionStore for DynamoStore {
-    async fn profile_and_budget(&self, project: &ProjectId) -> Result<(Option<ProfileId>, Option<Bucket>), StoreError> {
-        let keys = [keys::project_profile(project), keys::budget(project, CallKind::Refresh)];
+    async fn profile_and_budget(
+        &self,
+        project: &ProjectId,
+        kind: CallKind,
+    ) -> Result<(Option<ProfileId>, Seen), StoreError> {
+        let keys = [keys::project_profile(project), keys::budget(project, kind)];
         let mut items = self.get_many(&keys).await?.into_iter();
         let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok((profile, budget_of(items.next().flatten())?))
+        Ok((profile, budget_of(items.next().flatten())))
     }
 
     async fn project_profile(&self, project: &ProjectId) -> Result<Option<ProfileId>, StoreError> {

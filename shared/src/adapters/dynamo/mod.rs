@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
 use crate::domain::healing::{Watch, post_watch, token_look};
 use crate::domain::history::{Source, connection_changes, post_changes};
-use crate::domain::limits::{self, Bucket, CallKind, Limit, Limited};
+use crate::domain::limits::{self, CallKind, Limited, Seen};
 use crate::domain::media::{self, Media};
 use crate::domain::publish::{Sending, SendingChange, recorded, sending_after};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};

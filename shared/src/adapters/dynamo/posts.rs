@@ -194,16 +194,17 @@ impl PostStore for DynamoStore {
         let (post, others) = self.read_post(project, post, &others).await?;
         let mut others = others.into_iter();
         let profile = others.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok(PublishRead { post, profile, budget: budget_of(others.next().flatten())? })
+        Ok(PublishRead { post, profile, budget: budget_of(others.next().flatten()) })
     }
 
     async fn post_and_budget(
         &self,
         project: &ProjectId,
         post: &PostId,
-    ) -> Result<(Option<StoredPost>, Option<Bucket>), StoreError> {
-        let (post, others) = self.read_post(project, post, &[keys::budget(project, CallKind::Sync)]).await?;
-        Ok((post, budget_of(others.into_iter().next().flatten())?))
+        kind: CallKind,
+    ) -> Result<(Option<StoredPost>, Seen), StoreError> {
+        let (post, others) = self.read_post(project, post, &[keys::budget(project, kind)]).await?;
+        Ok((post, budget_of(others.into_iter().next().flatten())))
     }
 
     async fn save_post(
