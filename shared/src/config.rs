@@ -99,11 +99,13 @@ pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<Reloading<String>, Con
 /// The level Lambda's logging configuration sets (`AWS_LAMBDA_LOG_LEVEL`) wins over `RUST_LOG`,
 /// so a level changed in the console takes effect without a deploy.
 pub fn init_logging() {
-    let lambda_level = optional("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase());
-    let filter = match lambda_level {
-        Some(level) => tracing_subscriber::EnvFilter::new(level),
-        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    };
+    // Lambda's levels are tracing's, with FATAL for the most severe.
+    let asked = optional("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| l.to_ascii_lowercase().replace("fatal", "error"))
+        .or_else(|| optional("RUST_LOG"))
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&asked))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter("info")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "text") {
         builder.try_init()
@@ -111,6 +113,39 @@ pub fn init_logging() {
         builder.json().flatten_event(true).without_time().try_init()
     };
     drop(result); // already initialised (tests, the dev gateway): keep the first
+}
+
+/// Crates that log what passes through them at TRACE: the Lambda runtime the raw event (an app
+/// request with its JWT, a signed webhook body), the AWS SDK whole requests and responses (a
+/// secret's value), the signer its canonical request, the HTTP stack headers and frames.
+const BODY_LOGGERS: [&str; 14] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower",
+];
+
+/// The log filter for the level (or `RUST_LOG` directives) asked: as asked, but no crate that
+/// logs bodies ever below DEBUG, so no level logs a request body, a JWT, a webhook body or a
+/// secret. The caps come last, so they win over a directive that names one of those crates.
+pub fn log_filter(asked: &str) -> String {
+    let caps: Vec<String> = BODY_LOGGERS.iter().map(|target| format!("{target}=debug")).collect();
+    match asked.trim() {
+        "" => format!("info,{}", caps.join(",")),
+        asked if asked.to_ascii_lowercase().contains("trace") => format!("{asked},{}", caps.join(",")),
+        // At DEBUG or less, nothing is raised: a cap never makes a crate more verbose.
+        asked => asked.to_owned(),
+    }
 }
 
 /// The publishing service client: `PUBLISHER_BASE_URL` and the API key.
@@ -218,4 +253,59 @@ pub fn publish_timing() -> Result<crate::handlers::publishing::Timing, ConfigErr
         wait: Duration::from_secs(number("PUBLISH_WAIT_SECONDS", default.wait.as_secs())?),
         follow_up_seconds: number("PUBLISH_FOLLOWUP_SECONDS", default.follow_up_seconds)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::log_filter;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What is logged under the filter for `asked` when the runtime traces a raw event, the SDK
+    /// a response, and our own code a line at TRACE.
+    fn logged(asked: &str) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(asked)))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", body = "RAW-EVENT-WITH-JWT", "raw JSON event");
+            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", response = "SECRET-VALUE", "received");
+            tracing::debug!(target: "lambda_runtime::runtime", "a debug line of the runtime");
+            tracing::trace!(target: "shared::handlers", "our own trace line");
+        });
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn no_level_lets_the_runtime_or_the_sdk_log_bodies_and_our_own_trace_still_shows() {
+        for asked in
+            ["trace", "TRACE".to_ascii_lowercase().as_str(), "info,lambda_runtime=trace,aws_smithy_runtime=trace"]
+        {
+            let logs = logged(asked);
+            assert!(!logs.contains("RAW-EVENT-WITH-JWT") && !logs.contains("SECRET-VALUE"), "{asked}: {logs}");
+        }
+        let at_trace = logged("trace");
+        assert!(
+            at_trace.contains("our own trace line") && at_trace.contains("a debug line of the runtime"),
+            "{at_trace}"
+        );
+        assert!(!logged("info").contains("a debug line of the runtime"), "a cap never raises a crate's level");
+    }
 }

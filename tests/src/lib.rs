@@ -359,13 +359,17 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The sample as it would arrive today: a signed webhook's `timestamp` moved by [`recent`]
-    /// and its signature made again with the local secret (the webhook ignores an event made more
-    /// than 7 days before it arrives). Every other sample as the file holds it.
+    /// The sample from `events/` as it would arrive today (see [`Sample::made_recently`]).
     pub fn load(name: &str) -> Sample {
-        let mut sample = Sample::file(name);
-        let body = sample.body();
-        let signed = sample.header("x-zernio-signature") == Some(shared::signature::sign(SECRET, &body));
+        Sample::file(name).made_recently()
+    }
+
+    /// A signed webhook's `timestamp` moved by [`recent`] and its signature made again with the
+    /// local secret it was signed with (the webhook ignores an event made more than 7 days before
+    /// it arrives). Any other event as it is.
+    pub fn made_recently(mut self) -> Sample {
+        let body = self.body();
+        let signed = self.header("x-zernio-signature") == Some(shared::signature::sign(SECRET, &body));
         if let Ok(mut event) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(stamp) = event["timestamp"].as_str().map(recent)
             && signed
@@ -373,13 +377,13 @@ impl Sample {
             use base64::Engine;
             event["timestamp"] = serde_json::Value::String(stamp);
             let body = serde_json::to_vec(&event).expect("JSON");
-            sample.event["headers"]["x-zernio-signature"] = shared::signature::sign(SECRET, &body).into();
-            sample.event["body"] = match sample.event["isBase64Encoded"].as_bool().unwrap_or(false) {
+            self.event["headers"]["x-zernio-signature"] = shared::signature::sign(SECRET, &body).into();
+            self.event["body"] = match self.event["isBase64Encoded"].as_bool().unwrap_or(false) {
                 true => base64::engine::general_purpose::STANDARD.encode(&body).into(),
                 false => String::from_utf8(body).expect("UTF-8").into(),
             };
         }
-        sample
+        self
     }
 
     /// The sample exactly as the file in `events/` holds it.

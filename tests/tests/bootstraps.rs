@@ -147,3 +147,55 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
     let platform = |p: &str| post["platforms"].as_array().unwrap().iter().find(|e| e["platform"] == p).unwrap().clone();
     assert_eq!(platform("x")["status"], "removed", "{post}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_no_function_logs_a_jwt_a_request_body_a_webhook_body_or_a_secret() {
+    // GIVEN the demo project, and functions started with AWS_LAMBDA_LOG_LEVEL=TRACE, as anyone with
+    // console access may set it
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let stack = Stack::start().await;
+    let account = lambda::prepare(&stack).await;
+    stack.given_profile("proj_demo", "65aa00000000000000000001", serde_json::json!([])).await;
+    let at_trace = |function: &str| {
+        let mut env = account.environment(&template, &lambda::logical_name(&template, function));
+        env.insert("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into());
+        env
+    };
+    // WHEN the webhook takes a signed body
+    let webhook = integration_tests::Sample::load("webhook-post-published");
+    let body = String::from_utf8(webhook.body()).unwrap();
+    let signature = webhook.header("x-zernio-signature").unwrap();
+    let env = at_trace("webhook");
+    let run =
+        lambda::cold_start(&lambda::unpack("webhook"), "webhook", &env, webhook.event.clone(), Duration::from_secs(20))
+            .await;
+    assert_eq!(run.http().0, 200, "{}", run.logs);
+    // AND a route takes a request with a real JWT and a post's content
+    let jwt = stack.token("proj_demo");
+    let content = "Never in a log: the text of a post 7f3a";
+    let mut request = integration_tests::Sample::load("http-publish-post").event;
+    request["headers"]["authorization"] = format!("Bearer {jwt}").into();
+    request["body"] =
+        serde_json::json!({"post_id": "post_trace", "content": content, "draft": true}).to_string().into();
+    let env = at_trace("publish-post");
+    let route =
+        lambda::cold_start(&lambda::unpack("publish-post"), "publish-post", &env, request, Duration::from_secs(20))
+            .await;
+    assert_eq!(route.http().0, 201, "{}", route.logs);
+    // THEN they logged at TRACE (our own lines) but neither the body, the signature, the JWT,
+    // the post's text nor a secret
+    let logs = format!("{}\n{}", run.logs, route.logs);
+    assert!(logs.contains(r#""level":"TRACE""#) || logs.contains(r#""level":"DEBUG""#), "TRACE was on:\n{logs}");
+    for (what, secret) in [
+        ("the webhook body", body.as_str()),
+        ("a fragment of the webhook body", r#""publishedUrl""#),
+        ("the signature", signature.as_str()),
+        ("the JWT", jwt.as_str()),
+        ("the JWT's signature", jwt.rsplit('.').next().unwrap()),
+        ("the post's text", content),
+        ("the webhook secret", integration_tests::SECRET),
+    ] {
+        assert!(!logs.contains(secret), "{what} is in the logs at TRACE:\n{logs}");
+    }
+}

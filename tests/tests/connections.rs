@@ -194,6 +194,25 @@ async fn the_reconnect_count_and_message_are_right_for_zero_one_and_three() {
 }
 
 #[tokio::test]
+async fn connect_on_a_profile_the_service_forgot_clears_its_records_and_provisions_a_fresh_one() {
+    // GIVEN connected accounts, then the profile deleted on the service, with no Refresh since
+    let stack = connected(json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
+    stack.sim.shared.delete_profile(PROFILE);
+    // WHEN the user clicks Connect
+    let token = stack.token(PROJECT);
+    let connect = format!("/projects/{PROJECT}/connections/x/connect");
+    let (status, link, _) = stack.call(Method::POST, &connect, Some(&token), None).await;
+    // THEN a fresh profile's link, and the forgotten profile's records are gone
+    assert_eq!(status, 200, "{link}");
+    assert_ne!(link["profile_id"], PROFILE);
+    let (_, read, _) = stack.call(Method::GET, &format!("/projects/{PROJECT}/connections"), Some(&token), None).await;
+    assert!(read["connections"].as_array().unwrap().iter().all(|c| c["status"] == "not_connected"), "{read}");
+    let routes: Vec<_> =
+        stack.items().await.into_iter().filter(|i| s(i, "pk").is_some_and(|pk| pk.contains(PROFILE))).collect();
+    assert!(routes.is_empty(), "nothing is kept under the forgotten profile: {routes:?}");
+}
+
+#[tokio::test]
 async fn a_reset_profile_clears_records_then_connect_provisions_a_fresh_one_that_completes_by_webhook() {
     let stack = connected(json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
     stack.register_webhook().await;

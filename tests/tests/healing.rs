@@ -124,6 +124,26 @@ async fn a_connection_removed_on_the_service_with_no_webhook_reads_expired_after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_whose_profile_the_service_forgot_reads_not_connected_after_a_pass() {
+    // GIVEN X and LinkedIn connected, then the project's profile deleted on the service (no webhook)
+    let stack = Stack::start().await;
+    let (project, token) = connected_project(&stack, 5).await;
+    stack.sim.shared.delete_profile(&profile_of(5));
+    // WHEN a pass runs that counts every project as due for a check
+    let settings = Settings { connections_max_age_seconds: 0, ..fast(20) };
+    let report = stack.reconcile(settings, PASS).await.unwrap();
+    // THEN the profile is forgotten as a Refresh forgets it: every platform not connected, and a
+    // Connect provisions a fresh profile
+    assert_eq!(report.projects_refreshed, 1, "{report:?}");
+    let (_, list, _) = stack.call(Method::GET, &format!("/projects/{project}/connections"), Some(&token), None).await;
+    assert!(list["connections"].as_array().unwrap().iter().all(|c| c["status"] == "not_connected"), "{list}");
+    let connect = format!("/projects/{project}/connections/x/connect");
+    let (status, link, _) = stack.call(Method::POST, &connect, Some(&token), None).await;
+    assert_eq!(status, 200, "{link}");
+    assert_ne!(link["profile_id"], profile_of(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_posts_and_freshly_checked_projects_cost_no_service_call() {
     // GIVEN a published post and a project checked just now
     let stack = Stack::start().await;

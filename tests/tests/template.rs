@@ -78,9 +78,11 @@ fn the_queues_in_the_template_are_the_ones_the_local_stack_creates() {
 #[test]
 fn the_retry_worker_reports_failures_message_by_message() {
     let t = template();
-    let event = &resource(&t, "RetryWorkerFunction")["Events"]["Retry"];
-    assert_eq!(event["Type"], "SQS");
-    let types = event["Properties"]["FunctionResponseTypes"].as_sequence().unwrap();
+    assert_eq!(t["Resources"]["RetryWorkerQueue"]["Type"], "AWS::Lambda::EventSourceMapping");
+    let mapping = resource(&t, "RetryWorkerQueue");
+    assert!(format!("{:?}", mapping["EventSourceArn"]).contains("RetryQueue.Arn"));
+    assert!(format!("{:?}", mapping["FunctionName"]).contains("RetryWorkerFunction"));
+    let types = mapping["FunctionResponseTypes"].as_sequence().unwrap();
     assert!(types.iter().any(|v| v == "ReportBatchItemFailures"));
 }
 
@@ -316,13 +318,12 @@ fn every_function_that_calls_the_service_shares_the_budget_and_its_concurrency_i
         }
         let policies = format!("{:?}", p["Policies"]);
         assert!(policies.contains("dynamodb:UpdateItem"), "{f} takes from the budget with UpdateItem");
-        let bounded = !p["ReservedConcurrentExecutions"].is_null()
-            || format!("{:?}", p["Events"]).contains("MaximumConcurrency")
-            || f == "ReconcilerFunction";
+        let bounded =
+            !p["ReservedConcurrentExecutions"].is_null() || f == "RetryWorkerFunction" || f == "ReconcilerFunction";
         assert!(bounded, "{f}: a slow service must not take the account's concurrency");
     }
     assert_eq!(t["Parameters"]["VendorCallsPerMinute"]["Default"], 60, "the smallest plan unless told");
-    let retry = format!("{:?}", resource(&t, "RetryWorkerFunction")["Events"]["Retry"]["Properties"]["ScalingConfig"]);
+    let retry = format!("{:?}", resource(&t, "RetryWorkerQueue")["ScalingConfig"]);
     assert!(retry.contains("RetryWorkerMaximumConcurrency"), "{retry}");
     assert!(
         format!("{:?}", resource(&t, "WebhookFunction")["ReservedConcurrentExecutions"])

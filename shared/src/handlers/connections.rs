@@ -137,7 +137,9 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
 ) -> Result<Refreshed, Refusal> {
     for round in 0..REFRESH_ROUNDS {
         if round > 0 {
-            profile = store.project_profile(project).await?;
+            // Read as the first round's caller read it (one `BatchGetItem`): a function that may
+            // Refresh needs no other read of the profile.
+            profile = store.profile_and_budget(project, CallKind::Refresh).await?.0;
         }
         let Some(profile) = profile.clone() else {
             return Ok(Refreshed::NoProfile);
