@@ -210,23 +210,6 @@ async fn post_costs() {
 }
 
 /// The size of an item as DynamoDB bills it: each attribute's name and value, in bytes.
-fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue as V;
-    fn value(v: &V) -> usize {
-        match v {
-            V::S(s) => s.len(),
-            V::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
-            V::Bool(_) | V::Null(_) => 1,
-            V::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>(),
-            V::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
-            V::Ss(ss) => ss.iter().map(String::len).sum(),
-            V::Ns(ns) => ns.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
-            _ => 0,
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
-}
-
 /// What a webhook's rewrite of a post item costs in write units (a transaction bills twice), for
 /// a short post and one at the content limit: the figure to hold down (capacity.md, "Items stay
 /// small"). The draft's own item is written only when the draft changes.
@@ -243,7 +226,7 @@ async fn post_write_units(stack: &integration_tests::Stack, token: &str) {
             ("draft item", format!("DRAFT#{post}"), "bytes, write units: only when the draft changes"),
         ] {
             let item = items.iter().find(|i| integration_tests::s(i, "sk") == Some(&sk)).expect("the item");
-            let bytes = item_bytes(item);
+            let bytes = integration_tests::item_bytes(item);
             println!("{:<44} {:>8} {:>8}  ({note})", format!("{what}, {post}"), bytes, 2 * bytes.div_ceil(1024));
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{Backend, StoreUnderTest, s};
+use integration_tests::{Backend, StoreUnderTest, item_bytes, s};
 use shared::adapters::dynamo::PostItem;
 use shared::domain::media::Media;
 use shared::domain::post::PostReport;
@@ -31,18 +31,6 @@ fn report(status: EntryStatus) -> PostReport {
 }
 
 /// The bytes of a stored item, as DynamoDB sizes it (names plus values; near enough here).
-fn bytes(item: &HashMap<String, AttributeValue>) -> usize {
-    fn value(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
-            AttributeValue::L(l) => l.iter().map(value).sum::<usize>() + 3,
-            AttributeValue::M(m) => m.iter().map(|(k, v)| k.len() + value(v)).sum::<usize>() + 3,
-            _ => 1,
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
-}
-
 async fn raw(t: &StoreUnderTest, sk: &str) -> Option<HashMap<String, AttributeValue>> {
     let out = t
         .direct
@@ -90,7 +78,7 @@ async fn a_webhooks_rewrite_of_a_post_at_the_content_limit_is_as_small_as_a_shor
         assert!(written < 4096, "{backend:?}: the webhook's write sent {written} bytes: {sent:?}");
         // AND the post item stays under one write unit, its draft untouched beside it
         let item = raw(&t, "POST#post_1").await.unwrap();
-        assert!(bytes(&item) < 1024, "{backend:?}: the post item is {} bytes", bytes(&item));
+        assert!(item_bytes(&item) < 1024, "{backend:?}: the post item is {} bytes", item_bytes(&item));
         assert_eq!(raw(&t, "DRAFT#post_1").await, Some(draft_before), "{backend:?}");
         // AND a read finds the post with its whole draft and the news
         let read = t.store.post(&project, &post).await.unwrap().unwrap();

@@ -52,14 +52,8 @@ impl Service {
             reported_at: Timestamp::from_unix(at),
             default_status: EntryStatus::Queued,
             platforms: vec![PlatformReport {
-                platform: Platform::X,
-                status: Some(if live { EntryStatus::Published } else { EntryStatus::Queued }),
-                account_id: None,
                 url: live.then(|| "https://x.com/1".to_owned()),
-                platform_post_id: None,
-                published_at: None,
-                error: None,
-                auth_expired: false,
+                ..PlatformReport::bare(Platform::X, if live { EntryStatus::Published } else { EntryStatus::Queued })
             }],
         }
     }

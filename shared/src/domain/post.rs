@@ -318,6 +318,22 @@ pub struct PlatformReport {
     pub auth_expired: bool,
 }
 
+impl PlatformReport {
+    /// A copy reported with a status and nothing else known about it.
+    pub fn bare(platform: Platform, status: EntryStatus) -> PlatformReport {
+        PlatformReport {
+            platform,
+            status: Some(status),
+            account_id: None,
+            url: None,
+            platform_post_id: None,
+            published_at: None,
+            error: None,
+            auth_expired: false,
+        }
+    }
+}
+
 /// Why a report could not be applied yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unapplied {

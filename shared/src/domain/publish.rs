@@ -464,16 +464,7 @@ mod tests {
             scheduled_for: None,
             reported_at: Timestamp::from_unix(1_001),
             default_status: status,
-            platforms: vec![super::super::post::PlatformReport {
-                platform: Platform::X,
-                status: Some(status),
-                account_id: None,
-                url: None,
-                platform_post_id: None,
-                published_at: None,
-                error: None,
-                auth_expired: false,
-            }],
+            platforms: vec![super::super::post::PlatformReport::bare(Platform::X, status)],
         }
     }
 

@@ -105,6 +105,13 @@ impl DraftItem {
         let (pk, sk) = keys::draft(project, post);
         DraftItem { pk, sk, digest, content: draft.content.clone(), media: draft.media.clone() }
     }
+
+    /// Its put in a transaction: unconditional, since the post item's write beside it is the
+    /// condition that guards them both.
+    fn write(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder().table_name(table).set_item(Some(encode(self)?));
+        Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+    }
 }
 
 /// The post read together with its draft item; `Err(())` when the two were caught at different
@@ -232,13 +239,13 @@ impl PostStore for DynamoStore {
             let mut writes = Vec::new();
             if changed {
                 // The draft goes to its own item when it changed, or when it was kept in the post's.
-                if let Some(draft) = &next.draft
-                    && let fresh = digest(draft)
+                // With no new draft given, one already apart is as it was: no need to hash it.
+                let may_move = draft.is_some() || next.draft_digest.is_none();
+                if let Some(kept) = next.draft.as_ref().filter(|_| may_move)
+                    && let fresh = digest(kept)
                     && next.draft_digest.as_ref() != Some(&fresh)
                 {
-                    let item = DraftItem::new(project, post, draft, fresh.clone());
-                    let put = Put::builder().table_name(&self.table).set_item(Some(encode(&item)?));
-                    writes.push(TransactWriteItem::builder().put(built(put.build())?).build());
+                    writes.push(DraftItem::new(project, post, kept, fresh.clone()).write(&self.table)?);
                     next.draft_digest = Some(fresh);
                 }
                 let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
@@ -310,9 +317,7 @@ impl PostStore for DynamoStore {
             && let (Some(draft), Some(digest)) = (&before.draft, &before.draft_digest)
             && before.draft_digest != begun.draft_digest
         {
-            let item = DraftItem::new(project, post, draft, digest.clone());
-            let put = Put::builder().table_name(&self.table).set_item(Some(encode(&item)?));
-            writes.push(TransactWriteItem::builder().put(built(put.build())?).build());
+            writes.push(DraftItem::new(project, post, draft, digest.clone()).write(&self.table)?);
         }
         if self.write_all(writes).await? {
             return Ok(());

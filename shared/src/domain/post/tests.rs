@@ -437,16 +437,7 @@ fn webhooks_for(stored: &PostState, answers: &[(Generation, Answer)]) -> Vec<Pos
                     .entries
                     .iter()
                     .filter(|(_, e)| e.generation == *generation)
-                    .map(|(p, _)| PlatformReport {
-                        platform: *p,
-                        status: Some(EntryStatus::Removed),
-                        account_id: None,
-                        url: None,
-                        platform_post_id: None,
-                        published_at: None,
-                        error: None,
-                        auth_expired: false,
-                    })
+                    .map(|(p, _)| PlatformReport::bare(*p, EntryStatus::Removed))
                     .collect();
                 removed
             }
