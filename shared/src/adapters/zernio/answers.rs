@@ -42,7 +42,7 @@ pub fn next_page(body: &Value) -> Option<NextPage> {
 /// A create's answer (201, 207, or 200 with the original): the post in `post` or `existingPost`.
 pub fn created_post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
     let post = body.get("post").filter(|p| p.is_object()).or_else(|| body.get("existingPost"));
-    let post: WirePost = post.and_then(object).unwrap_or_default();
+    let post: WirePost = post.cloned().and_then(object).unwrap_or_default();
     post.report(EntryStatus::Queued, false, asked_at)
 }
 
@@ -75,7 +75,7 @@ pub fn health(body: &Value) -> Vec<AccountHealth> {
 /// `GET /v1/posts/{id}` or a create's answer: the post's report as of `asked_at`; `None` when it
 /// carries no post id.
 pub fn post(body: &Value, asked_at: Timestamp) -> Option<PostReport> {
-    let post: WirePost = body.get("post").and_then(object).unwrap_or_default();
+    let post: WirePost = body.get("post").cloned().and_then(object).unwrap_or_default();
     post.report(EntryStatus::Queued, false, asked_at)
 }
 
@@ -117,7 +117,8 @@ struct WireHealth {
 
 /// The objects listed under `field`: an item of any other type is skipped.
 fn list<T: serde::de::DeserializeOwned>(body: &Value, field: &str) -> Vec<T> {
-    body.get(field).and_then(Value::as_array).map(|items| items.iter().filter_map(object).collect()).unwrap_or_default()
+    let items = body.get(field).and_then(Value::as_array);
+    items.map(|items| items.iter().cloned().filter_map(object).collect()).unwrap_or_default()
 }
 
 /// An account of the live list; one without an id or on a platform we do not manage is skipped,

@@ -78,7 +78,7 @@ fn event_id(body_id: &Value, body: &[u8]) -> EventId {
 pub fn parse_event(body: &[u8], received_at: Timestamp) -> Result<WebhookEvent, InvalidEvent> {
     let json: Value = serde_json::from_slice(body).map_err(|e| InvalidEvent::NotJson(e.to_string()))?;
     // Only an object is an envelope: anything else has no `event` field.
-    let envelope: Envelope = object(&json).ok_or(InvalidEvent::NoEventName)?;
+    let envelope: Envelope = object(json).ok_or(InvalidEvent::NoEventName)?;
     let name = envelope.event.as_str().ok_or(InvalidEvent::NoEventName)?.to_owned();
     let id = event_id(&envelope.id, body);
     if envelope.test == Value::Bool(true) {
@@ -95,12 +95,12 @@ pub fn parse_event(body: &[u8], received_at: Timestamp) -> Result<WebhookEvent, 
     let evidence_at = evidence_time(made_at, received_at);
     let action = match kind {
         EventKind::AccountConnected | EventKind::AccountDisconnected => {
-            match envelope.account.as_ref().and_then(object::<WireAccount>) {
+            match envelope.account.and_then(object::<WireAccount>) {
                 Some(account) => account_action(kind, &account, evidence_at),
                 None => Action::Ignore(IgnoreReason::Malformed),
             }
         }
-        _ => match envelope.post.as_ref().and_then(object::<WirePost>) {
+        _ => match envelope.post.and_then(object::<WirePost>) {
             Some(post) => post_action(kind, &post, evidence_at),
             None => Action::Ignore(IgnoreReason::Malformed),
         },

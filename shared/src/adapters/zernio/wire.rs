@@ -14,9 +14,13 @@ use crate::domain::post::{EntryStatus, PlatformReport, PostReport};
 use crate::domain::text::{bounded_id, bounded_text, bounded_url};
 use crate::domain::{AccountId, Platform, PostId, ProjectId, ServicePostId, Timestamp};
 
-/// A shape read from a JSON object only; any other JSON type is no shape at all.
-pub fn object<T: DeserializeOwned>(value: &Value) -> Option<T> {
-    value.is_object().then(|| serde_json::from_value(value.clone()).ok()).flatten()
+/// A shape read from a JSON object only; any other JSON type is no shape at all. Takes the value
+/// it reads (no copy); a caller holding a borrowed one clones it.
+pub fn object<T: DeserializeOwned>(value: Value) -> Option<T> {
+    match value {
+        Value::Object(_) => serde_json::from_value(value).ok(),
+        _ => None,
+    }
 }
 
 /// A string; anything else (numbers, null, objects, arrays) is `None`.
@@ -137,14 +141,14 @@ pub struct WirePost {
 /// A list of objects: an item of any other type is skipped, and a list that is not one is empty.
 pub fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items.iter().filter_map(object).collect(),
+        Value::Array(items) => items.into_iter().filter_map(object).collect(),
         _ => Vec::new(),
     })
 }
 
 /// An object, or nothing.
 fn optional_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    Ok(object(&Value::deserialize(d)?))
+    Ok(object(Value::deserialize(d)?))
 }
 
 /// An account as the `account.*` webhooks carry it.
@@ -336,7 +340,7 @@ mod tests {
         assert_eq!(read(r#"{"f":false,"s":"185","n":2}"#), (Some(false), Some("185".into()), Some(2)));
         assert_eq!(read(r#"{"f":"false","s":185,"n":"2"}"#), (None, None, None));
         assert_eq!(read(r#"{"f":{"x":1},"s":["185"],"n":[2]}"#), (None, None, None));
-        let as_array: Option<WireMetadata> = object(&serde_json::json!(["proj", "post", 1]));
+        let as_array: Option<WireMetadata> = object(serde_json::json!(["proj", "post", 1]));
         assert!(as_array.is_none(), "an array is never read as an object in field order");
     }
 }
