@@ -45,26 +45,37 @@ pub fn zip_path(function: &str) -> PathBuf {
     lambda_dir().join(function).join("bootstrap.zip")
 }
 
-/// Unpacks a function's `bootstrap.zip` into a fresh folder and returns the executable's path.
+/// The function's executable, unpacked from its `bootstrap.zip` into `target/unpacked/<function>/`.
+/// One copy serves every test and every run until the zip changes, so runs leave nothing behind.
+/// The zip is unpacked into a folder of this process's own and the executable renamed into place,
+/// so a process that unpacks never disturbs one already running the previous copy.
 pub fn unpack(function: &str) -> PathBuf {
     let zip = zip_path(function);
     assert!(zip.exists(), "{} is missing: `make build` packages the functions (`make test` runs it)", zip.display());
-    static UNPACKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = UNPACKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("bootstrap-{function}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let home = root().join("target/unpacked").join(function);
+    let bootstrap = home.join("bootstrap");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    static UNPACKING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = UNPACKING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if modified(&bootstrap).is_some_and(|unpacked| modified(&zip).is_some_and(|zipped| unpacked >= zipped)) {
+        return bootstrap;
+    }
+    let scratch = home.join(format!(".unpacking-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("unpack folder");
     let status = Command::new("python3")
         .args(["-m", "zipfile", "-e"])
         .arg(&zip)
-        .arg(&dir)
+        .arg(&scratch)
         .status()
         .expect("python3 unpacks zips");
     assert!(status.success(), "unzip {}", zip.display());
-    let bootstrap = dir.join("bootstrap");
-    assert!(bootstrap.exists(), "{} holds no `bootstrap`", zip.display());
+    let unpacked = scratch.join("bootstrap");
+    assert!(unpacked.exists(), "{} holds no `bootstrap`", zip.display());
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&unpacked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&unpacked, &bootstrap).expect("bootstrap into place");
+    let _ = std::fs::remove_dir_all(&scratch);
     bootstrap
 }
 
