@@ -333,10 +333,7 @@ async fn reconciler_costs() {
 async fn cold_starts() {
     use integration_tests::lambda::{self, FUNCTIONS};
     let rounds = 5;
-    let template: serde_norway::Value = serde_norway::from_str(
-        &std::fs::read_to_string(integration_tests::root().join("template.yaml")).expect("template.yaml"),
-    )
-    .expect("YAML");
+    let template = integration_tests::template();
     let mut inits: Vec<Vec<f64>> = vec![Vec::new(); FUNCTIONS.len()];
     let mut peaks = vec![0u64; FUNCTIONS.len()];
     let bootstraps: Vec<_> = FUNCTIONS.iter().map(|f| lambda::unpack(f)).collect();

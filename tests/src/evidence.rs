@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 
+use shared::adapters::aws;
+
 use crate::evidence_file;
 
 #[derive(Clone)]
@@ -27,7 +29,8 @@ async fn forward(
     body: Bytes,
 ) -> axum::response::Response {
     if let Some(target) = headers.get("x-amz-target").and_then(|t| t.to_str().ok()) {
-        record(&to.function, &shared::adapters::aws::iam_actions(target, &body));
+        let actions = aws::iam_actions(target, &body);
+        aws::append_evidence(&evidence_file(), &to.function, &actions).expect("evidence file");
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = to.client.request(method, format!("{}{path}", to.upstream)).body(body);
@@ -49,14 +52,6 @@ async fn forward(
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
-}
-
-/// Appends `function action` lines to this process's evidence file.
-pub fn record(function: &str, actions: &[String]) {
-    use std::io::Write;
-    let lines: String = actions.iter().map(|a| format!("{function} {a}\n")).collect();
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(evidence_file());
-    file.and_then(|mut f| f.write_all(lines.as_bytes())).expect("evidence file");
 }
 
 /// The forwarders of one packaged run; they stop when dropped.

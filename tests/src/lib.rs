@@ -31,6 +31,17 @@ pub fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
 }
 
+/// A YAML file of the workspace (`template.yaml`, `openapi.yaml`), parsed.
+pub fn yaml(name: &str) -> serde_norway::Value {
+    let text = std::fs::read_to_string(root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name} is not YAML: {e}"))
+}
+
+/// The SAM template that deploys, parsed: what the tests check the functions and the stack against.
+pub fn template() -> serde_norway::Value {
+    yaml("template.yaml")
+}
+
 static MOTO: OnceLock<String> = OnceLock::new();
 /// Keeps the watchdog's stdin open while this process lives; when it exits, moto stops.
 static MOTO_WATCHDOG: Mutex<Option<ChildStdin>> = Mutex::new(None);

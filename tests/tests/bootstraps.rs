@@ -9,8 +9,7 @@ use integration_tests::{Stack, root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_packaged_function_starts_with_the_templates_environment_and_answers_an_invocation() {
-    let template: serde_norway::Value =
-        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let template = integration_tests::template();
     let stack = Stack::start().await;
     let account = lambda::prepare(&stack).await;
     for function in FUNCTIONS {
@@ -83,8 +82,7 @@ fn function_of(sample: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it() {
     // GIVEN the demo project's profile with the two accounts the samples name, on the simulator
-    let template: serde_norway::Value =
-        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let template = integration_tests::template();
     let stack = Stack::start().await;
     let account = lambda::prepare(&stack).await;
     let accounts = serde_json::json!([
@@ -152,8 +150,7 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
 async fn at_trace_no_function_logs_a_jwt_a_request_body_a_webhook_body_or_a_secret() {
     // GIVEN the demo project, and functions started with AWS_LAMBDA_LOG_LEVEL=TRACE, as anyone with
     // console access may set it
-    let template: serde_norway::Value =
-        serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap();
+    let template = integration_tests::template();
     let stack = Stack::start().await;
     let account = lambda::prepare(&stack).await;
     stack.given_profile("proj_demo", "65aa00000000000000000001", serde_json::json!([])).await;

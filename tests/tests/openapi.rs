@@ -1,15 +1,11 @@
 //! `openapi.yaml` documents every route the template deploys and every error code the API uses.
 
-use integration_tests::root;
+use integration_tests::{template, yaml};
 use serde_norway::Value;
-
-fn load(name: &str) -> Value {
-    serde_norway::from_str(&std::fs::read_to_string(root().join(name)).unwrap()).unwrap()
-}
 
 #[test]
 fn every_deployed_app_route_is_in_the_api_document() {
-    let (template, api) = (load("template.yaml"), load("openapi.yaml"));
+    let (template, api) = (template(), yaml("openapi.yaml"));
     let mut routes = 0;
     for (_, resource) in template["Resources"].as_mapping().unwrap() {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
@@ -36,7 +32,7 @@ fn every_deployed_app_route_is_in_the_api_document() {
 
 #[test]
 fn every_error_code_of_the_spec_is_documented() {
-    let api = load("openapi.yaml");
+    let api = yaml("openapi.yaml");
     let codes: Vec<&str> = api["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
         .as_sequence()
         .unwrap()
@@ -67,7 +63,7 @@ fn every_error_code_of_the_spec_is_documented() {
 
 #[test]
 fn every_operation_has_its_own_operation_id() {
-    let api = load("openapi.yaml");
+    let api = yaml("openapi.yaml");
     let mut ids = Vec::new();
     for (path, item) in api["paths"].as_mapping().unwrap() {
         for (method, operation) in item.as_mapping().unwrap() {
@@ -111,7 +107,7 @@ async fn the_handlers_answers_match_the_api_document() {
     use integration_tests::Stack;
     use reqwest::Method;
     use serde_json::json;
-    let api: serde_json::Value = serde_json::to_value(load("openapi.yaml")).unwrap();
+    let api: serde_json::Value = serde_json::to_value(yaml("openapi.yaml")).unwrap();
     let stack = Stack::start().await;
     let account = |id: &str, platform: &str| json!({"_id": id, "platform": platform, "username": id, "isActive": true});
     stack.given_profile("proj_o", "65aa000000000000000000o1", json!([account("x1", "twitter")])).await;

@@ -2,13 +2,8 @@
 //! ones that deploy, and every function gets the configuration its handler reads.
 
 use dev_gateway::infra::{DEAD_LETTER_QUEUE, MAX_RECEIVE_COUNT, RETRY_QUEUE, TABLE};
-use integration_tests::{Stack, root};
+use integration_tests::{Stack, root, template};
 use serde_norway::Value;
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
-    serde_norway::from_str(&text).expect("template.yaml is YAML")
-}
 
 fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
     &t["Resources"][name]["Properties"]

@@ -127,6 +127,16 @@ pub fn iam_actions(target: &str, body: &[u8]) -> Vec<String> {
     }
 }
 
+/// Appends one `function action` line per action to an evidence file, which the IAM test reads.
+pub fn append_evidence(file: &std::path::Path, function: &str, actions: &[String]) -> std::io::Result<()> {
+    use std::io::Write;
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let lines: String = actions.iter().map(|action| format!("{function} {action}\n")).collect();
+    std::fs::OpenOptions::new().create(true).append(true).open(file)?.write_all(lines.as_bytes())
+}
+
 /// Counts every request attempt sent, and the bytes of their bodies, by operation
 /// (`TransactGetItems`, `SendMessage`, ...), and can make chosen operations fail before they are
 /// sent, as a lost connection would.
@@ -213,15 +223,13 @@ impl Intercept for RequestTap {
         *state.bytes.entry(op.clone()).or_default() += body.len() as u64;
         if let Ok(function) = FUNCTION.try_with(|f| *f) {
             let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
-            for action in iam_actions(target, body) {
-                if state.actions.insert((function.to_owned(), action.clone()))
-                    && let Some(file) = &state.evidence
-                {
-                    use std::io::Write;
-                    let line = format!("{function} {action}\n");
-                    let appended = std::fs::OpenOptions::new().create(true).append(true).open(file);
-                    appended.and_then(|mut f| f.write_all(line.as_bytes())).map_err(|e| Tapped(e.to_string()))?;
-                }
+            let actions = iam_actions(target, body);
+            let new: Vec<String> = actions
+                .into_iter()
+                .filter(|action| state.actions.insert((function.to_owned(), action.clone())))
+                .collect();
+            if let Some(file) = &state.evidence {
+                append_evidence(file, function, &new).map_err(|e| Tapped(e.to_string()))?;
             }
         }
         if state.failing.contains(&op) {

@@ -32,10 +32,7 @@ async fn run() -> Result<bool, String> {
     let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{event_path} is not JSON: {e}"))?;
     // A signed webhook sample arrives as if made yesterday: one made over 7 days ago is ignored.
     let event = integration_tests::Sample { name: event_path.clone(), event }.made_recently().event;
-    let template_path = integration_tests::root().join("template.yaml");
-    let template: serde_norway::Value =
-        serde_norway::from_str(&std::fs::read_to_string(&template_path).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("template.yaml: {e}"))?;
+    let template = integration_tests::template();
 
     let account = lambda::local_stack().await?;
     let env = account.environment(&template, &lambda::logical_name(&template, &function));
