@@ -278,3 +278,35 @@ async fn every_kind_of_post_write_takes_from_one_budget_and_a_refused_one_stores
     let draft = json!({"post_id": "draft_1", "content": "Mine", "draft": true});
     assert_eq!(stack.call(Method::POST, "/projects/proj_other/posts", Some(&other), Some(draft)).await.0, 201);
 }
+
+#[tokio::test]
+async fn a_draft_sent_again_unchanged_writes_nothing_and_spends_no_post_write() {
+    // GIVEN a project allowed 2 post writes at once, which spent them on two drafts
+    let limits =
+        shared::config::Limits { post_writes: shared::domain::limits::Limit { per_minute: 4 }, ..Default::default() };
+    let stack = Stack::with(integration_tests::StackOptions { limits, ..Default::default() }).await;
+    let token = stack.token(PROJECT);
+    let posts = format!("/projects/{PROJECT}/posts");
+    for (post, content) in [("draft_1", "Draft"), ("draft_2", "Another")] {
+        let draft = json!({"post_id": post, "content": content, "draft": true});
+        assert_eq!(stack.call(Method::POST, &posts, Some(&token), Some(draft)).await.0, 201);
+    }
+    let before = stack.all_items().await;
+    // WHEN autosave sends the first draft again, unchanged, ten times
+    for _ in 0..10 {
+        let again = json!({"post_id": "draft_1", "content": "Draft", "draft": true});
+        let (status, answer, _) = stack.call(Method::POST, &posts, Some(&token), Some(again)).await;
+        // THEN each is the stored draft, not a refusal
+        assert_eq!(
+            (status, answer["post_id"].as_str(), answer["status"].as_str()),
+            (201, Some("draft_1"), Some("draft"))
+        );
+    }
+    // AND nothing was written, the budget included
+    assert_eq!(stack.all_items().await, before);
+    // AND a changed draft is still a post write, refused while the budget is spent
+    let edited = json!({"post_id": "draft_1", "content": "Draft, edited", "draft": true});
+    let (status, answer, _) = stack.call(Method::POST, &posts, Some(&token), Some(edited)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("rate_limited")), "{answer}");
+    assert_eq!(stack.all_items().await, before);
+}

@@ -84,6 +84,25 @@ pub fn already_sending(sending: Option<&Sending>) -> Result<(), Refused> {
     }
 }
 
+/// What a draft request does to the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftSave {
+    /// The post holds this very draft (an autosave sent again): nothing is written, and no post
+    /// write is spent.
+    Unchanged,
+    /// The draft is stored: one post write.
+    Store,
+}
+
+/// A draft is stored unless the post already holds it; a changed draft is refused while a
+/// publication of the post is being sent, whose follow-up sends the draft it began with.
+pub fn save_draft(stored: Option<&Draft>, sending: Option<&Sending>, draft: &Draft) -> Result<DraftSave, Refused> {
+    if stored == Some(draft) {
+        return Ok(DraftSave::Unchanged);
+    }
+    already_sending(sending).map(|()| DraftSave::Store)
+}
+
 /// The `x-request-id` of a publication, as a UUID-shaped string: the same for the same project,
 /// post, generation and set of platforms, in whatever order they were listed.
 pub fn request_id(project: &ProjectId, post: &PostId, generation: Generation, platforms: &[Platform]) -> String {
@@ -397,6 +416,27 @@ pub fn follow_up_delay(base: u64, attempt: u32, retry_after: Option<u64>) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_draft_already_held_is_no_write_and_a_changed_one_waits_for_the_publication_being_sent() {
+        let draft = Draft { content: "Hello".into(), media: Vec::new() };
+        let edited = Draft { content: "Hello!".into(), media: Vec::new() };
+        let sending = Sending {
+            generation: 1,
+            targets: vec![Target { platform: Platform::X, account_id: AccountId::parse("x1").unwrap() }],
+            scheduled_for: None,
+            since: Timestamp::parse("2026-11-29T12:00:00Z").unwrap(),
+            new_post: false,
+        };
+        assert_eq!(save_draft(None, None, &draft), Ok(DraftSave::Store));
+        assert_eq!(save_draft(Some(&draft), None, &draft), Ok(DraftSave::Unchanged));
+        assert_eq!(save_draft(Some(&draft), Some(&sending), &draft), Ok(DraftSave::Unchanged));
+        assert_eq!(save_draft(Some(&draft), None, &edited), Ok(DraftSave::Store));
+        assert_eq!(
+            save_draft(Some(&draft), Some(&sending), &edited),
+            Err(Refused::AlreadyPublished(vec![Platform::X]))
+        );
+    }
 
     fn ids() -> (ProjectId, PostId) {
         (ProjectId::parse("p").unwrap(), PostId::parse("q").unwrap())

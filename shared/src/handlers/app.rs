@@ -182,6 +182,17 @@ impl From<crate::domain::limits::Limited> for Refusal {
     }
 }
 
+/// A publish refused by its checks: our records said so, before any call.
+impl From<crate::domain::publish::Refused> for Refusal {
+    fn from(refused: crate::domain::publish::Refused) -> Self {
+        use crate::domain::publish::Refused;
+        match refused {
+            Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
+            Refused::ReconnectRequired(platforms) => Refusal::ReconnectRequired { platforms, verified: true },
+        }
+    }
+}
+
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         if e == StoreError::TooLarge {

@@ -322,15 +322,15 @@ where
         let draft = publish::draft_for(body.content.as_deref(), body.media.as_deref(), stored_draft)
             .ok_or_else(|| Refusal::InvalidRequest("content is required for a new post.".into()))?;
         if body.draft {
-            // A follow-up sends the draft again, byte for byte: it cannot change meanwhile.
-            if stored_draft != Some(&draft)
-                && let Err(publish::Refused::AlreadyPublished(platforms)) =
-                    publish::already_sending(existing.as_ref().and_then(|s| s.sending.as_ref()))
-            {
-                return Err(Refusal::AlreadyPublished(platforms));
-            }
-            app::spend(&self.store, &project, Spend::Draft, (budget, &self.limits), self.clock.now()).await?;
-            let saved = self.store_draft(&project, post, existing.as_ref(), &draft).await?;
+            let sending = existing.as_ref().and_then(|s| s.sending.as_ref());
+            let saved = match (publish::save_draft(stored_draft, sending, &draft), existing) {
+                (Ok(publish::DraftSave::Unchanged), Some(unchanged)) => unchanged,
+                (Ok(_), existing) => {
+                    app::spend(&self.store, &project, Spend::Draft, (budget, &self.limits), self.clock.now()).await?;
+                    self.store_draft(&project, post, existing.as_ref(), &draft).await?
+                }
+                (Err(refused), _) => return Err(refused.into()),
+            };
             return Ok(http::json(201, &post_view(&project, post, &saved, self.clock.now())));
         }
         let sent = self.publish_once(&project, &body, &draft, existing.as_ref(), profile.as_ref(), budget).await?;
@@ -380,12 +380,7 @@ where
                     app::spend(&self.store, project, Spend::Draft, (budget, &self.limits), self.clock.now()).await?;
                     self.keep_draft(project, &body.post, draft).await;
                 }
-                return Err(match refused {
-                    publish::Refused::AlreadyPublished(platforms) => Refusal::AlreadyPublished(platforms),
-                    publish::Refused::ReconnectRequired(platforms) => {
-                        Refusal::ReconnectRequired { platforms, verified: true }
-                    }
-                });
+                return Err(refused.into());
             }
         };
         let now = self.clock.now();
