@@ -303,29 +303,7 @@ pub trait PostPublisher: Send + Sync {
     ) -> impl Future<Output = Result<ServiceAnswer, PublisherError>> + Send;
 }
 
-/// A post as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPost {
-    pub state: crate::domain::PostState,
-    pub draft: Option<Draft>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    pub version: u64,
-    /// While a copy waits for the service: since when, for the reconciler (`domain::healing`).
-    pub watch: Option<Watch>,
-    /// A publication handed to the service whose outcome is not recorded yet.
-    pub sending: Option<Sending>,
-    /// For the store: the digest of the draft when it is kept in an item of its own, apart from
-    /// the post's (`None`: kept in the post's own item, as items written before, or no draft).
-    pub draft_digest: Option<String>,
-}
-
-impl StoredPost {
-    /// The post's state as shown: a publication being sent shows its copies queued.
-    pub fn shown(&self) -> crate::domain::PostState {
-        crate::domain::publish::shown(&self.state, self.sending.as_ref())
-    }
-}
+pub use crate::domain::stored::StoredPost;
 
 /// What a writer adds to a post: evidence to join, a new draft (replacing the stored one), and
 /// news about the project's connections (`PostReport::connection_news`), joined into them in

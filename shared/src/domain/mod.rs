@@ -12,6 +12,7 @@ pub mod platform;
 pub mod post;
 pub mod publish;
 pub mod refresh;
+pub mod stored;
 pub mod text;
 pub mod time;
 

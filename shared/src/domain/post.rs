@@ -495,4 +495,4 @@ pub fn manual_delete(stored: &PostState, platform: Platform) -> ManualDelete {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -31,11 +31,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Get, Put, TransactGetItem,
 use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
-use crate::domain::healing::{Watch, post_watch, token_look};
+use crate::domain::healing::{Watch, token_look};
 use crate::domain::history::{Source, connection_changes, post_changes};
 use crate::domain::limits::{self, CallKind, Limited, Seen};
 use crate::domain::media::{self, Media};
-use crate::domain::publish::{Sending, SendingChange, recorded, sending_after};
+use crate::domain::publish::{Sending, SendingChange, recorded};
+use crate::domain::stored::next_post;
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,
@@ -68,7 +69,6 @@ use connections::*;
 pub use history::HistoryItem;
 use history::Subject;
 pub use posts::PostItem;
-use posts::*;
 
 pub mod keys {
     use super::*;

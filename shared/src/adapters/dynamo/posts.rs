@@ -156,41 +156,6 @@ impl DynamoStore {
     }
 }
 
-/// The post after `evidence` (and a new draft, if any) joins in, and whether that changes it: when
-/// it does not, nothing is written and `updated_at` stays.
-pub(super) fn next_post(
-    stored: Option<&StoredPost>,
-    draft: Option<&Draft>,
-    evidence: &PostState,
-    sending: Option<SendingChange<'_>>,
-    now: Timestamp,
-) -> (StoredPost, bool) {
-    let mut next = stored.cloned().unwrap_or(StoredPost {
-        state: PostState::default(),
-        draft: None,
-        created_at: now,
-        updated_at: now,
-        version: 0,
-        watch: None,
-        sending: None,
-        draft_digest: None,
-    });
-    next.state = next.state.join(evidence);
-    if let Some(draft) = draft {
-        next.draft = Some(draft.clone());
-    }
-    next.sending = sending_after(next.sending.take(), sending, &next.state);
-    // Watched while anything is queued, a publication being sent included (its follow-up may be lost).
-    next.watch = post_watch(&next.shown(), next.watch, now);
-    // A publication begun or ended is bookkeeping: written, but the post's updated_at stays.
-    if stored.is_some_and(|s| s.state == next.state && s.draft == next.draft) {
-        let bookkeeping = stored.is_some_and(|s| s.sending != next.sending || s.watch != next.watch);
-        return (next, bookkeeping);
-    }
-    next.updated_at = now;
-    (next, true)
-}
-
 impl PostStore for DynamoStore {
     async fn post(&self, project: &ProjectId, post: &PostId) -> Result<Option<StoredPost>, StoreError> {
         Ok(self.read_post(project, post, &[]).await?.0)
