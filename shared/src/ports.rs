@@ -194,9 +194,10 @@ pub trait CallGate: Send + Sync {
     fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>>;
     /// Room now for a publish that holds a place in line (at its moment).
     fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>>;
-    /// A place in line for a publish the budget has no room for now, `after` seconds from now at
-    /// the earliest; refused when the line is longer than a follow-up can wait.
-    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>>;
+    /// Room now for a publish (`None`), or, past the budget, a place in line (`Some`): in the line
+    /// of the shard tried that opens first (`domain::budget::soonest`); refused when the line is
+    /// longer than a follow-up can wait.
+    fn admit_or_book(&self) -> BoxFuture<'_, Result<Option<Booking>, Limited>>;
     /// The service answered 429: no caller calls it again until `retry_after` has passed.
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()>;
 }
@@ -215,8 +216,8 @@ impl CallGate for Ungated {
     fn admit_booked(&self, _: Booking) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(std::future::ready(Ok(())))
     }
-    fn book(&self, _: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
-        Box::pin(std::future::ready(Ok(Booking { shard: 0, at: SystemClock.now() })))
+    fn admit_or_book(&self) -> BoxFuture<'_, Result<Option<Booking>, Limited>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
     fn shut(&self, _: Option<u64>) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))

@@ -7,8 +7,9 @@
 //! more than one operation's worth of its burst is left — what the others left over. A 429 from the service shuts every shard's `all`
 //! lane until its `Retry-After`, so that no function calls a service that said stop.
 //!
-//! Past the budget a publish is not refused: it takes a place in its shard's line (one more lane,
-//! spaced like `all`) and is sent by its follow-up at that moment, oldest first. A new publish
+//! Past the budget a publish is not refused: it takes a place in the line (one more lane, spaced
+//! like `all`) of the shard tried that opens first, and is sent by its follow-up at that moment,
+//! oldest first. A new publish
 //! goes straight to the service only while no line has formed on its shard.
 
 use super::limits::{Limited, Rate};
@@ -190,9 +191,11 @@ pub fn shut_until(now: Timestamp, retry_after: Option<u64>) -> Timestamp {
     now.plus_seconds(seconds as i64)
 }
 
-/// Of the refusals of the shards tried, the one that opens first.
-pub fn soonest(refusals: impl IntoIterator<Item = Limited>) -> Option<Limited> {
-    refusals.into_iter().min_by_key(|l| l.retry_after)
+/// Of the refusals of the shards tried (each with its shard), the one that opens first. A publish
+/// past the budget takes its place in that shard's line, no sooner than that refusal says: a
+/// place on another shard, which may open later, could find no room when its moment comes.
+pub fn soonest(refusals: impl IntoIterator<Item = (u32, Limited)>) -> Option<(u32, Limited)> {
+    refusals.into_iter().min_by_key(|(_, l)| l.retry_after)
 }
 
 /// The shards' lanes as the store keeps them, in memory (for the simulation and this module's
@@ -250,12 +253,13 @@ mod tests {
     struct Shards(Ledger);
 
     impl Shards {
-        fn take(&mut self, plan: &Plan, class: Class, draw: u64, now: Timestamp) -> Result<(), Limited> {
+        /// Room on a shard tried, or the refusal that opens first, with its shard.
+        fn take(&mut self, plan: &Plan, class: Class, draw: u64, now: Timestamp) -> Result<(), (u32, Limited)> {
             let mut refused = Vec::new();
             for shard in plan.tries(draw) {
                 match self.0.take(shard, &plan.lanes(class, shard), now) {
                     Ok(()) => return Ok(()),
-                    Err(limited) => refused.push(limited),
+                    Err(limited) => refused.push((shard, limited)),
                 }
             }
             Err(soonest(refused).expect("at least one shard tried"))
@@ -321,7 +325,7 @@ mod tests {
         shards.shut(&plan, at_ms(20_000));
         for class in [Class::Publish, Class::Reads, Class::Reconciler] {
             for draw in 0..50 {
-                let refused = shards.take(&plan, class, draw, at_ms(19_999)).unwrap_err();
+                let (_, refused) = shards.take(&plan, class, draw, at_ms(19_999)).unwrap_err();
                 assert!(refused.retry_after >= 1 && refused.retry_after <= 20, "{refused:?}");
             }
         }
@@ -384,8 +388,7 @@ mod tests {
                 now += gap;
                 match shards.take(&plan, Class::Publish, *draw, at_ms(now)) {
                     Ok(()) => sent.push(now),
-                    Err(limited) => {
-                        let shard = plan.tries(*draw)[0];
+                    Err((shard, limited)) => {
                         let earliest = at_ms(now).plus_seconds(limited.retry_after as i64);
                         if let Ok(place) = shards.book(&plan, shard, earliest) {
                             prop_assert!(place.at >= at_ms(now));

@@ -29,8 +29,9 @@ fn unknown(e: StoreError, what: &str) -> Limited {
 }
 
 impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
-    /// Up to `calls` calls at once from a random shard, then another: how many were taken.
-    async fn take(&self, calls: u32) -> Result<u32, Limited> {
+    /// Up to `calls` calls at once from a random shard, then another: how many were taken, or
+    /// the refusal that opens first, with its shard.
+    async fn take(&self, calls: u32) -> Result<u32, (u32, Limited)> {
         let now = self.clock.now();
         let mut refused = Vec::with_capacity(budget::TRIES);
         for shard in self.plan.tries(uuid::Uuid::new_v4().as_u64_pair().0) {
@@ -40,16 +41,16 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
                     metrics::count(Metric::BudgetCalls, taken.into());
                     return Ok(taken);
                 }
-                Ok(Err(limited)) => refused.push(limited),
+                Ok(Err(limited)) => refused.push((shard, limited)),
                 Err(e) => {
-                    refused.push(unknown(e, "no call made"));
+                    refused.push((shard, unknown(e, "no call made")));
                     break;
                 }
             }
         }
         metrics::count(Metric::BudgetRefused, 1);
-        let soonest = budget::soonest(refused).unwrap_or(Limited { retry_after: STORE_DOWN_RETRY_AFTER });
-        tracing::info!(retry_after = soonest.retry_after, class = ?self.class, "the shared budget has no room");
+        let soonest = budget::soonest(refused).expect("at least one shard tried");
+        tracing::info!(retry_after = soonest.1.retry_after, class = ?self.class, "the shared budget has no room");
         Err(soonest)
     }
 
@@ -68,10 +69,18 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
         }
     }
 
-    /// A place in a random shard's line, `after` seconds from now at the earliest.
-    async fn take_place(&self, after: u64) -> Result<Booking, Limited> {
+    /// Room now for a publish, or a place in the line of the shard tried that opens first, once
+    /// it opens.
+    async fn take_or_place(&self) -> Result<Option<Booking>, Limited> {
+        match self.take(1).await {
+            Ok(_) => Ok(None),
+            Err((shard, limited)) => self.take_place(shard, limited.retry_after).await.map(Some),
+        }
+    }
+
+    /// A place in `shard`'s line, `after` seconds from now at the earliest.
+    async fn take_place(&self, shard: u32, after: u64) -> Result<Booking, Limited> {
         let now = self.clock.now();
-        let shard = self.plan.tries(uuid::Uuid::new_v4().as_u64_pair().0)[0];
         let earliest = now.plus_seconds(after as i64);
         match self.store.book_shared(shard, self.plan.line(shard), earliest, budget::LINE_AHEAD_SECONDS).await {
             Ok(Ok(at)) => {
@@ -100,19 +109,19 @@ impl<S: SharedBudgetStore, C: Clock> SharedBudget<S, C> {
 
 impl<S: SharedBudgetStore, C: Clock> CallGate for SharedBudget<S, C> {
     fn admit(&self) -> BoxFuture<'_, Result<(), Limited>> {
-        Box::pin(async move { self.take(1).await.map(|_| ()) })
+        Box::pin(async move { self.take(1).await.map(|_| ()).map_err(|(_, limited)| limited) })
     }
 
     fn reserve(&self, calls: u32) -> BoxFuture<'_, Result<u32, Limited>> {
-        Box::pin(self.take(calls))
+        Box::pin(async move { self.take(calls).await.map_err(|(_, limited)| limited) })
     }
 
     fn admit_booked(&self, booking: Booking) -> BoxFuture<'_, Result<(), Limited>> {
         Box::pin(self.take_booked(booking))
     }
 
-    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
-        Box::pin(self.take_place(after))
+    fn admit_or_book(&self) -> BoxFuture<'_, Result<Option<Booking>, Limited>> {
+        Box::pin(self.take_or_place())
     }
 
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {
@@ -159,8 +168,8 @@ impl CallGate for Prepaid {
         self.inner.admit_booked(booking)
     }
 
-    fn book(&self, after: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
-        self.inner.book(after)
+    fn admit_or_book(&self) -> BoxFuture<'_, Result<Option<Booking>, Limited>> {
+        self.inner.admit_or_book()
     }
 
     fn shut(&self, retry_after: Option<u64>) -> BoxFuture<'_, ()> {
@@ -194,7 +203,7 @@ mod tests {
         fn admit_booked(&self, _: Booking) -> BoxFuture<'_, Result<(), Limited>> {
             unreachable!("not a publish")
         }
-        fn book(&self, _: u64) -> BoxFuture<'_, Result<Booking, Limited>> {
+        fn admit_or_book(&self) -> BoxFuture<'_, Result<Option<Booking>, Limited>> {
             unreachable!("not a publish")
         }
         fn shut(&self, _: Option<u64>) -> BoxFuture<'_, ()> {

@@ -166,6 +166,9 @@ pub struct Report {
     pub answered_202: u64,
     /// Publishes refused 503 because of the budget (none is).
     pub answered_503: u64,
+    /// Places in line taken at their moment whose shard had no room then (user reads take from
+    /// the same `all` lane): each waits once more, still ahead of those behind it.
+    pub places_without_room: u64,
     pub project_limit_429s: u64,
     pub user_reads_refused: u64,
     pub user_reads: u64,
@@ -281,7 +284,7 @@ impl Report {
             t.push_str(&format!("| {figure} | {value} | {bound} | {} |\n", ok(holds)));
         }
         t.push_str(&format!(
-            "| a budget shard, its busiest second | {:.0} WCU/s | — | — |\n| user reads refused for the budget | {} of {} | — | — |\n| reconciler passes ended by the budget | {} ({} calls a pass, {} side by side) | — | — |\n| publish instances at once (most) | {} | — | — |\n| DynamoDB write units a month | {:.1} million | — | — |\n",
+            "| a budget shard, its busiest second | {:.0} WCU/s | — | — |\n| user reads refused for the budget | {} of {} | — | — |\n| reconciler passes ended by the budget | {} ({} calls a pass, {} side by side) | — | — |\n| publish instances at once (most) | {} | — | — |\n| places in line without room at their moment | {} | — | — |\n| DynamoDB write units a month | {:.1} million | — | — |\n",
             self.hottest_budget_wcu_s,
             thousands(self.user_reads_refused),
             thousands(self.user_reads),
@@ -289,6 +292,7 @@ impl Report {
             self.pass_calls,
             self.leases,
             self.publish_concurrency,
+            thousands(self.places_without_room),
             self.monthly_write_units / 1e6
         ));
         t
@@ -476,25 +480,24 @@ impl Day {
 
     /// The gate's `admit` (and `reserve`, for more calls at once): the class's lanes on one shard,
     /// then another.
-    /// How many calls were taken.
-    fn admit(&mut self, class: Class, calls: u32, now: i64) -> Result<u32, Limited> {
+    /// How many calls were taken, or the refusal that opens first, with its shard.
+    fn admit(&mut self, class: Class, calls: u32, now: i64) -> Result<u32, (u32, Limited)> {
         let mut refused = Vec::new();
         let draw = self.rng.random::<u64>();
         for shard in self.plan.tries(draw) {
             let (taken, lanes) = self.plan.lanes_for(class, shard, calls);
             match self.take_lanes(shard, &lanes, now) {
                 Ok(()) => return Ok(taken),
-                Err(limited) => refused.push(limited),
+                Err(limited) => refused.push((shard, limited)),
             }
         }
         Err(budget::soonest(refused).expect("a shard tried"))
     }
 
-    /// The gate's `book`: a place in a random shard's line.
-    fn book(&mut self, after: u64, now: i64) -> Result<Booking, Limited> {
-        let shard = self.plan.tries(self.rng.random::<u64>())[0];
+    /// The gate's place in line: in the line of the shard that refused, once it opens.
+    fn book(&mut self, (shard, limited): (u32, Limited), now: i64) -> Result<Booking, Limited> {
         self.count_take(shard, now);
-        self.shards.book(&self.plan, shard, at(now).plus_seconds(after as i64))
+        self.shards.book(&self.plan, shard, at(now).plus_seconds(limited.retry_after as i64))
     }
 
     /// A call reaching the service: `false` when it answered 429 (and the budget is shut).
@@ -536,16 +539,16 @@ impl Day {
         }
         match self.admit(Class::Publish, 1, now) {
             Ok(_) => self.send(id, now, true, None, 0),
-            Err(limited) => {
+            Err(refused) => {
                 self.report.answered_202 += 1;
-                self.queue(id, now, limited, 0);
+                self.queue(id, now, refused, 0);
             }
         }
     }
 
     /// Past the budget: a place in line, or (a line longer than a follow-up can wait) later.
-    fn queue(&mut self, id: u32, now: i64, limited: Limited, attempt: u32) {
-        match self.book(limited.retry_after, now) {
+    fn queue(&mut self, id: u32, now: i64, refused: (u32, Limited), attempt: u32) {
+        match self.book(refused, now) {
             Ok(place) => {
                 let delay = publish::delay_until(place.at, at(now)) as i64 * 1000;
                 self.schedule(
@@ -566,17 +569,18 @@ impl Day {
 
     fn follow_up(&mut self, id: u32, booking: Option<(u32, i64)>, attempt: u32, now: i64) {
         let admitted = match booking {
-            Some((shard, _)) => self.take_lanes(shard, &self.plan.booked_lanes(shard), now),
+            Some((shard, _)) => self.take_lanes(shard, &self.plan.booked_lanes(shard), now).map_err(|l| (shard, l)),
             None => self.admit(Class::Publish, 1, now).map(|_| ()),
         };
         match (admitted, booking) {
             (Ok(()), _) => self.send(id, now, false, booking, attempt),
             // Holding a place: it stays ahead of those behind it, and comes back when there is room.
-            (Err(limited), Some(_)) => {
+            (Err((_, limited)), Some(_)) => {
+                self.report.places_without_room += 1;
                 let delay = publish::follow_up_delay(1, 0, Some(limited.retry_after));
                 self.schedule(now + delay as i64 * 1000, Event::FollowUp { post: id, booking, attempt: attempt + 1 });
             }
-            (Err(limited), None) => self.queue(id, now, limited, attempt + 1),
+            (Err(refused), None) => self.queue(id, now, refused, attempt + 1),
         }
     }
 
@@ -722,7 +726,7 @@ impl Day {
                     self.schedule(now + 300, Event::PassStep { lease });
                 }
             }
-            Err(limited) => match healing::wait_for_room(limited.retry_after, (left_ms / 1000) as u64) {
+            Err((_, limited)) => match healing::wait_for_room(limited.retry_after, (left_ms / 1000) as u64) {
                 Some(wait) => {
                     self.running[lease as usize] = Some(pass);
                     self.schedule(now + wait as i64 * 1000, Event::PassStep { lease });

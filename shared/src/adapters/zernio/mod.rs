@@ -348,17 +348,13 @@ impl PostPublisher for ZernioClient {
         // Past the shared budget a publish takes a place in line (or, holding one, waits for room
         // on its shard): it is sent by its follow-up, oldest first.
         let admitted = match publication.booking {
-            Some(place) => self.gate.admit_booked(place).await,
-            None => self.gate.admit().await,
+            Some(place) => self.gate.admit_booked(place).await.map(|()| None),
+            None => self.gate.admit_or_book().await,
         };
-        if let Err(limited) = admitted {
-            if publication.booking.is_some() {
-                return Answer::Throttled(Some(limited.retry_after));
-            }
-            return match self.gate.book(limited.retry_after).await {
-                Ok(place) => Answer::Queued(place),
-                Err(longer) => Answer::Throttled(Some(longer.retry_after)),
-            };
+        match admitted {
+            Ok(None) => {}
+            Ok(Some(place)) => return Answer::Queued(place),
+            Err(limited) => return Answer::Throttled(Some(limited.retry_after)),
         }
         let response = match self.admitted(request, wait).await {
             Ok(response) => response,
