@@ -110,7 +110,9 @@ pub fn init_logging() {
     let result = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "text") {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).without_time().try_init()
+        // Lambda filters JSON lines by `level` and reads one without an RFC 3339 `timestamp` as
+        // INFO (so dropped at WARN): the subscriber's own time is RFC 3339 in UTC.
+        builder.json().flatten_event(true).try_init()
     };
     drop(result); // already initialised (tests, the dev gateway): keep the first
 }
@@ -158,7 +160,7 @@ pub async fn publisher(sdk: &SdkConfig) -> Result<crate::adapters::zernio::Zerni
 pub use crate::domain::limits::Limits;
 
 /// `REFRESHES_PER_MINUTE`, `SYNCS_PER_MINUTE`, `PUBLISHES_PER_MINUTE`, `CONNECTS_PER_MINUTE`,
-/// `POST_WRITES_PER_MINUTE`: each a whole number a minute per project, the contract's when unset.
+/// `POST_WRITES_PER_MINUTE`, `READS_PER_MINUTE`: each a whole number a minute per project, the contract's when unset.
 pub fn limits() -> Result<Limits, ConfigError> {
     let read = |name: &str, default: Limit| -> Result<Limit, ConfigError> {
         match optional(name) {
@@ -177,6 +179,7 @@ pub fn limits() -> Result<Limits, ConfigError> {
         publish: read("PUBLISHES_PER_MINUTE", default.publish)?,
         connect: read("CONNECTS_PER_MINUTE", default.connect)?,
         post_writes: read("POST_WRITES_PER_MINUTE", default.post_writes)?,
+        reads: read("READS_PER_MINUTE", default.reads)?,
     })
 }
 

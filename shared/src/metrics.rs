@@ -92,11 +92,19 @@ pub fn document(metric: Metric, count: u64, function: &str, timestamp_ms: i64) -
             }],
         },
         "Function": function,
-        // Lambda drops a JSON line below its log level, and reads one without a level as INFO: a
-        // metric must survive a level raised to ERROR.
+        // Lambda drops a JSON line below its log level, and reads one without a level or without
+        // an RFC 3339 timestamp as INFO: a metric must survive a level raised to ERROR.
         "level": "ERROR",
+        "timestamp": rfc3339(timestamp_ms),
         metric.name(): count,
     })
+}
+
+fn rfc3339(timestamp_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
 /// Counts `count` of `metric`, under the function's stable name (`METRICS_FUNCTION`, the binary's
@@ -125,5 +133,13 @@ mod tests {
         assert_eq!(doc["Function"], "webhook");
         assert_eq!(doc["EventsQueued"], 2);
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn a_count_survives_every_lambda_log_level() {
+        // Lambda keeps a JSON line at its `level` only with an RFC 3339 `timestamp` beside it.
+        let doc = document(Metric::PublisherErrors, 1, "sync-post", 1_700_000_000_123);
+        assert_eq!(doc["level"], "ERROR");
+        assert_eq!(doc["timestamp"], "2023-11-14T22:13:20.123Z");
     }
 }

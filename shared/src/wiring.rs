@@ -59,8 +59,8 @@ pub fn retry_worker(store: DynamoStore, publisher: ZernioClient, queue: SqsRetry
     RetryWorker { store, clock: SystemClock, parse: WEBHOOK_FORMAT, read: QUEUE_FORMAT, follow_ups }
 }
 
-pub fn list_connections(store: DynamoStore) -> ListConnections<DynamoStore, SystemClock> {
-    ListConnections { store, clock: SystemClock }
+pub fn list_connections(store: DynamoStore, limits: &Limits) -> ListConnections<DynamoStore, SystemClock> {
+    ListConnections { store, clock: SystemClock, limits: *limits }
 }
 
 pub fn refresh(
@@ -90,8 +90,8 @@ pub fn publish(
     Publish { store, publisher, queue, clock: SystemClock, limits: *limits, timing }
 }
 
-pub fn read_post(store: DynamoStore) -> ReadPost<DynamoStore, SystemClock> {
-    ReadPost { store, clock: SystemClock }
+pub fn read_post(store: DynamoStore, limits: &Limits) -> ReadPost<DynamoStore, SystemClock> {
+    ReadPost { store, clock: SystemClock, limits: *limits }
 }
 
 pub fn sync(
@@ -106,12 +106,12 @@ pub fn manual_delete(store: DynamoStore, limits: &Limits) -> ManualDelete<Dynamo
     ManualDelete { store, clock: SystemClock, limits: *limits }
 }
 
-pub fn post_history(store: DynamoStore) -> PostHistory<DynamoStore> {
-    PostHistory { store }
+pub fn post_history(store: DynamoStore, limits: &Limits) -> PostHistory<DynamoStore, SystemClock> {
+    PostHistory { store, clock: SystemClock, limits: *limits }
 }
 
-pub fn connection_history(store: DynamoStore) -> ConnectionHistory<DynamoStore> {
-    ConnectionHistory { store }
+pub fn connection_history(store: DynamoStore, limits: &Limits) -> ConnectionHistory<DynamoStore, SystemClock> {
+    ConnectionHistory { store, clock: SystemClock, limits: *limits }
 }
 
 pub fn change_feed(feed: EventBridgeFeed) -> ChangeFeed<EventBridgeFeed> {
@@ -169,7 +169,7 @@ pub mod from_env {
     }
 
     pub async fn list_connections() -> Result<ListConnections<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::list_connections(store(&sdk().await)?))
+        Ok(super::list_connections(store(&sdk().await)?, &config::limits()?))
     }
 
     pub async fn refresh() -> Result<Refresh<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
@@ -194,7 +194,7 @@ pub mod from_env {
     }
 
     pub async fn read_post() -> Result<ReadPost<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::read_post(store(&sdk().await)?))
+        Ok(super::read_post(store(&sdk().await)?, &config::limits()?))
     }
 
     pub async fn sync() -> Result<Sync<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
@@ -208,12 +208,12 @@ pub mod from_env {
         Ok(super::manual_delete(store(&sdk().await)?, &config::limits()?))
     }
 
-    pub async fn post_history() -> Result<PostHistory<DynamoStore>, ConfigError> {
-        Ok(super::post_history(store(&sdk().await)?))
+    pub async fn post_history() -> Result<PostHistory<DynamoStore, SystemClock>, ConfigError> {
+        Ok(super::post_history(store(&sdk().await)?, &config::limits()?))
     }
 
-    pub async fn connection_history() -> Result<ConnectionHistory<DynamoStore>, ConfigError> {
-        Ok(super::connection_history(store(&sdk().await)?))
+    pub async fn connection_history() -> Result<ConnectionHistory<DynamoStore, SystemClock>, ConfigError> {
+        Ok(super::connection_history(store(&sdk().await)?, &config::limits()?))
     }
 
     pub async fn change_feed() -> Result<ChangeFeed<EventBridgeFeed>, ConfigError> {

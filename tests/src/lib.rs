@@ -24,7 +24,23 @@ pub mod evidence;
 pub mod lambda;
 
 pub const SECRET: &str = "local-webhook-secret";
-pub const JWT_SECRET: &str = "local-jwt-secret";
+/// The audience the tests' identity provider issues app tokens for.
+pub const JWT_AUDIENCE: &str = "stacc-app";
+
+/// The tests' identity provider's key: one RSA key a process (a key takes a moment to make).
+pub fn issuer_key() -> dev_gateway::auth::SigningKey {
+    static KEY: OnceLock<dev_gateway::auth::SigningKey> = OnceLock::new();
+    KEY.get_or_init(dev_gateway::auth::SigningKey::generate).clone()
+}
+
+/// An identity provider on loopback (discovery document, JWKS, tokens), as the app's would be.
+pub async fn start_issuer() -> dev_gateway::auth::Issuer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let issuer = dev_gateway::auth::Issuer::new(&url, JWT_AUDIENCE, issuer_key());
+    issuer.serve(listener, dev_gateway::auth::DEFAULT_PROJECT_CLAIM);
+    issuer
+}
 
 /// The workspace root (where `events/`, `template.yaml` and `.venv` are).
 pub fn root() -> std::path::PathBuf {
@@ -109,6 +125,8 @@ pub struct Stack {
     pub store: DynamoStore,
     pub gateway: Gateway,
     pub sim: Simulator,
+    /// The app's identity provider: its tokens are what the gateway's authorizer takes.
+    pub issuer: dev_gateway::auth::Issuer,
     pub http: reqwest::Client,
     /// Between the gateway and DynamoDB, when `StackOptions::faults` asked for it.
     pub faults: Option<fault_proxy::FaultProxy>,
@@ -202,6 +220,7 @@ impl Stack {
         infra::ensure_table(&dynamodb, &table).await.expect("table");
         let queues = infra::ensure_queues(&sqs, &unique("retry"), &unique("retry-dlq")).await.expect("queues");
         let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+        let issuer = start_issuer().await;
         let feed = match options.feed {
             false => None,
             true => {
@@ -223,7 +242,7 @@ impl Stack {
                 .then(|| PollSettings { visibility_timeout: Some(Duration::from_secs(1)), ..PollSettings::default() }),
             publisher_base_url: sim.api_url(),
             publisher_api_key: "sk_local".into(),
-            jwt: dev_gateway::auth::Expect { secret: JWT_SECRET.into(), ..Default::default() },
+            jwt: issuer.expect(),
             limits: options.limits,
             redirect_origins: shared::domain::text::DEFAULT_REDIRECT_ORIGINS.map(str::to_owned).to_vec(),
             budget: shared::domain::budget::Plan::new(options.vendor_calls_per_minute),
@@ -246,6 +265,7 @@ impl Stack {
             sqs,
             gateway,
             sim,
+            issuer,
             http: reqwest::Client::new(),
             faults,
             changes_url: feed.map(|(_, url)| url),
@@ -513,10 +533,9 @@ impl StoreUnderTest {
 }
 
 impl Stack {
-    /// An app token for a project, valid for an hour.
+    /// An app token for a project, valid for an hour: RS256, from the stack's identity provider.
     pub fn token(&self, project: &str) -> String {
-        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-        dev_gateway::auth::token(JWT_SECRET, &serde_json::json!({"sub": "user-1", "project_id": project, "exp": exp}))
+        self.issuer.token_for(dev_gateway::auth::DEFAULT_PROJECT_CLAIM, project, 3600)
     }
 
     /// Calls an app route through the gateway; returns status, JSON body and headers.

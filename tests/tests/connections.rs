@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use integration_tests::{JWT_SECRET, Stack, s};
+use integration_tests::{Stack, s};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::adapters::zernio::ZernioClient;
@@ -402,10 +402,9 @@ async fn tokens_for_another_project_get_403_missing_bad_or_expired_ones_401_and_
         (Method::POST, format!("/projects/{PROJECT}/connections/x/connect")),
     ];
     let before = stack.items().await;
-    let expired = dev_gateway::auth::token(JWT_SECRET, &json!({"sub": "u", "project_id": PROJECT, "exp": 1_000_000}));
-    let forged = dev_gateway::auth::token(
-        "not-the-secret",
-        &json!({"sub": "u", "project_id": PROJECT, "exp": 4_000_000_000u64}),
+    let expired = stack.issuer.mint(&json!({"sub": "u", "project_id": PROJECT, "exp": 1_000_000}));
+    let forged = dev_gateway::auth::SigningKey::generate().sign(
+        &json!({"sub": "u", "project_id": PROJECT, "exp": 4_000_000_000u64, "iss": stack.issuer.url, "aud": "stacc-app"}),
     );
     for (method, path) in &routes {
         let (status, body, _) = stack.call(method.clone(), path, Some(&other), None).await;

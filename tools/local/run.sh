@@ -9,7 +9,6 @@ SIM_PORT=${SIM_PORT:-4010}
 SIM_CONTROL_PORT=${SIM_CONTROL_PORT:-4011}
 export PUBLISHER_API_KEY=${PUBLISHER_API_KEY:-sk_local}
 export WEBHOOK_SECRETS=${WEBHOOK_SECRETS:-local-webhook-secret}
-export LOCAL_JWT_SECRET=${LOCAL_JWT_SECRET:-local-jwt-secret}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 mkdir -p .local
 

@@ -6,13 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use super::time::Timestamp;
 
-/// The app routes that call the service, each with its own budget.
+/// The app routes that call the service, each with its own budget, and the read routes, which
+/// share one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CallKind {
     Refresh,
     Sync,
     Publish,
     Connect,
+    /// The read routes (connections, a post, the histories): one budget for all of them.
+    Read,
 }
 
 impl CallKind {
@@ -22,6 +25,7 @@ impl CallKind {
             CallKind::Sync => "sync",
             CallKind::Publish => "publish",
             CallKind::Connect => "connect",
+            CallKind::Read => "read",
         }
     }
 }
@@ -38,8 +42,13 @@ impl Limit {
         match kind {
             CallKind::Refresh | CallKind::Connect => Limit { per_minute: 10 },
             CallKind::Sync | CallKind::Publish => Limit { per_minute: 30 },
+            CallKind::Read => Limit::READS,
         }
     }
+
+    /// The reads a project may make a minute, every read route together (production.md,
+    /// section 6): generous, so only a runaway poller meets it.
+    pub const READS: Limit = Limit { per_minute: 300 };
 
     /// The post writes of any kind a project may make a minute (app-api.md), drafts included.
     pub const POST_WRITES: Limit = Limit { per_minute: 120 };
@@ -53,6 +62,7 @@ pub struct Limits {
     pub publish: Limit,
     pub connect: Limit,
     pub post_writes: Limit,
+    pub reads: Limit,
 }
 
 impl Default for Limits {
@@ -63,6 +73,7 @@ impl Default for Limits {
             publish: Limit::default_for(CallKind::Publish),
             connect: Limit::default_for(CallKind::Connect),
             post_writes: Limit::POST_WRITES,
+            reads: Limit::READS,
         }
     }
 }
@@ -102,18 +113,22 @@ pub enum Spend {
     /// A post stored without a call (`draft: true`, or a refused new post kept as a draft).
     Draft,
     ManualDelete,
+    /// A read route: nothing called or written, but one project must not take the route's
+    /// shared throttle from every other.
+    Read,
 }
 
 impl Spend {
     /// The budget item it takes from and the lanes it takes there, all or none.
     pub fn lanes(self, limits: &Limits) -> (CallKind, Vec<(ProjectLane, Rate)>) {
-        let writes = (ProjectLane::PostWrites, limits.post_writes.ceiling());
+        let writes = (ProjectLane::PostWrites, limits.post_writes.allowance());
         match self {
             Spend::Refresh => (CallKind::Refresh, vec![(ProjectLane::Calls, limits.refresh.rate())]),
             Spend::Sync => (CallKind::Sync, vec![(ProjectLane::Calls, limits.sync.rate())]),
             Spend::Connect => (CallKind::Connect, vec![(ProjectLane::Calls, limits.connect.rate())]),
             Spend::Publish => (CallKind::Publish, vec![(ProjectLane::Calls, limits.publish.rate()), writes]),
             Spend::Draft | Spend::ManualDelete => (CallKind::Publish, vec![writes]),
+            Spend::Read => (CallKind::Read, vec![(ProjectLane::Calls, limits.reads.rate())]),
         }
     }
 }
@@ -177,10 +192,14 @@ impl Limit {
         Rate { interval_ms, tolerance_ms: (2 * per_minute - 1) * interval_ms }
     }
 
-    /// At most the limit in any 60 seconds, half of it at once (`Rate::within`): for a limit
-    /// that is a ceiling, not a pace with bursts past it.
-    pub fn ceiling(self) -> Rate {
-        Rate::within(self.per_minute, self.per_minute / 2)
+    /// The whole minute's allowance at once, then the limit's own pace: a project may write a
+    /// month's generated posts in one go and is refused the next (production.md, section 6).
+    /// A lane that keeps one time cannot also forbid a second full minute in the sliding minute
+    /// after a burst; at most twice the limit can fall in any 60 seconds, never more.
+    pub fn allowance(self) -> Rate {
+        let per_minute = i64::from(self.per_minute.max(1));
+        let interval_ms = (MINUTE_MS + per_minute - 1) / per_minute;
+        Rate { interval_ms, tolerance_ms: (per_minute - 1) * interval_ms }
     }
 }
 
@@ -318,21 +337,27 @@ mod tests {
     }
 
     #[test]
-    fn post_writes_are_at_most_120_in_any_minute_and_a_publish_takes_its_call_and_its_write() {
+    fn post_writes_take_a_whole_minute_at_once_and_a_publish_takes_its_call_and_its_write() {
         let limits = Limits::default();
         let (item, lanes) = Spend::Draft.lanes(&limits);
         assert_eq!((item, lanes.len()), (CallKind::Publish, 1));
         let writes = lanes[0].1;
-        assert_eq!(allowed(writes, &[0; 130]).len(), 60, "half a minute's writes at once");
+        assert_eq!(allowed(writes, &[0; 130]).len(), 120, "a whole minute's writes at once, and not the 121st");
         let every_100ms: Vec<i64> = (0..6_000).map(|n| n * 100).collect();
         let taken = allowed(writes, &every_100ms);
-        assert!(most_in_any_window(&taken, 60_000) <= 120, "never more than 120 in any minute");
-        assert!(taken.len() >= 60 + 9 * 60, "and about one a second after the burst: {}", taken.len());
+        assert!(most_in_any_window(&taken, 60_000) < 240, "never two whole minutes in one");
+        assert!(taken.len() >= 120 + 9 * 120, "and two a second after the burst: {}", taken.len());
         let (item, lanes) = Spend::Publish.lanes(&limits);
         let kinds: Vec<ProjectLane> = lanes.iter().map(|(l, _)| *l).collect();
         assert_eq!((item, kinds), (CallKind::Publish, vec![ProjectLane::Calls, ProjectLane::PostWrites]));
         assert_eq!(Spend::ManualDelete.lanes(&limits).0, CallKind::Publish, "every post write shares one lane");
         assert_eq!(Spend::Connect.lanes(&limits).1[0].1, Limit { per_minute: 10 }.rate());
+        let (item, lanes) = Spend::Read.lanes(&limits);
+        assert_eq!(
+            (item, lanes.clone()),
+            (CallKind::Read, vec![(ProjectLane::Calls, Limit { per_minute: 300 }.rate())])
+        );
+        assert_eq!(allowed(lanes[0].1, &[0; 700]).len(), 600, "reads: a burst of twice 300");
     }
 
     #[test]
@@ -397,6 +422,20 @@ mod tests {
                     prop_assert!((j - i + 1) as u64 <= most, "{} calls in {} ms", j - i + 1, window);
                 }
             }
+        }
+
+        /// `Limit::allowance`: the whole limit at once from a level lane, and never more than
+        /// twice the limit in any 60-second window, however the writes come.
+        #[test]
+        fn an_allowance_is_whole_at_once_and_never_twice_over(
+            per_minute in 1u32..400,
+            gaps in prop::collection::vec(0i64..400, 1..600),
+        ) {
+            let rate = Limit { per_minute }.allowance();
+            prop_assert_eq!(allowed(rate, &vec![0; per_minute as usize + 1]).len(), per_minute as usize);
+            let offsets: Vec<i64> = gaps.iter().scan(0, |t, g| { *t += g; Some(*t) }).collect();
+            let taken = allowed(rate, &offsets);
+            prop_assert!(most_in_any_window(&taken, 60_000) < 2 * per_minute as usize);
         }
 
         /// `Rate::within`: never more than `calls` in any 60-second window, however they come;

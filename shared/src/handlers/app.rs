@@ -209,7 +209,24 @@ pub fn path_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.path_parameters_ref().and_then(|p| p.first(name))
 }
 
-/// The project the caller may act on: the verified `project_id` claim, which must be the path's.
+/// The claim that names the caller's project: `PROJECT_CLAIM` (the template's `ProjectClaim`),
+/// `project_id` when unset; read once.
+pub fn project_claim() -> &'static str {
+    static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("PROJECT_CLAIM")
+            .ok()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| DEFAULT_PROJECT_CLAIM.to_owned())
+    });
+    &CLAIM
+}
+
+/// The claim that names the project unless `PROJECT_CLAIM` says otherwise.
+pub const DEFAULT_PROJECT_CLAIM: &str = "project_id";
+
+/// The project the caller may act on: the verified project claim ([`project_claim`]), which must
+/// be the path's.
 /// Every app route asks this first, so a body over [`MAX_APP_BODY_BYTES`] is refused here, unread.
 pub fn caller(request: &Request) -> Result<ProjectId, Refusal> {
     let bytes = AsRef::<[u8]>::as_ref(request.body()).len();
@@ -223,7 +240,7 @@ pub fn caller(request: &Request) -> Result<ProjectId, Refusal> {
         }
         _ => None,
     };
-    let claimed = claims.ok_or(Refusal::Unauthorized)?.get("project_id").ok_or(Refusal::Forbidden)?;
+    let claimed = claims.ok_or(Refusal::Unauthorized)?.get(project_claim()).ok_or(Refusal::Forbidden)?;
     let path = path_param(request, "projectId").unwrap_or_default();
     let project = ProjectId::parse(path).map_err(|e| Refusal::InvalidRequest(format!("projectId: {e}.")))?;
     if claimed != project.as_str() {
@@ -263,6 +280,20 @@ pub async fn spend<S: BudgetStore>(
 ) -> Result<(), Refusal> {
     let (item, lanes) = spend.lanes(limits);
     Ok(store.take_budget(project, item, seen, &lanes, now).await??)
+}
+
+/// The caller of a read route, once its read is taken from the project's read budget: 429
+/// `rate_limited` past it, nothing read. Nothing is read first either: the take assumes a level
+/// lane, and a refusal shows what is stored.
+pub async fn reader<S: BudgetStore>(
+    request: &Request,
+    store: &S,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<ProjectId, Refusal> {
+    let project = caller(request)?;
+    spend(store, &project, Spend::Read, (Seen::default(), limits), now).await?;
+    Ok(project)
 }
 
 /// Runs a route: its refusals become answers.

@@ -17,6 +17,8 @@ use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, Source, Store
 pub struct ListConnections<S, C> {
     pub store: S,
     pub clock: C,
+    /// The project's budgets (its reads).
+    pub limits: Limits,
 }
 
 /// `POST /projects/{projectId}/connections/refresh`.
@@ -76,13 +78,13 @@ fn views(stored: &[StoredConnection], now: Timestamp) -> (Vec<Value>, Vec<Platfo
     (all, needing, expiring)
 }
 
-impl<S: ConnectionStore, C: Clock> ListConnections<S, C> {
+impl<S: ConnectionStore + BudgetStore, C: Clock> ListConnections<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_list(&request).await)
     }
 
     async fn try_list(&self, request: &Request) -> Result<Response<Body>, Refusal> {
-        let project = app::caller(request)?;
+        let project = app::reader(request, &self.store, &self.limits, self.clock.now()).await?;
         let stored = match self.store.project_profile(&project).await? {
             Some(profile) => self.store.connections(&profile).await?,
             None => Vec::new(),

@@ -5,17 +5,24 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::limits::Limits;
 use crate::domain::{Platform, PostId};
-use crate::ports::{HistoryPage, HistoryStore, PostStore, StoreError};
+use crate::ports::{BudgetStore, Clock, HistoryPage, HistoryStore, PostStore, StoreError};
 
 /// `GET /projects/{projectId}/posts/{postId}/history`.
-pub struct PostHistory<S> {
+pub struct PostHistory<S, C> {
     pub store: S,
+    pub clock: C,
+    /// The project's budgets (its reads).
+    pub limits: Limits,
 }
 
 /// `GET /projects/{projectId}/connections/history`.
-pub struct ConnectionHistory<S> {
+pub struct ConnectionHistory<S, C> {
     pub store: S,
+    pub clock: C,
+    /// The project's budgets (its reads).
+    pub limits: Limits,
 }
 
 /// Records a page holds unless `limit` says otherwise, and the most it may ask for.
@@ -63,11 +70,11 @@ fn page(page: HistoryPage) -> Response<Body> {
     http::json(200, &json!({"changes": changes, "next_cursor": page.next_cursor}))
 }
 
-impl<S: PostStore + HistoryStore> PostHistory<S> {
+impl<S: PostStore + HistoryStore + BudgetStore, C: Clock> PostHistory<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::caller(&request)?;
+                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 let raw = app::path_param(&request, "postId").unwrap_or_default();
                 let post = PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))?;
                 let params = query(&request);
@@ -83,11 +90,11 @@ impl<S: PostStore + HistoryStore> PostHistory<S> {
     }
 }
 
-impl<S: HistoryStore> ConnectionHistory<S> {
+impl<S: HistoryStore + BudgetStore, C: Clock> ConnectionHistory<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::caller(&request)?;
+                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 let params = query(&request);
                 let platform = match param(&params, "platform") {
                     None | Some("") => None,

@@ -30,6 +30,8 @@ pub const MAX_MEDIA_URL_BYTES: usize = 8 * 1024;
 pub struct ReadPost<S, C> {
     pub store: S,
     pub clock: C,
+    /// The project's budgets (its reads).
+    pub limits: Limits,
 }
 
 /// `POST /projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete`: the store only.
@@ -208,10 +210,11 @@ fn parse_media(bare: Option<Vec<String>>, typed: Option<Vec<MediaBody>>) -> Resu
     Ok(Some(media::combine(&bare, &items)))
 }
 
-impl<S: PostStore, C: Clock> ReadPost<S, C> {
+impl<S: PostStore + BudgetStore, C: Clock> ReadPost<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
+                app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 let (project, post, stored) = requested_post(&self.store, &request).await?;
                 Ok(http::json(200, &post_view(&project, &post, &stored, self.clock.now())))
             }

@@ -59,7 +59,7 @@ pub struct GatewayConfig {
     pub poll: Option<PollSettings>,
     pub publisher_base_url: String,
     pub publisher_api_key: String,
-    /// What app tokens must show (HS256 key, and the issuer and audience when set).
+    /// What app tokens must show: the issuer (whose JWKS has the keys) and the audience.
     pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service and of post writes.
     pub limits: shared::config::Limits,
@@ -98,9 +98,9 @@ struct AppState {
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
     manual_delete: ManualDelete<DynamoStore, SystemClock>,
-    post_history: shared::handlers::history::PostHistory<DynamoStore>,
-    connection_history: shared::handlers::history::ConnectionHistory<DynamoStore>,
-    jwt: auth::Expect,
+    post_history: shared::handlers::history::PostHistory<DynamoStore, SystemClock>,
+    connection_history: shared::handlers::history::ConnectionHistory<DynamoStore, SystemClock>,
+    authorizer: auth::Authorizer,
 }
 
 /// The app routes, as API Gateway's route keys name them.
@@ -175,7 +175,7 @@ impl Gateway {
                 SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url),
                 config.secrets.clone().into(),
             ),
-            list_connections: wiring::list_connections(store.clone()),
+            list_connections: wiring::list_connections(store.clone(), &config.limits),
             refresh: wiring::refresh(store.clone(), reads.clone(), &config.limits),
             connect: wiring::connect(store.clone(), reads.clone(), &config.limits, config.redirect_origins.clone()),
             publish: wiring::publish(
@@ -185,12 +185,12 @@ impl Gateway {
                 &config.limits,
                 config.publish_timing,
             ),
-            read_post: wiring::read_post(store.clone()),
+            read_post: wiring::read_post(store.clone(), &config.limits),
             sync: wiring::sync(store.clone(), reads.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone(), &config.limits),
-            post_history: wiring::post_history(store.clone()),
-            connection_history: wiring::connection_history(store.clone()),
-            jwt: config.jwt.clone(),
+            post_history: wiring::post_history(store.clone(), &config.limits),
+            connection_history: wiring::connection_history(store.clone(), &config.limits),
+            authorizer: auth::Authorizer::new(config.jwt.clone()),
         });
         let app_route = |route: AppRoute| {
             let state = state.clone();
@@ -319,11 +319,9 @@ async fn app(
     params: HashMap<String, String>,
     request: HttpRequest<AxumBody>,
 ) -> axum::response::Response {
-    let Some(claims) = auth::verify(request.headers(), &state.jwt) else {
-        // API Gateway answers a missing, bad or expired token itself, with its own body.
-        let mut response = axum::response::Response::new(AxumBody::from(r#"{"message":"Unauthorized"}"#));
-        *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
-        return response;
+    let claims = match state.authorizer.verify(request.headers()).await {
+        Ok(claims) => claims,
+        Err(why) => return unauthorized(route, &why),
     };
     let context =
         bridge::RouteContext { route_key: route.key().into(), path_parameters: params, jwt_claims: Some(claims) };
@@ -346,4 +344,13 @@ async fn app(
     })
     .await;
     bridge::from_lambda(response)
+}
+
+/// API Gateway answers a token it refuses itself, with its own body; the local one also says why
+/// in its log (never the token).
+fn unauthorized(route: AppRoute, why: &auth::Refused) -> axum::response::Response {
+    tracing::warn!(route = route.key(), reason = %why, "401: the token was refused");
+    let mut response = axum::response::Response::new(AxumBody::from(r#"{"message":"Unauthorized"}"#));
+    *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+    response
 }

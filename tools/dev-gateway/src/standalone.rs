@@ -82,12 +82,7 @@ pub async fn run() -> Result<(), BoxError> {
     .await
     .map_err(|e| format!("SQS at {}: {e}", setting("AWS_ENDPOINT_URL_SQS", "(AWS_ENDPOINT_URL_SQS not set)")))?;
 
-    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let jwt = crate::auth::Expect {
-        secret: setting("LOCAL_JWT_SECRET", "local-jwt-secret"),
-        issuer: optional("LOCAL_JWT_ISSUER"),
-        audience: optional("LOCAL_JWT_AUDIENCE"),
-    };
+    let (jwt, issuer) = identity().await?;
     // The change feed's bus (moto's EventBridge) and the queue a rule forwards every event to.
     let bus = setting("EVENT_BUS_NAME", "stacc-social");
     let changes_url = infra::ensure_feed(
@@ -127,16 +122,15 @@ pub async fn run() -> Result<(), BoxError> {
         streams: proxy.as_ref().map(|_| dynamodb.clone()),
     })
     .await?;
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
-    let mut claims = serde_json::json!({"sub": "local-user", "project_id": "proj_demo", "exp": exp});
-    if let Some(issuer) = &jwt.issuer {
-        claims["iss"] = issuer.as_str().into();
+    match &issuer {
+        Some((issuer, _)) => {
+            let claim = shared::handlers::app::project_claim();
+            println!("identity provider (development): {} (its JWKS at /.well-known/jwks.json)", issuer.url);
+            println!("a token for project proj_demo (24 h): {}", issuer.token_for(claim, "proj_demo", 24 * 3600));
+            println!("a token for any project: curl -s '{}/token?{claim}=<project>'", issuer.url);
+        }
+        None => println!("tokens: from {} (audience {}), as the app's sign-in gives them", jwt.issuer, jwt.audience),
     }
-    if let Some(audience) = &jwt.audience {
-        claims["aud"] = audience.as_str().into();
-    }
-    let sample = crate::auth::token(&jwt.secret, &claims);
-    println!("a token for project proj_demo (24 h): {sample}");
     println!("table: {table}");
     println!("retry queue: {}", queues.retry_url);
     println!("change feed: bus {bus} -> {changes_url} (make feed prints them)");
@@ -157,6 +151,47 @@ pub async fn run() -> Result<(), BoxError> {
         local.stop().await;
     }
     Ok(())
+}
+
+/// The authorizer's settings, and the development identity provider when it is this stack's:
+/// `LOCAL_JWT_ISSUER` (with `LOCAL_JWT_AUDIENCE`, and `LOCAL_JWKS_URL` or `LOCAL_JWKS_FILE`
+/// unless its discovery document names its JWKS) for another issuer; otherwise a development
+/// issuer on `ISSUER_PORT` [4020], its RSA key kept in `LOCAL_DATA_DIR/issuer-key.pem`.
+async fn identity()
+-> Result<(crate::auth::Expect, Option<(crate::auth::Issuer, tokio::task::JoinHandle<std::io::Result<()>>)>), BoxError>
+{
+    use crate::auth::{Expect, Issuer, Jwks, SigningKey};
+    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let audience = setting("LOCAL_JWT_AUDIENCE", "stacc-local");
+    let jwks = match (optional("LOCAL_JWKS_URL"), optional("LOCAL_JWKS_FILE")) {
+        (Some(url), _) => Jwks::Url(url),
+        (None, Some(file)) => Jwks::File(file.into()),
+        (None, None) => Jwks::Discovered,
+    };
+    if let Some(issuer) = optional("LOCAL_JWT_ISSUER") {
+        return Ok((Expect { issuer, audience, jwks }, None));
+    }
+    let dir = setting("LOCAL_DATA_DIR", ".local");
+    std::fs::create_dir_all(&dir)?;
+    let path = std::path::Path::new(&dir).join("issuer-key.pem");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(pem) => {
+            SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e} (delete it for a new key)", path.display()))?
+        }
+        Err(_) => {
+            let key = SigningKey::generate();
+            std::fs::write(&path, &key.pem)?;
+            key
+        }
+    };
+    let issuer_port = port("ISSUER_PORT", 4020)?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], issuer_port)))
+        .await
+        .map_err(|e| format!("the development issuer on port {issuer_port}: {e} (set ISSUER_PORT to use another)"))?;
+    let issuer = Issuer::new(&format!("http://127.0.0.1:{issuer_port}"), &audience, key);
+    let served = issuer.serve(listener, shared::handlers::app::project_claim());
+    let expect = Expect { jwks, ..issuer.expect() };
+    Ok((expect, Some((issuer, served))))
 }
 
 /// `RETRY_VISIBILITY_SECONDS`: how long a received retry message stays hidden (the queue's own
