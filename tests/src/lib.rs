@@ -316,7 +316,7 @@ impl Stack {
         let settings = PollSettings {
             visibility_timeout: Some(Duration::from_secs(visibility)),
             wait: Duration::ZERO,
-            batch_size: 10,
+            ..PollSettings::default()
         };
         dev_gateway::poller::poll_once(&self.sqs, &self.queues.retry_url, &self.worker(), settings).await.expect("poll")
     }

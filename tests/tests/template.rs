@@ -79,6 +79,12 @@ fn the_retry_worker_reports_failures_message_by_message() {
     assert!(format!("{:?}", mapping["FunctionName"]).contains("RetryWorkerFunction"));
     let types = mapping["FunctionResponseTypes"].as_sequence().unwrap();
     assert!(types.iter().any(|v| v == "ReportBatchItemFailures"));
+    // A batch's messages run side by side, so each has the invocation's whole time: the timeout
+    // leaves a follow-up its budget (the longest publish wait and its writes) with room to spare.
+    let timeout = number(&resource(&t, "RetryWorkerFunction")["Timeout"]);
+    let longest_wait = number(&t["Parameters"]["PublishWaitSeconds"]["MaxValue"]);
+    assert!(timeout >= shared::handlers::retry::FOLLOW_UP_BUDGET.as_secs() + longest_wait, "{timeout} s");
+    assert!(shared::handlers::retry::FOLLOW_UP_BUDGET.as_secs() > longest_wait);
 }
 
 /// Every `AWS::Serverless::Function` in the template, by logical name.
@@ -357,5 +363,37 @@ fn the_dashboard_shows_the_budget_the_line_the_webhooks_the_queue_and_the_reconc
     }
     for aws in ["ApproximateAgeOfOldestMessage", "VendorCallsPerMinute"] {
         assert!(body.contains(aws), "the dashboard shows {aws}");
+    }
+}
+
+#[test]
+fn the_reconciler_is_never_retried_by_lambda_and_every_allowed_schedule_renders_a_valid_rate() {
+    let t = template();
+    let reconciler = resource(&t, "ReconcilerFunction");
+    assert_eq!(number(&reconciler["EventInvokeConfig"]["MaximumRetryAttempts"]), 0);
+    let schedule = &reconciler["Events"]["Schedule"]["Properties"];
+    assert_eq!(number(&schedule["RetryPolicy"]["MaximumRetryAttempts"]), 0);
+    // The expression, rendered for a value as CloudFormation would: !If on ReconcileEveryMinute.
+    let Value::Tagged(when) = &schedule["ScheduleExpression"] else { panic!("an !If") };
+    let branches = when.value.as_sequence().expect("[condition, then, else]");
+    assert_eq!((when.tag.to_string().as_str(), branches[0].as_str()), ("!If", Some("ReconcileEveryMinute")));
+    let condition = format!("{:?}", t["Conditions"]["ReconcileEveryMinute"]);
+    assert!(condition.contains("ReconcileScheduleMinutes") && condition.contains('1'), "{condition}");
+    let render = |minutes: u64| match minutes {
+        1 => branches[1].as_str().unwrap().to_owned(),
+        n => {
+            let Value::Tagged(sub) = &branches[2] else { panic!("a !Sub") };
+            sub.value.as_str().unwrap().replace("${ReconcileScheduleMinutes}", &n.to_string())
+        }
+    };
+    let allowed = t["Parameters"]["ReconcileScheduleMinutes"]["AllowedValues"].as_sequence().unwrap();
+    assert!(allowed.len() > 1);
+    for minutes in allowed.iter().map(number) {
+        let expression = render(minutes);
+        let valid = match minutes {
+            1 => expression == "rate(1 minute)",
+            n => expression == format!("rate({n} minutes)"),
+        };
+        assert!(valid, "{minutes}: {expression}");
     }
 }

@@ -1,7 +1,9 @@
 //! One reconciler pass per invocation, from an EventBridge Scheduler schedule.
 #![recursion_limit = "256"]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::handlers::retry;

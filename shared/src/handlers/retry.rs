@@ -1,8 +1,13 @@
 //! The retry worker: applies queued events with the same code as the webhook, runs publish
 //! follow-ups, and reports the messages that still failed, one by one, so only those are
-//! delivered again.
+//! delivered again. A batch's messages run side by side: each has the invocation's whole time, so
+//! none is handed back untried (a hand-back counts toward the queue's `maxReceiveCount`, and ten
+//! follow-ups one after another, each waiting for a slow service, would outlive the invocation).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the same as the system's, but one a test can move on.
+use tokio::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
@@ -48,7 +53,7 @@ fn budget(queued: &Result<Queued, String>) -> Duration {
 }
 
 /// A follow-up is begun only with this much time left: the route's wait and a few writes.
-pub const FOLLOW_UP_BUDGET: Duration = Duration::from_secs(20);
+pub const FOLLOW_UP_BUDGET: Duration = Duration::from_secs(25);
 
 /// The invocation's deadline as Lambda gives it (Unix milliseconds), on this process's clock.
 pub fn deadline(epoch_ms: u64) -> Instant {
@@ -61,18 +66,23 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
         self.handle_until(batch, None).await
     }
 
-    /// Handles the batch, leaving the messages it has no time for (before `deadline`) to be
-    /// delivered again, reported as failures like any other.
+    /// Handles the batch's messages side by side, leaving one it has no time for (begun too near
+    /// `deadline`: only when the invocation itself began late) to be delivered again, reported as
+    /// a failure like any other.
     pub async fn handle_until(&self, batch: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in batch.records {
+        let runs = batch.records.into_iter().map(|record| async move {
             let id = record.message_id.clone().unwrap_or_default();
             let queued = (self.read)(&record);
             let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= budget(&queued));
             if !in_time {
                 tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
             }
-            if !in_time || !self.apply(queued, &id).await {
+            let done = in_time && self.apply(queued, &id).await;
+            (id, done)
+        });
+        let mut response = SqsBatchResponse::default();
+        for (id, done) in futures::future::join_all(runs).await {
+            if !done {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
@@ -156,6 +166,53 @@ mod tests {
         ) -> Result<Outcome, StoreError> {
             panic!("a message begun with no time left")
         }
+    }
+
+    /// Follow-ups that each meet a service taking 25 s, and count how often they were tried.
+    struct SlowService {
+        tried: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl FollowUps for SlowService {
+        async fn run(&self, follow_up: &FollowUp) -> Result<(), String> {
+            self.tried.lock().unwrap().push(follow_up.post.to_string());
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            Ok(()) // (the follow-up queues its next try itself, with its delay)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_follow_ups_each_meeting_a_25_s_service_are_each_tried_once_within_the_invocation() {
+        // GIVEN a batch of ten follow-ups, and an invocation of 60 s (the template's Timeout)
+        let worker = RetryWorker {
+            store: Untouchable,
+            clock: SystemClock,
+            parse: crate::wiring::WEBHOOK_FORMAT,
+            read: crate::wiring::QUEUE_FORMAT,
+            follow_ups: SlowService { tried: Default::default() },
+        };
+        let mut batch = SqsEvent::default();
+        for n in 0..10 {
+            let follow_up = FollowUp {
+                project: ProjectId::parse("p1").unwrap(),
+                post: PostId::parse(&format!("post_{n}")).unwrap(),
+                generation: 1,
+                attempt: 1,
+                booking: None,
+            };
+            let message = crate::adapters::sqs::follow_up_record(&follow_up, &format!("m{n}"));
+            batch.records.push(message);
+        }
+        let started = Instant::now();
+        // WHEN the worker handles it
+        let response = worker.handle_until(batch, Some(started + Duration::from_secs(60))).await;
+        // THEN every follow-up was tried, once, and none is handed back to count toward the DLQ
+        assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+        let mut tried = worker.follow_ups.tried.lock().unwrap().clone();
+        tried.sort();
+        assert_eq!(tried, (0..10).map(|n| format!("post_{n}")).collect::<Vec<_>>());
+        // AND within the invocation
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     }
 
     #[tokio::test]

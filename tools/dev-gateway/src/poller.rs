@@ -14,11 +14,18 @@ pub struct PollSettings {
     pub visibility_timeout: Option<Duration>,
     pub wait: Duration,
     pub batch_size: i32,
+    /// The retry worker's invocation time, as the template's `Timeout` gives it.
+    pub timeout: Duration,
 }
 
 impl Default for PollSettings {
     fn default() -> Self {
-        Self { visibility_timeout: None, wait: Duration::from_secs(1), batch_size: 10 }
+        Self {
+            visibility_timeout: None,
+            wait: Duration::from_secs(1),
+            batch_size: 10,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -55,7 +62,8 @@ pub async fn poll_once<S: EventStore, C: Clock, F: FollowUps>(
         event.records.push(record);
         handles.push((m.message_id.clone().unwrap_or_default(), m.receipt_handle.clone().unwrap_or_default()));
     }
-    let response = shared::adapters::aws::as_function("retry-worker", worker.handle(event)).await;
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    let response = shared::adapters::aws::as_function("retry-worker", worker.handle_until(event, Some(deadline))).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let done: Vec<DeleteMessageBatchRequestEntry> = handles
         .iter()
