@@ -195,7 +195,7 @@ mod tests {
         for n in 0..10 {
             let follow_up = FollowUp {
                 project: ProjectId::parse("p1").unwrap(),
-                post: PostId::parse(&format!("post_{n}")).unwrap(),
+                post: PostId::parse(format!("post_{n}")).unwrap(),
                 generation: 1,
                 attempt: 1,
                 booking: None,
