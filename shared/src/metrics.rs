@@ -50,6 +50,34 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric the functions emit.
+    pub const ALL: [Metric; 24] = [
+        Metric::EventsProcessed,
+        Metric::EventsDuplicate,
+        Metric::EventsIgnored,
+        Metric::EventsQueued,
+        Metric::StaleConnectionsFound,
+        Metric::Syncs,
+        Metric::Refreshes,
+        Metric::PublisherErrors,
+        Metric::PublisherKeyRefused,
+        Metric::PublisherUnavailable,
+        Metric::SignaturesRefused,
+        Metric::PostsHealed,
+        Metric::ReconcileCalls,
+        Metric::ReconcileWorkLeft,
+        Metric::ReconcileOutages,
+        Metric::PublishesFollowedUp,
+        Metric::PublishesAdopted,
+        Metric::BudgetCalls,
+        Metric::BudgetRefused,
+        Metric::ServiceThrottled,
+        Metric::BudgetShutSeconds,
+        Metric::ReconcileThrottled,
+        Metric::PublishesQueued,
+        Metric::FollowUpLagSeconds,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::EventsProcessed => "EventsProcessed",

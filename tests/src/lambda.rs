@@ -279,17 +279,9 @@ impl LocalAccount {
         for variables in [globals, own] {
             for (key, value) in variables.as_mapping().cloned().unwrap_or_default() {
                 let key = key.as_str().expect("variable name").to_owned();
-                let value = match &value {
-                    serde_norway::Value::String(s) => s.clone(),
-                    serde_norway::Value::Tagged(tagged) if tagged.tag == "!Ref" => {
-                        let name = tagged.value.as_str().expect("!Ref name");
-                        self.refs
-                            .get(name)
-                            .cloned()
-                            .unwrap_or_else(|| panic!("{function}: {key} = !Ref {name}, unknown here"))
-                    }
-                    other => panic!("{function}: {key} = {other:?} cannot be resolved locally"),
-                };
+                let value = self
+                    .resolve(template, &value)
+                    .unwrap_or_else(|why| panic!("{function}: {key} = {value:?} cannot be resolved here: {why}"));
                 env.insert(key, value);
             }
         }
@@ -309,6 +301,63 @@ impl LocalAccount {
         env
     }
 }
+
+impl LocalAccount {
+    /// A value of the template as CloudFormation would resolve it here: a string, `!Ref`, `!Sub`
+    /// (of refs and `AWS::StackName`), and `!If` on a condition of `!Equals`, `!Not`, `!And`,
+    /// `!Or` and `!Condition`.
+    pub fn resolve(&self, template: &serde_norway::Value, value: &serde_norway::Value) -> Result<String, String> {
+        use serde_norway::Value;
+        let lookup = |name: &str| match name {
+            "AWS::StackName" => Ok(LOCAL_STACK_NAME.to_owned()),
+            name => self.refs.get(name).cloned().ok_or_else(|| format!("!Ref {name} is unknown here")),
+        };
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Tagged(t) if t.tag == "!Ref" => lookup(t.value.as_str().ok_or("!Ref of a name")?),
+            Value::Tagged(t) if t.tag == "!Sub" => {
+                let mut text = t.value.as_str().ok_or("!Sub of a string")?.to_owned();
+                while let Some(start) = text.find("${") {
+                    let end = start + text[start..].find('}').ok_or("an unclosed ${")?;
+                    let value = lookup(&text[start + 2..end])?;
+                    text.replace_range(start..=end, &value);
+                }
+                Ok(text)
+            }
+            Value::Tagged(t) if t.tag == "!If" => {
+                let branches = t.value.as_sequence().ok_or("!If [condition, then, else]")?;
+                let condition = branches[0].as_str().ok_or("!If names its condition")?;
+                let holds = self.condition(template, &template["Conditions"][condition])?;
+                self.resolve(template, &branches[if holds { 1 } else { 2 }])
+            }
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    fn condition(&self, template: &serde_norway::Value, condition: &serde_norway::Value) -> Result<bool, String> {
+        use serde_norway::Value;
+        let Value::Tagged(t) = condition else { return Err(format!("{condition:?} is no condition")) };
+        let items = || t.value.as_sequence().ok_or_else(|| format!("{} takes a list", t.tag));
+        match t.tag.to_string().as_str() {
+            "!Equals" => {
+                let items = items()?;
+                Ok(self.resolve(template, &items[0])? == self.resolve(template, &items[1])?)
+            }
+            "!Not" => Ok(!self.condition(template, &items()?[0])?),
+            "!And" => items()?.iter().try_fold(true, |all, c| Ok(all && self.condition(template, c)?)),
+            "!Or" => items()?.iter().try_fold(false, |any, c| Ok(any || self.condition(template, c)?)),
+            "!Condition" => {
+                let name = t.value.as_str().ok_or("!Condition of a name")?;
+                self.condition(template, &template["Conditions"][name])
+            }
+            other => Err(format!("condition {other} is not known here")),
+        }
+    }
+}
+
+/// The stack name the local account's resources are resolved under.
+pub const LOCAL_STACK_NAME: &str = "stacc-social-local";
 
 /// The template's logical name of the function built from `binary`: `retry-worker` is
 /// `RetryWorkerFunction` (the Makefile's `build-%Function` rule maps it back for `sam build`).
@@ -445,6 +494,7 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
     refs.insert("RetryQueue".into(), retry_url.to_owned());
     refs.insert("PublisherBaseUrl".into(), publisher.to_owned());
     refs.insert("LogLevel".into(), "info".into());
+    refs.insert("ProjectClaim".into(), "project_id".into());
     refs.insert("ConnectRedirectOrigins".into(), "http://localhost:3000,http://127.0.0.1:3000".into());
     for (parameter, value) in [
         ("RefreshesPerMinute", 10),
@@ -452,6 +502,7 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
         ("PublishesPerMinute", 30),
         ("ConnectsPerMinute", 10),
         ("PostWritesPerMinute", 120),
+        ("ReadsPerMinute", 300),
         ("ReconcileGraceSeconds", 600),
         ("ReconcileConnectionsMaxAgeSeconds", 86_400),
         ("ReconcileMaxCalls", 20),
@@ -651,4 +702,25 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
 pub fn history_stream_event() -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("events/dynamodb-history-record.json")).expect("sample");
     serde_json::from_str(&text).expect("JSON")
+}
+
+/// Lambda's log-level filter for JSON logs, as its documentation states it: a line is taken at its
+/// `level` (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, any case) only when it is a JSON object with
+/// that `level` and an RFC 3339 `timestamp`; any other line is INFO. Whether a function whose
+/// application log level is `threshold` sends `line` to CloudWatch.
+pub fn lambda_keeps(line: &str, threshold: &str) -> bool {
+    const ORDER: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |level: &str| ORDER.iter().position(|l| l.eq_ignore_ascii_case(level));
+    let parsed: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
+    let level = parsed
+        .as_ref()
+        .filter(|v| {
+            v["timestamp"]
+                .as_str()
+                .is_some_and(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok())
+        })
+        .and_then(|v| v["level"].as_str())
+        .and_then(rank)
+        .unwrap_or(2);
+    level >= rank(threshold).expect("a Lambda log level")
 }

@@ -196,3 +196,113 @@ async fn at_trace_no_function_logs_a_jwt_a_request_body_a_webhook_body_or_a_secr
         assert!(!logs.contains(secret), "{what} is in the logs at TRACE:\n{logs}");
     }
 }
+
+/// Every metric of our namespace an alarm or the dashboard reads.
+fn metrics_read(template: &serde_norway::Value) -> std::collections::BTreeSet<String> {
+    fn walk(v: &serde_norway::Value, found: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_norway::Value::Mapping(m) => {
+                if m.get("Namespace").and_then(|n| n.as_str()) == Some(shared::metrics::NAMESPACE)
+                    && let Some(name) = m.get("MetricName").and_then(|n| n.as_str())
+                {
+                    found.insert(name.to_owned());
+                }
+                m.values().for_each(|v| walk(v, found));
+            }
+            serde_norway::Value::Sequence(s) => s.iter().for_each(|v| walk(v, found)),
+            serde_norway::Value::Tagged(t) => walk(&t.value, found),
+            serde_norway::Value::String(text) => {
+                // The dashboard's body: ["StaccSocial", "<metric>", ...]
+                let marker = format!("\"{}\", \"", shared::metrics::NAMESPACE);
+                for (at, _) in text.match_indices(&marker) {
+                    let rest = &text[at + marker.len()..];
+                    found.insert(rest[..rest.find('"').unwrap_or(0)].to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = std::collections::BTreeSet::new();
+    walk(&template["Resources"], &mut found);
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_warn_and_error_every_metric_the_alarms_read_and_every_error_line_reach_cloudwatch() {
+    // GIVEN every metric the alarms and the dashboard read, each one the functions emit
+    let template = integration_tests::template();
+    let read = metrics_read(&template);
+    assert!(read.len() >= 10, "{read:?}");
+    let known: Vec<&str> = shared::metrics::Metric::ALL.iter().map(|m| m.name()).collect();
+    for name in &read {
+        assert!(known.contains(&name.as_str()), "the template reads {name}, which no function emits");
+    }
+    // AND a project with a profile, and a closed port where the service and the table should be
+    let stack = Stack::start().await;
+    let account = lambda::prepare(&stack).await;
+    stack.given_profile(PROJECT, "65aa00000000000000000002", serde_json::json!([])).await;
+    let closed = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("http://127.0.0.1:{port}")
+    };
+    for level in ["WARN", "ERROR"] {
+        let env = |function: &str, overrides: &[(&str, &str)]| {
+            let mut env = account.environment(&template, &lambda::logical_name(&template, function));
+            env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.into());
+            for (k, v) in overrides {
+                env.insert((*k).into(), (*v).into());
+            }
+            env
+        };
+        // WHEN a webhook comes with a wrong signature, a Refresh meets a service that is down,
+        // and a read meets a table that is down, each function run at this log level
+        let forged = lambda::function_url_event(&serde_json::json!({"event": "post.published"}), "not-the-secret");
+        let refresh = lambda::typical_invocation("refresh-connections").0;
+        let list = lambda::typical_invocation("list-connections").0;
+        let runs = [
+            ("webhook", env("webhook", &[]), forged, 401, vec!["SignaturesRefused"]),
+            (
+                "refresh-connections",
+                env("refresh-connections", &[("PUBLISHER_BASE_URL", &closed)]),
+                refresh,
+                503,
+                vec!["PublisherErrors", "PublisherUnavailable"],
+            ),
+            ("list-connections", env("list-connections", &[("AWS_ENDPOINT_URL_DYNAMODB", &closed)]), list, 503, vec![]),
+        ];
+        let mut errors = 0;
+        for (function, env, event, status, metrics) in runs {
+            let run =
+                lambda::cold_start(&lambda::unpack(function), function, &env, event, Duration::from_secs(30)).await;
+            assert_eq!(run.http().0, status, "{function} at {level}:\n{}", run.logs);
+            // THEN every line the function wrote has a level and an RFC 3339 timestamp, so Lambda
+            // files it at its own level
+            let lines: Vec<&str> = run.logs.lines().filter(|l| !l.trim().is_empty()).collect();
+            for line in &lines {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                assert!(v["level"].is_string() && v["timestamp"].is_string(), "{function}: {line}");
+            }
+            // AND what Lambda keeps at this level holds each metric's EMF document, and every
+            // error line
+            let kept: Vec<&str> = lines.iter().copied().filter(|l| lambda::lambda_keeps(l, level)).collect();
+            for metric in metrics {
+                assert!(
+                    kept.iter().any(|l| l.contains("\"_aws\"") && l.contains(&format!("\"{metric}\":"))),
+                    "{function} at {level}: {metric} did not reach CloudWatch:\n{}",
+                    run.logs
+                );
+            }
+            for line in lines.iter().filter(|l| l.contains(r#""level":"ERROR""#) && !l.contains("\"_aws\"")) {
+                errors += 1;
+                assert!(kept.contains(line), "{function} at {level}: an error line was dropped: {line}");
+            }
+        }
+        assert!(errors > 0, "at {level}, the table being down logged an error");
+    }
+    // AND every metric read, as the functions write it, is kept at the highest level
+    for name in &read {
+        let metric = shared::metrics::Metric::ALL.iter().find(|m| m.name() == name).unwrap();
+        let line = shared::metrics::document(*metric, 1, "f", 1_700_000_000_000).to_string();
+        assert!(lambda::lambda_keeps(&line, "ERROR"), "{name}");
+    }
+}

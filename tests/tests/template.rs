@@ -119,7 +119,13 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
                 "{function}: {key} would put a secret's value in the environment"
             );
             if key.ends_with("_SECRET_ID") {
-                let parameter = reference(value).unwrap_or_else(|| panic!("{function}: {key} must name a parameter"));
+                // A parameter, or (webhook secrets) the parameter when given, else a name from the stack's.
+                let parameter = reference(value)
+                    .or_else(|| match value {
+                        Value::Tagged(when) if when.tag == "!If" => reference(&when.value.as_sequence()?[1]),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| panic!("{function}: {key} must name a parameter"));
                 let statements = resource(&t, &function)["Policies"][0]["Statement"].as_sequence().unwrap();
                 let grants: Vec<String> = statements
                     .iter()
@@ -127,7 +133,11 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
                     .map(|s| format!("{:?}", s["Resource"]))
                     .collect();
                 assert_eq!(grants.len(), 1, "{function} reads exactly one kind of secret per statement");
-                assert!(grants[0].contains(&format!("${{{parameter}}}-*")), "{function} may read {parameter} only");
+                let only = grants[0].contains(&format!("${{{parameter}}}-*"))
+                    || (grants[0].contains("${Name}-*")
+                        && grants[0].contains(parameter)
+                        && grants[0].matches("-*").count() == 1);
+                assert!(only, "{function} may read {parameter} only: {}", grants[0]);
                 readers.push(function.clone());
             }
         }
@@ -209,8 +219,22 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         "ReconcilerErrorsAlarm",
         "ChangeFeedDeadLetterAlarm",
     ] {
-        assert!(format!("{:?}", alarm(name)["AlarmActions"]).contains("AlarmTopicArn"), "{name} notifies the topic");
+        let actions = format!("{:?}", alarm(name)["AlarmActions"]);
+        assert!(
+            actions.contains("CreateAlarmTopic")
+                && actions.contains("\"AlarmTopic\"")
+                && actions.contains("AlarmTopicArn"),
+            "{name} notifies the given topic or the stack's own: {actions}"
+        );
     }
+    // Without AlarmTopicArn the stack's own topic exists, so every alarm reaches someone.
+    let topic = &t["Resources"]["AlarmTopic"];
+    assert_eq!(
+        (topic["Type"].as_str(), topic["Condition"].as_str()),
+        (Some("AWS::SNS::Topic"), Some("CreateAlarmTopic"))
+    );
+    assert_eq!(t["Parameters"]["AlarmTopicArn"]["Default"], "");
+    assert!(format!("{:?}", t["Conditions"]["CreateAlarmTopic"]).contains("AlarmTopicArn"));
     assert_eq!(resource(&t, "Table")["DeletionProtectionEnabled"], true);
 }
 
@@ -244,7 +268,8 @@ async fn what_the_local_stack_actually_created_matches_the_definitions() {
 #[test]
 fn every_function_keeps_its_logs_for_a_set_time_traces_and_names_itself_for_its_metrics() {
     let t = template();
-    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+    assert_eq!(reference(&t["Globals"]["Function"]["Tracing"]), Some("Tracing"));
+    assert_eq!(t["Parameters"]["Tracing"]["Default"], "PassThrough", "X-Ray off unless asked");
     assert_eq!(functions(&t).len(), integration_tests::lambda::FUNCTIONS.len(), "one template function per binary");
     for binary in integration_tests::lambda::FUNCTIONS {
         let function = integration_tests::lambda::logical_name(&t, binary);
@@ -254,9 +279,10 @@ fn every_function_keeps_its_logs_for_a_set_time_traces_and_names_itself_for_its_
             reference(&f["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{function} has its own log group"));
         assert_eq!(reference(&resource(&t, group)["RetentionInDays"]), Some("LogRetentionDays"), "{function}");
         assert_eq!(f["Environment"]["Variables"]["METRICS_FUNCTION"].as_str(), Some(binary), "{function}");
+        assert_eq!(f["LoggingConfig"]["SystemLogLevel"], "WARN", "{function}: no START/END lines per invocation");
     }
     let webhook = resource(&t, "WebhookFunction");
-    assert_eq!(reference(&webhook["ReservedConcurrentExecutions"]), Some("WebhookReservedConcurrency"));
+    assert!(format!("{:?}", webhook["ReservedConcurrentExecutions"]).contains("WebhookReservedConcurrency"));
     let api = resource(&t, "AppApi");
     assert_eq!(reference(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]), Some("ApiThrottleRate"));
     assert!(matches!(api["AccessLogSettings"]["DestinationArn"], Value::Tagged(_)), "access logs");
@@ -395,5 +421,33 @@ fn the_reconciler_is_never_retried_by_lambda_and_every_allowed_schedule_renders_
             n => expression == format!("rate({n} minutes)"),
         };
         assert!(valid, "{minutes}: {expression}");
+    }
+}
+
+#[test]
+fn with_the_defaults_nothing_is_reserved_and_what_production_must_say_has_no_default() {
+    let t = template();
+    // Every reservation is a choice: !If [a condition that the parameter is not 0, the parameter,
+    // nothing], the parameter 0 by default, so a new account's small quota creates the stack.
+    let mut reserved = Vec::new();
+    for f in functions(&t) {
+        let r = &resource(&t, &f)["ReservedConcurrentExecutions"];
+        if r.is_null() {
+            continue;
+        }
+        let Value::Tagged(when) = r else { panic!("{f}: a reservation must be an !If, not {r:?}") };
+        let branches = when.value.as_sequence().unwrap();
+        assert_eq!(when.tag.to_string(), "!If", "{f}");
+        let parameter = reference(&branches[1]).unwrap_or_else(|| panic!("{f}: {branches:?}")).to_owned();
+        assert!(format!("{:?}", branches[2]).contains("AWS::NoValue"), "{f}");
+        let condition = format!("{:?}", t["Conditions"][branches[0].as_str().unwrap()]);
+        assert!(condition.contains("Not") && condition.contains(&parameter), "{f}: {condition}");
+        reserved.push((f, number(&t["Parameters"][parameter.as_str()]["Default"])));
+    }
+    assert!(reserved.len() >= 5, "{reserved:?}");
+    assert_eq!(reserved.iter().map(|(_, n)| n).sum::<u64>(), 0, "{reserved:?}");
+    for required in ["ConnectRedirectOrigins", "JwtIssuer", "JwtAudience", "PublisherApiKeyName"] {
+        let p = &t["Parameters"][required];
+        assert!(!p.is_null() && p["Default"].is_null(), "{required} must be given at deploy time: {p:?}");
     }
 }
