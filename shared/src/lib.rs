@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod handlers;
 pub mod metrics;

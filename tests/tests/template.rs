@@ -451,3 +451,18 @@ fn with_the_defaults_nothing_is_reserved_and_what_production_must_say_has_no_def
         assert!(!p.is_null() && p["Default"].is_null(), "{required} must be given at deploy time: {p:?}");
     }
 }
+
+#[test]
+fn every_route_that_calls_the_service_outlives_its_deadline_and_ends_before_api_gateway_gives_up() {
+    let t = template();
+    let deadline = shared::deadline::ROUTE_DEADLINE.as_secs();
+    for f in functions(&t) {
+        let p = resource(&t, &f);
+        let calls = !p["Environment"]["Variables"]["PUBLISHER_API_KEY_SECRET_ID"].is_null();
+        let routed = format!("{:?}", p["Events"]).contains("HttpApi");
+        if calls && routed {
+            let timeout = number(&p["Timeout"]);
+            assert!((deadline + 2..30).contains(&timeout), "{f}: Timeout {timeout} s against a {deadline} s deadline");
+        }
+    }
+}

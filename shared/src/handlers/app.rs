@@ -296,6 +296,14 @@ pub async fn reader<S: BudgetStore>(
     Ok(project)
 }
 
+/// Runs a route that calls the service within the route's deadline (`deadline::ROUTE_DEADLINE`):
+/// its refusals become answers.
+pub async fn answer_in_time(
+    route: impl std::future::Future<Output = Result<Response<Body>, Refusal>>,
+) -> Response<Body> {
+    answer(crate::deadline::within(crate::deadline::ROUTE_DEADLINE, route).await)
+}
+
 /// Runs a route: its refusals become answers.
 pub fn answer(result: Result<Response<Body>, Refusal>) -> Response<Body> {
     result.unwrap_or_else(|refusal| refusal.response())

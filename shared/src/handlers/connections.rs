@@ -99,7 +99,7 @@ impl<S: ConnectionStore + BudgetStore, C: Clock> ListConnections<S, C> {
 
 impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        app::answer(self.try_refresh(&request).await)
+        app::answer_in_time(self.try_refresh(&request)).await
     }
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
@@ -178,7 +178,7 @@ pub async fn refresh_project<S: ConnectionStore, P: Publisher, C: Clock>(
 
 impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        app::answer(self.try_connect(&request).await)
+        app::answer_in_time(self.try_connect(&request)).await
     }
 
     async fn try_connect(&self, request: &Request) -> Result<Response<Body>, Refusal> {

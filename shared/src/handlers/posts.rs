@@ -255,27 +255,24 @@ impl<S: PostStore + BudgetStore, C: Clock> ManualDelete<S, C> {
 
 impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        app::answer(
-            async {
-                let project = app::caller(&request)?;
-                let post = post_id(&request)?;
-                let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Sync).await?;
-                let stored = stored.ok_or_else(|| no_such_post(&post))?;
-                let asked = publications(&stored.state);
-                if asked.is_empty() {
-                    return Err(Refusal::NotPublished);
-                }
-                let now = self.clock.now();
-                app::spend(&self.store, &project, Spend::Sync, (budget, &self.limits), now).await?;
-                let saved =
-                    sync_post(&self.store, &self.publisher, &self.clock, (&project, &post, &stored), &Source::Sync)
-                        .await?;
-                let changed = saved.version != stored.version;
-                let now = self.clock.now();
-                Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
+        app::answer_in_time(async {
+            let project = app::caller(&request)?;
+            let post = post_id(&request)?;
+            let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Sync).await?;
+            let stored = stored.ok_or_else(|| no_such_post(&post))?;
+            let asked = publications(&stored.state);
+            if asked.is_empty() {
+                return Err(Refusal::NotPublished);
             }
-            .await,
-        )
+            let now = self.clock.now();
+            app::spend(&self.store, &project, Spend::Sync, (budget, &self.limits), now).await?;
+            let saved =
+                sync_post(&self.store, &self.publisher, &self.clock, (&project, &post, &stored), &Source::Sync).await?;
+            let changed = saved.version != stored.version;
+            let now = self.clock.now();
+            Ok(http::json(200, &json!({"post": post_view(&project, &post, &saved, now), "changed": changed})))
+        })
+        .await
     }
 }
 
@@ -312,7 +309,7 @@ where
     C: Clock,
 {
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        app::answer(self.try_publish(&request).await)
+        app::answer_in_time(self.try_publish(&request)).await
     }
 
     async fn try_publish(&self, request: &Request) -> Result<Response<Body>, Refusal> {

@@ -25,6 +25,10 @@ use crate::reloading::Reloading;
 
 /// A read gets 5 seconds; past that the service counts as unreachable.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a route keeps of its deadline for the writes after its last call.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+/// A call with less time than this is not sent.
+const SHORTEST_CALL: Duration = Duration::from_secs(1);
 /// The most pages of the accounts list read (a profile has a handful of accounts).
 const MAX_ACCOUNT_PAGES: usize = 50;
 
@@ -146,8 +150,17 @@ impl ZernioClient {
         self.admitted(request, budget).await
     }
 
-    /// As `answer`, for a request the shared budget already admitted.
+    /// As `answer`, for a request the shared budget already admitted. Within a route's deadline
+    /// the call gets only what is left of it (less the margin the route's writes need), and is
+    /// not sent when that is too little.
     async fn admitted(&self, request: reqwest::RequestBuilder, budget: Duration) -> Result<Response, NoAnswer> {
+        let budget = match crate::deadline::left() {
+            None => budget,
+            Some(left) => match left.checked_sub(DEADLINE_MARGIN).filter(|usable| *usable >= SHORTEST_CALL) {
+                Some(usable) => budget.min(usable),
+                None => return Err(NoAnswer::Unreachable("not sent: the route's deadline is near".into())),
+            },
+        };
         let started = Instant::now();
         let again = request.try_clone();
         let mut response = self.attempt(request.timeout(budget)).await?;
