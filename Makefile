@@ -30,7 +30,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help simulate
+.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -39,6 +39,8 @@ help:
 	@echo "make fuzz   - each fuzz target for FUZZ_SECONDS [600] (cargo fuzz, nightly); make test replays the corpora"
 	@echo "make chaos  - the chaos and crash-restart tests alone, with their reports (faults injected, retries, queued, dead letters, the comparison)"
 	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
+	@echo "make smoke URL=<API URL> TOKEN=<app token> [WEBHOOK_URL=... WEBHOOK_SECRET=...] - health, the token, a Refresh and a signed sample webhook against a stack"
+	@echo "make simulate [SIZES=...] - a day at 1,000 / 10,000 / 100,000 projects in virtual time, and the parameter sets each needs"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make feed   - print the change-feed events as they arrive (make run's stacc-social-changes queue)"
@@ -89,9 +91,21 @@ unit:
 test: venv lint build sam-build
 	rm -rf target/iam-evidence && mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
+	set -o pipefail; $(MAKE) --no-print-directory smoke-local 2>&1 | tee -a target/test-output.log
 	@# Least privilege, judged on the evidence the whole run left (tests/tests/iam.rs).
 	set -o pipefail; cargo test --locked -p integration-tests --test iam -- --ignored 2>&1 | tee -a target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
+
+# The first checks of a stack through its front doors (tools/smoke/smoke.py says what they are).
+URL ?=
+TOKEN ?=
+smoke:
+	URL="$(URL)" TOKEN="$(TOKEN)" python3 tools/smoke/smoke.py
+
+# make smoke against a fresh make run on free ports (part of make test).
+smoke-local: venv
+	cargo build --locked --workspace --bins
+	bash tools/smoke/against-make-run.sh
 
 # A day at 1,000 / 10,000 / 100,000 projects in virtual time (capacity.md); `make simulate
 # SIZES="10000"` for one size.

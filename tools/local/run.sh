@@ -10,7 +10,8 @@ SIM_CONTROL_PORT=${SIM_CONTROL_PORT:-4011}
 export PUBLISHER_API_KEY=${PUBLISHER_API_KEY:-sk_local}
 export WEBHOOK_SECRETS=${WEBHOOK_SECRETS:-local-webhook-secret}
 export LOG_FORMAT=${LOG_FORMAT:-text}
-mkdir -p .local
+export LOCAL_DATA_DIR=${LOCAL_DATA_DIR:-.local}
+mkdir -p "$LOCAL_DATA_DIR"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -31,7 +32,7 @@ trap 'exit 0' INT TERM
 
 wait_for() { # port, name
   for _ in $(seq 1 150); do listening "$1" && return 0; sleep 0.2; done
-  echo "make run: $2 did not come up on port $1 (see .local/*.log)" >&2
+  echo "make run: $2 did not come up on port $1 (see $LOCAL_DATA_DIR/*.log)" >&2
   exit 1
 }
 
@@ -40,7 +41,7 @@ if [[ -z "${AWS_ENDPOINT_URL_SQS:-}" ]]; then
     echo "make run: port $MOTO_PORT (SQS) is taken - set MOTO_PORT to use another port" >&2
     exit 1
   fi
-  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >.local/moto.log 2>&1 &
+  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$LOCAL_DATA_DIR/moto.log" 2>&1 &
   pids+=($!)
   wait_for "$MOTO_PORT" "moto (SQS)"
   export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$MOTO_PORT"
