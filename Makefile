@@ -44,7 +44,7 @@ help:
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make feed   - print the change-feed events as they arrive (make run's stacc-social-changes queue)"
-	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back"
+	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back (your AWS credentials and region; neither given: make run's queues)"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json - one packaged function on one event, against make run"
@@ -144,13 +144,23 @@ items: venv
 feed: venv
 	$(PY) tools/local/feed.py
 
-# Defaults: the queues `make run` creates.
-FROM ?= http://127.0.0.1:5000/123456789012/stacc-social-retry-dlq
-TO   ?= http://127.0.0.1:5000/123456789012/stacc-social-retry
+# In an AWS account: `make redrive FROM=<RetryDeadLetterQueueUrl> TO=<RetryQueueUrl>` (the stack's
+# outputs) with the caller's own credentials and region, nothing local about it. With neither
+# given: make run's queues, on its MOTO_PORT.
+FROM ?=
+TO ?=
+MOTO_PORT ?= 5000
 redrive:
-	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
-	AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ENDPOINT_URL_SQS=$${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:5000} \
-	cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"
+	@if [ -z "$(FROM)$(TO)" ]; then \
+	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
+	  AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$(MOTO_PORT) \
+	  cargo run --quiet --locked -p redrive -- "http://127.0.0.1:$(MOTO_PORT)/123456789012/stacc-social-retry-dlq" \
+	    "http://127.0.0.1:$(MOTO_PORT)/123456789012/stacc-social-retry"; \
+	elif [ -z "$(FROM)" ] || [ -z "$(TO)" ]; then \
+	  echo "make redrive: give both FROM=<dead-letter queue URL> and TO=<retry queue URL> (the stack's outputs)" >&2; exit 2; \
+	else \
+	  cargo run --quiet --locked -p redrive -- "$(FROM)" "$(TO)"; \
+	fi
 
 # `sam build` (BuildMethod: makefile, in source) calls `make build-<LogicalId>` with ARTIFACTS_DIR:
 # the bootstrap of the same `make build`, so SAM and the tests ship one build. RetryWorkerFunction is
