@@ -38,7 +38,7 @@ help:
 	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
 	@echo "make fuzz   - each fuzz target for FUZZ_SECONDS [600] (cargo fuzz, nightly); make test replays the corpora"
 	@echo "make chaos  - the chaos and crash-restart tests alone, with their reports (faults injected, retries, queued, dead letters, the comparison)"
-	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda, x86_64 here; ARCH=--arm64 elsewhere)"
+	@echo "make build  - one Lambda bootstrap.zip per function (cargo-lambda; x86_64 for the tests, ARCH=--arm64 for what deploys)"
 	@echo "make smoke URL=<API URL> TOKEN=<app token> [WEBHOOK_URL=... WEBHOOK_SECRET=...] - health, the token, a Refresh and a signed sample webhook against a stack"
 	@echo "make simulate [SIZES=...] - a day at 1,000 / 10,000 / 100,000 projects in virtual time, and the parameter sets each needs"
 	@echo "make events - re-sign the sample webhook events in events/"
@@ -48,7 +48,7 @@ help:
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json - one packaged function on one event, against make run"
-	@echo "make sam-build - sam build (x86_64 here) from the bootstraps of make build, checking every function got one"
+	@echo "make sam-build - sam build of what deploys (ARCHITECTURE=arm64 by default), checking every function got its bootstrap of that architecture"
 
 venv: $(MOTO)
 
@@ -63,13 +63,18 @@ $(VENV)/bin/cargo-lambda: requirements-build.txt $(MOTO)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt
 	touch $(VENV)/bin/cargo-lambda
 
-# One bootstrap.zip per function in target/lambda/<function>/. These machines have only the x86_64
-# target; where aarch64-unknown-linux-gnu is installed, ARCH=--arm64 builds what the template deploys.
+# One bootstrap.zip per function: target/lambda/<function>/ for x86_64 (what the tests run here),
+# target/lambda-arm64/<function>/ for ARCH=--arm64 (what the template deploys by default; cargo-lambda
+# cross-links with zig, the Rust target is added once with rustup).
 ARCH ?= --x86-64
+LAMBDA_DIR_--x86-64 := target/lambda
+LAMBDA_DIR_--arm64 := target/lambda-arm64
+LAMBDA_DIR = $(LAMBDA_DIR_$(ARCH))
 build: $(VENV)/bin/cargo-lambda
+	$(if $(filter --arm64,$(ARCH)),rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --output-format zip \
-	  --lambda-dir target/lambda $(addprefix -p ,$(FUNCTIONS))
-	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+	  --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(FUNCTIONS))
+	@ls -l $(foreach f,$(FUNCTIONS),$(LAMBDA_DIR)/$(f)/bootstrap.zip)
 
 run: venv
 	cargo build --locked --workspace --bins
@@ -169,12 +174,13 @@ ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 build-%Function:
 	$(MAKE) -C "$(ROOT)" build
 	@fn=$$(echo "$*" | sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' | tr A-Z a-z); \
-	  "$(ROOT)/$(PY)" -m zipfile -e "$(ROOT)/target/lambda/$$fn/bootstrap.zip" "$(ARTIFACTS_DIR)" && \
+	  "$(ROOT)/$(PY)" -m zipfile -e "$(ROOT)/$(LAMBDA_DIR)/$$fn/bootstrap.zip" "$(ARTIFACTS_DIR)" && \
 	  chmod 755 "$(ARTIFACTS_DIR)/bootstrap"
 
+# sam build of what deploys (arm64 by default), checked to hold that architecture's bootstraps.
 sam-build: $(SAM) $(VENV)/bin/cargo-lambda
-	$(SAM_ENV) ARCH=--x86-64 $(SAM) build --build-in-source --parameter-overrides Architecture=x86_64
-	$(PY) tools/sam/check-build.py
+	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)
+	$(PY) tools/sam/check-build.py $(ARCHITECTURE)
 
 deploy: $(SAM) $(VENV)/bin/cargo-lambda
 	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)

@@ -10,8 +10,12 @@ use super::*;
 use crate::domain::budget::Lane;
 use crate::domain::limits::{Move, ProjectLane, Rate, Seen};
 
-/// An idle budget item is level again well within this; then it may go.
-const BUDGET_TTL_SECONDS: i64 = 15 * 60;
+/// A budget item's `expires_at`, from the moment it is written: TTL deletes an item at any time
+/// after it (days late, never early), so it lies past the last moment any lane can still matter -
+/// a shard shut for a 429 (at most `MAX_SHUT_SECONDS`), a place in line (a shard's `Retry-After`
+/// plus `LINE_AHEAD_SECONDS`), a project's burst (two minutes) - with room to spare. An item
+/// deleted early would lose its line and hand out places ahead of bookings already given.
+const BUDGET_TTL_SECONDS: i64 = 3600;
 /// The attribute a lane of a project's budget item is kept in.
 fn lane_name(lane: ProjectLane) -> &'static str {
     match lane {
@@ -157,5 +161,21 @@ impl SharedBudgetStore for DynamoStore {
             .expression_attribute_values(":expires", AttributeValue::N((now.unix() + BUDGET_TTL_SECONDS).to_string()));
         // Already shut as long or longer: nothing to do.
         landed(update.send().await).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUDGET_TTL_SECONDS;
+    use crate::domain::budget::{LINE_AHEAD_SECONDS, MAX_SHUT_SECONDS};
+
+    #[test]
+    fn a_budget_item_expires_only_after_every_lane_it_holds_is_level_again() {
+        // The furthest a lane can be ahead of the write that set it: a place in line booked from
+        // a shard shut for the longest Retry-After, plus a lane's own interval and burst.
+        let longest_shut = MAX_SHUT_SECONDS as i64;
+        let longest_burst_and_interval = 2 * 60 + 60;
+        let furthest = longest_shut + LINE_AHEAD_SECONDS + longest_burst_and_interval;
+        assert!(BUDGET_TTL_SECONDS > furthest, "{BUDGET_TTL_SECONDS} s against {furthest} s");
     }
 }
