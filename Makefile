@@ -30,7 +30,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build events items feed venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
+.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build rehearse events items feed venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -45,9 +45,10 @@ help:
 	@echo "make items  - print what the running local stack has stored"
 	@echo "make feed   - print the change-feed events as they arrive (make run's stacc-social-changes queue)"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back (your AWS credentials and region; neither given: make run's queues)"
-	@echo "make deploy - sam build + sam deploy (AWS credentials; ARCHITECTURE=arm64|x86_64, REGION=..., PARAMS='Key=Value ...')"
+	@echo "make deploy - sam build + sam deploy (AWS credentials; ENV=default|staging|production, SIZE=small|medium|large, REGION=..., PARAMS='Key=Value ...', CONFIRM=0 unattended)"
 	@echo "make delete - sam delete the stack; make logs FN=<logical function name> - sam logs --tail"
 	@echo "make invoke FN=<function> EVENT=events/<file>.json - one packaged function on one event, against make run"
+	@echo "make rehearse - the deploy rehearsed without an account: rendered for two stacks and three sizes, linted, no name shared, quotas printed"
 	@echo "make sam-build - sam build of what deploys (ARCHITECTURE=arm64 by default), checking every function got its bootstrap of that architecture"
 
 venv: $(MOTO)
@@ -93,7 +94,7 @@ unit:
 	cargo test --workspace --locked --lib
 
 # The packaged functions (make build) are started under a Runtime API stand-in by the tests.
-test: venv lint build sam-build
+test: venv lint build sam-build rehearse
 	rm -rf target/iam-evidence && mkdir -p target
 	set -o pipefail; cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 	set -o pipefail; $(MAKE) --no-print-directory smoke-local 2>&1 | tee -a target/test-output.log
@@ -182,16 +183,31 @@ sam-build: $(SAM) $(VENV)/bin/cargo-lambda
 	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)
 	$(PY) tools/sam/check-build.py $(ARCHITECTURE)
 
+# An environment of samconfig.toml (default, staging, production) and a size of deploy/sizes/
+# (small, medium, large): the size's parameters, then the environment's (deploy/<ENV>.params),
+# then PARAMS. CONFIRM=0 deploys without asking (staging never asks).
+ENV ?= default
+SIZE ?= small
+CONFIRM ?=
+DEPLOY_PARAMS = $(shell cat deploy/sizes/$(SIZE).params $(wildcard deploy/$(ENV).params) | grep -v '^\#' | grep -v '^$$' | tr '\n' ' ')
+# The deploy rehearsed without an account (tools/sam/rehearse.py): the template rendered by SAM's
+# translator for two stack names and the three sizes, linted, no physical name shared, the arm64
+# zips checked, each size's reserved concurrency and account quota printed. After sam-build.
+rehearse: $(SAM) $(CHECKOV)
+	$(PY) tools/sam/rehearse.py
+
 deploy: $(SAM) $(VENV)/bin/cargo-lambda
-	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)
-	$(SAM_ENV) $(SAM) deploy $(SAM_REGION) --parameter-overrides Architecture=$(ARCHITECTURE) $(PARAMS)
+	@test -f deploy/sizes/$(SIZE).params || { echo "make deploy: no size $(SIZE) (small, medium, large)" >&2; exit 2; }
+	$(SAM_ENV) ARCH=$(ARCH_$(ARCHITECTURE)) $(SAM) build --config-env $(ENV) --build-in-source --parameter-overrides Architecture=$(ARCHITECTURE)
+	$(SAM_ENV) $(SAM) deploy --config-env $(ENV) $(SAM_REGION) $(if $(filter 0,$(CONFIRM)),--no-confirm-changeset,) \
+	  --parameter-overrides $(DEPLOY_PARAMS) Architecture=$(ARCHITECTURE) $(PARAMS)
 
 delete: $(SAM)
-	$(SAM_ENV) $(SAM) delete $(SAM_REGION)
+	$(SAM_ENV) $(SAM) delete --config-env $(ENV) $(SAM_REGION)
 
 FN ?=
 logs: $(SAM)
-	$(SAM_ENV) $(SAM) logs $(SAM_REGION) $(if $(FN),--name $(FN),) --tail
+	$(SAM_ENV) $(SAM) logs --config-env $(ENV) $(SAM_REGION) $(if $(FN),--name $(FN),) --tail
 
 clean:
 	cargo clean

@@ -197,6 +197,33 @@ async fn at_trace_no_function_logs_a_jwt_a_request_body_a_webhook_body_or_a_secr
     }
 }
 
+/// The metrics of our namespace a dashboard body names: `["StaccSocial", "<metric>", ...]` and the
+/// rows after it that say `[".", "<metric>", ...]` (the namespace above), and the searches
+/// `SEARCH('{StaccSocial,...} MetricName="<metric>"', ...)`.
+fn dashboard_metrics(text: &str, found: &mut std::collections::BTreeSet<String>) {
+    let ours = shared::metrics::NAMESPACE;
+    let mut namespace = String::new();
+    for (at, _) in text.match_indices("[\"") {
+        let mut strings = text[at + 1..].split('"').skip(1).step_by(2);
+        let (Some(first), Some(second)) = (strings.next(), strings.next()) else { continue };
+        if first != "." {
+            namespace = first.to_owned();
+        }
+        if namespace == ours && !second.is_empty() {
+            found.insert(second.to_owned());
+        }
+    }
+    if text.contains(&format!("{{{ours},")) {
+        for (at, marker) in text.match_indices("MetricName=\\\"").chain(text.match_indices("MetricName=\"")) {
+            let rest = &text[at + marker.len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if !name.is_empty() {
+                found.insert(name);
+            }
+        }
+    }
+}
+
 /// Every metric of our namespace an alarm or the dashboard reads.
 fn metrics_read(template: &serde_norway::Value) -> std::collections::BTreeSet<String> {
     fn walk(v: &serde_norway::Value, found: &mut std::collections::BTreeSet<String>) {
@@ -211,14 +238,7 @@ fn metrics_read(template: &serde_norway::Value) -> std::collections::BTreeSet<St
             }
             serde_norway::Value::Sequence(s) => s.iter().for_each(|v| walk(v, found)),
             serde_norway::Value::Tagged(t) => walk(&t.value, found),
-            serde_norway::Value::String(text) => {
-                // The dashboard's body: ["StaccSocial", "<metric>", ...]
-                let marker = format!("\"{}\", \"", shared::metrics::NAMESPACE);
-                for (at, _) in text.match_indices(&marker) {
-                    let rest = &text[at + marker.len()..];
-                    found.insert(rest[..rest.find('"').unwrap_or(0)].to_owned());
-                }
-            }
+            serde_norway::Value::String(text) => dashboard_metrics(text, found),
             _ => {}
         }
     }

@@ -466,3 +466,59 @@ fn every_route_that_calls_the_service_outlives_its_deadline_and_ends_before_api_
         }
     }
 }
+
+/// `deploy/sizes/<size>.params`: `Key=Value` lines, and the reservation and quota its header states.
+fn sized_set(size: &str) -> (Vec<(String, u64)>, u64, u64) {
+    let text = std::fs::read_to_string(root().join(format!("deploy/sizes/{size}.params"))).expect("a sized set");
+    let stated = |after: &str| -> u64 {
+        let at = text.find(after).unwrap_or_else(|| panic!("{size}: no {after:?}")) + after.len();
+        text[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+    };
+    let values = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.parse().unwrap_or_else(|_| panic!("{size}: {l}")))
+        })
+        .collect();
+    (values, stated("Reserves "), stated("at least "))
+}
+
+#[test]
+fn the_sized_sets_fit_the_template_and_the_readme_and_the_template_says_their_numbers() {
+    let t = template();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let thousands = |n: u64| simulate::thousands(n);
+    for (size, projects) in simulate::SIZES {
+        let (values, reserved, quota) = sized_set(size);
+        for (key, value) in &values {
+            // Every value is one the template takes, and its description names it.
+            let p = &t["Parameters"][key.as_str()];
+            assert!(!p.is_null(), "{size}: {key} is no parameter of the template");
+            if !p["MinValue"].is_null() {
+                assert!(*value >= number(&p["MinValue"]), "{size}: {key}={value}");
+            }
+            if !p["MaxValue"].is_null() {
+                assert!(*value <= number(&p["MaxValue"]), "{size}: {key}={value}");
+            }
+            if let Some(allowed) = p["AllowedValues"].as_sequence() {
+                assert!(allowed.iter().any(|a| number(a) == *value), "{size}: {key}={value}");
+            }
+            let description = p["Description"].as_str().unwrap_or_default();
+            assert!(description.contains("Sized sets"), "{key}'s description gives the sized sets");
+        }
+        // The reservation it states is the sum simulate computes, and the README's table says it.
+        let named: Vec<(&str, u64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(simulate::concurrency_needed(&named), (reserved, quota), "{size}");
+        let row = format!("| `{size}` | {} |", thousands(u64::from(projects)));
+        let line = readme.lines().find(|l| l.trim_start().starts_with(&row)).unwrap_or_else(|| panic!("README: {row}"));
+        for figure in [thousands(reserved), thousands(quota)] {
+            assert!(line.contains(&format!("| {figure} |")), "README's {size} row: {line}");
+        }
+    }
+    // The large set pre-warms the table.
+    let (large, _, _) = sized_set("large");
+    assert!(large.iter().any(|(k, v)| k == "TableWarmWriteUnits" && *v > 4_000), "{large:?}");
+    assert!(format!("{:?}", resource(&t, "Table")["WarmThroughput"]).contains("TableWarmWriteUnits"));
+}

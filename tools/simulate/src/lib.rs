@@ -865,9 +865,121 @@ pub fn smallest_plan(load: Load, seed: u64) -> Report {
     last
 }
 
+/// The sized parameter sets the repository holds (`deploy/sizes/<name>.params`), by projects.
+pub const SIZES: [(&str, u32); 3] = [("small", 1_000), ("medium", 10_000), ("large", 100_000)];
+
+/// A Lambda account keeps this much of its concurrency unreserved (AWS's rule).
+pub const UNRESERVED_CONCURRENCY: u64 = 100;
+
+/// Rounds up to a multiple of `step`.
+fn round_up(n: f64, step: u64) -> u64 {
+    (n.max(0.0) / step as f64).ceil() as u64 * step
+}
+
+/// The template parameters a day at `load` needs, from its report (production.md, section 7):
+/// reserved concurrencies that hold a backlog day's webhooks (`backlog_factor` times the average,
+/// each delivery about 0.1 s, twice that for room), the publish and read routes' instances at the
+/// plan's pace, the shared budget's plan, the reconciler's calls and leases, the API's throttle,
+/// and the table's warm throughput where a backlog day passes on-demand's 4,000 writes a second.
+pub fn parameters(load: &Load, report: &Report) -> Vec<(&'static str, u64)> {
+    let calls = f64::from(report.calls_per_minute);
+    let settings = Settings::on(report.calls_per_minute);
+    let webhooks_per_second = report.posts as f64 * f64::from(load.webhooks_per_post) / 86_400.0 * load.backlog_factor;
+    let webhook = round_up(webhooks_per_second * 0.1 * 2.0, 10).max(10);
+    // A publish holds its instance at most its wait; at most the plan's calls reach the service.
+    let publish =
+        round_up((calls / 60.0 * settings.wait_seconds as f64).max(report.publish_concurrency as f64 * 2.0), 5);
+    // Sync, Refresh and Connect: their share of the plan, each call waiting at most 5 s.
+    let share = f64::from(Plan::new(report.calls_per_minute).shares.reads_percent) / 100.0;
+    let reads = round_up(calls * share / 60.0 * 5.0, 5).max(5);
+    let retry_worker = round_up(calls / 600.0 * 5.0, 1).max(2);
+    // App requests at their peak: each project's posts, reads and a page view a minute of an
+    // eight-hour day, ten times the day's average at the busiest second.
+    let app_per_second =
+        f64::from(load.projects) * (load.posts_per_day + load.user_reads_per_day + 480.0) / 86_400.0 * 10.0;
+    let api_rate = round_up(app_per_second, 50).max(50);
+    let writes_per_second = report.monthly_write_units / 30.0 / 86_400.0 * load.backlog_factor;
+    let warm_writes = if writes_per_second > 4_000.0 { round_up(writes_per_second * 1.2, 1_000) } else { 0 };
+    let mut set = vec![
+        ("VendorCallsPerMinute", u64::from(report.calls_per_minute)),
+        ("ReconcileMaxCalls", u64::from(report.pass_calls)),
+        ("ReconcilerLeases", u64::from(report.leases)),
+        ("WebhookReservedConcurrency", webhook),
+        ("PublishReservedConcurrency", publish),
+        ("ReadsReservedConcurrency", reads),
+        ("RetryWorkerMaximumConcurrency", retry_worker),
+        ("ApiThrottleRate", api_rate),
+        ("ApiThrottleBurst", api_rate * 2),
+        ("TableWarmWriteUnits", warm_writes),
+    ];
+    if warm_writes > 0 {
+        set.push(("TableWarmReadUnits", 12_000));
+    }
+    set
+}
+
+/// What a parameter set reserves, and the account's Lambda concurrency quota it needs: every
+/// reservation (Sync, Refresh and Connect each reserve `ReadsReservedConcurrency`), plus the
+/// unreserved 100 AWS keeps, which must hold the rest (the retry worker, the reconciler's leases,
+/// the change feed and the read routes) at once.
+pub fn concurrency_needed(parameters: &[(&str, u64)]) -> (u64, u64) {
+    let get = |name: &str| parameters.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v);
+    let reserved =
+        get("WebhookReservedConcurrency") + get("PublishReservedConcurrency") + 3 * get("ReadsReservedConcurrency");
+    let unreserved_use = get("RetryWorkerMaximumConcurrency") + get("ReconcilerLeases") + 10;
+    (reserved, reserved + UNRESERVED_CONCURRENCY.max(unreserved_use))
+}
+
+/// A parameter set as `deploy/sizes/<name>.params` holds it: one `Key=Value` a line.
+pub fn parameter_file(name: &str, load: &Load, report: &Report) -> String {
+    let parameters = parameters(load, report);
+    let (reserved, quota) = concurrency_needed(&parameters);
+    let mut text = format!(
+        "# {name}: {} projects (make simulate prints this; production.md, section 7).\n# Reserves {reserved} concurrent executions; the account's Lambda concurrency quota must be at least {quota}.\n",
+        thousands(u64::from(load.projects))
+    );
+    for (key, value) in parameters {
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parameter_set_holds_a_backlog_days_webhooks_and_the_plans_pace() {
+        let load = Load::at(10_000);
+        let report = Report {
+            projects: 10_000,
+            calls_per_minute: 600,
+            posts: 200_000,
+            publish_concurrency: 10,
+            monthly_write_units: 783e6,
+            pass_calls: 366,
+            leases: 1,
+            ..Default::default()
+        };
+        let set = parameters(&load, &report);
+        let get = |name: &str| set.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        // 200,000 posts x 12 webhooks a day, ten times that on a backlog day, 0.1 s each, twice for room
+        assert_eq!(get("WebhookReservedConcurrency"), Some(60));
+        // 600 calls a minute, each publish holding its instance 10 s at most
+        assert_eq!(get("PublishReservedConcurrency"), Some(100));
+        assert_eq!(get("ReadsReservedConcurrency"), Some(30));
+        assert_eq!(
+            (get("TableWarmWriteUnits"), get("TableWarmReadUnits")),
+            (Some(0), None),
+            "on-demand's own holds it"
+        );
+        assert_eq!(concurrency_needed(&set), (60 + 100 + 3 * 30, 60 + 100 + 3 * 30 + UNRESERVED_CONCURRENCY));
+        let busy = Report { monthly_write_units: 7.8e9, ..report };
+        assert_eq!(
+            parameters(&load, &busy).iter().find(|(n, _)| *n == "TableWarmWriteUnits").map(|(_, v)| *v),
+            Some(37_000)
+        );
+    }
 
     /// The short run of `make test`: a day at 1,000 projects holds every bound on the plan the
     /// simulation recommends, and the key is never asked more than the plan in any minute.

@@ -15,6 +15,7 @@ fn main() {
             None => simulate::smallest_plan(load, 7),
         };
         println!("{}", report.table());
+        let plan_given = plan;
         let plan = report.calls_per_minute;
         let verdict = if !report.holds() {
             format!("no plan up to {} calls a minute holds every bound", simulate::thousands(plan.into()))
@@ -30,5 +31,10 @@ fn main() {
             )
         };
         println!("Plan needed for {} projects: {verdict}\n", simulate::thousands(projects.into()));
+        if plan_given.is_none()
+            && let Some((name, _)) = simulate::SIZES.iter().find(|(_, n)| *n == projects)
+        {
+            println!("deploy/sizes/{name}.params:\n```\n{}```\n", simulate::parameter_file(name, &load, &report));
+        }
     }
 }
