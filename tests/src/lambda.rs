@@ -203,7 +203,10 @@ pub async fn cold_start(
     let api = listener.local_addr().expect("address");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let logs = bootstrap.with_file_name(format!("{function}.log"));
+    // One file a run: tests that start the same function at once must not write into each other's.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let logs = bootstrap.with_file_name(format!("{function}.{}.{run}.log", std::process::id()));
     let log_file = std::fs::File::create(&logs).expect("log file");
     let started = Instant::now();
     let mut child = Command::new(bootstrap)
@@ -243,7 +246,11 @@ pub async fn cold_start(
     let _ = child.kill();
     let _ = child.wait();
     server.abort();
-    let logs = std::fs::read_to_string(&logs).unwrap_or_default();
+    let logs = {
+        let text = std::fs::read_to_string(&logs).unwrap_or_default();
+        let _ = std::fs::remove_file(&logs);
+        text
+    };
     let exchange = state.exchange.lock().expect("lock");
     let answer = match (&exchange.answer, exited) {
         (Some(answer), _) => answer.clone(),

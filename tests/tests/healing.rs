@@ -370,9 +370,9 @@ async fn a_copy_failed_on_an_expired_token_found_by_sync_marks_that_connection_e
     let (status, synced, _) = stack.call(Method::POST, &path, Some(&token), None).await;
     assert_eq!(status, 200, "{synced}");
     // THEN X's connection is expired, written with the post in one transaction
+    let writes = stack.tap.counts();
     let x = connection(&stack, &project, &token, "x").await;
     assert_eq!((x["status"].clone(), x["reason"].clone()), (json!("expired"), json!("token_expired")), "{x}");
-    let writes = stack.tap.counts();
     assert_eq!(writes.get("TransactWriteItems"), Some(&1), "{writes:?}");
     assert_eq!(writes.get("PutItem").copied().unwrap_or(0), 0, "no lone put: {writes:?}");
     let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap() - calls_before;

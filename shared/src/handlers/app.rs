@@ -301,7 +301,9 @@ pub async fn reader<S: BudgetStore>(
 pub async fn answer_in_time(
     route: impl std::future::Future<Output = Result<Response<Body>, Refusal>>,
 ) -> Response<Body> {
-    answer(crate::deadline::within(crate::deadline::ROUTE_DEADLINE, route).await)
+    // On the heap: a route's future is large, and a task-local scope around it would otherwise
+    // be copied on the worker thread's stack with it.
+    answer(crate::deadline::within(crate::deadline::ROUTE_DEADLINE, Box::pin(route)).await)
 }
 
 /// Runs a route: its refusals become answers.

@@ -70,15 +70,18 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
     /// `deadline`: only when the invocation itself began late) to be delivered again, reported as
     /// a failure like any other.
     pub async fn handle_until(&self, batch: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
-        let runs = batch.records.into_iter().map(|record| async move {
-            let id = record.message_id.clone().unwrap_or_default();
-            let queued = (self.read)(&record);
-            let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= budget(&queued));
-            if !in_time {
-                tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
-            }
-            let done = in_time && self.apply(queued, &id).await;
-            (id, done)
+        // Each on the heap: ten follow-ups' futures side by side would not fit a worker's stack.
+        let runs = batch.records.into_iter().map(|record| {
+            Box::pin(async move {
+                let id = record.message_id.clone().unwrap_or_default();
+                let queued = (self.read)(&record);
+                let in_time = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= budget(&queued));
+                if !in_time {
+                    tracing::warn!(message_id = %id, "no time left for this message; it will be delivered again");
+                }
+                let done = in_time && self.apply(queued, &id).await;
+                (id, done)
+            })
         });
         let mut response = SqsBatchResponse::default();
         for (id, done) in futures::future::join_all(runs).await {
