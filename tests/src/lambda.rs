@@ -103,6 +103,11 @@ struct RuntimeState {
 
 const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
+/// The trace every invocation here belongs to, as Lambda hands it to the runtime.
+pub const TRACE_ROOT: &str = "1-5bef4de7-ad49b0e87f6ef6c87fc2e700";
+/// The function's segment in it.
+pub const TRACE_PARENT: &str = "9a9197af755a6419";
+
 async fn next(State(state): State<RuntimeState>) -> axum::response::Response {
     let event = {
         let mut exchange = state.exchange.lock().expect("lock");
@@ -123,7 +128,7 @@ async fn next(State(state): State<RuntimeState>) -> axum::response::Response {
     put("lambda-runtime-aws-request-id", REQUEST_ID.into());
     put("lambda-runtime-deadline-ms", deadline.to_string());
     put("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
-    put("lambda-runtime-trace-id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1".into());
+    put("lambda-runtime-trace-id", format!("Root={TRACE_ROOT};Parent={TRACE_PARENT};Sampled=1"));
     put("content-type", "application/json".into());
     (StatusCode::OK, headers, event.to_string()).into_response()
 }

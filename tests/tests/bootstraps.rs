@@ -326,3 +326,49 @@ async fn at_warn_and_error_every_metric_the_alarms_read_and_every_error_line_rea
         assert!(lambda::lambda_keeps(&line, "ERROR"), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tracing_on_every_dynamodb_and_service_call_is_a_subsegment_of_the_invocations_trace() {
+    // GIVEN an X-Ray daemon (a UDP socket here), and a publish run by its packaged function in a
+    // sampled trace, as Lambda runs it with Tracing Active
+    let template = integration_tests::template();
+    let stack = Stack::start().await;
+    let account = lambda::prepare(&stack).await;
+    let live = serde_json::json!([
+        integration_tests::live_account("x1", "twitter"),
+        integration_tests::live_account("li1", "linkedin")
+    ]);
+    stack.given_connected(PROJECT, lambda::PROFILE, live).await;
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    daemon.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut env = account.environment(&template, &lambda::logical_name(&template, "publish-post"));
+    env.insert("AWS_XRAY_DAEMON_ADDRESS".into(), daemon.local_addr().unwrap().to_string());
+    let (event, expected) = lambda::typical_invocation("publish-post");
+    // WHEN it publishes
+    let run =
+        lambda::cold_start(&lambda::unpack("publish-post"), "publish-post", &env, event, Duration::from_secs(20)).await;
+    assert_eq!(run.http().0, expected, "{:?}\n{}", run.http().1, run.logs);
+    // THEN the daemon got a subsegment of the invocation's segment for each call: DynamoDB's, by
+    // operation, and the publishing service's
+    let mut documents = Vec::new();
+    let mut buffer = vec![0u8; 65_536];
+    while let Ok(n) = daemon.recv(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+        let (header, body) = text.split_once('\n').expect("a header line, then the document");
+        assert_eq!(header, r#"{"format":"json","version":1}"#);
+        documents.push(serde_json::from_str::<serde_json::Value>(body).expect("JSON"));
+    }
+    for d in &documents {
+        assert_eq!(
+            (d["trace_id"].as_str(), d["parent_id"].as_str()),
+            (Some(lambda::TRACE_ROOT), Some(lambda::TRACE_PARENT))
+        );
+        assert_eq!(d["type"], "subsegment");
+        assert!(d["end_time"].as_f64() >= d["start_time"].as_f64(), "{d}");
+    }
+    let dynamodb: Vec<&str> =
+        documents.iter().filter(|d| d["name"] == "DynamoDB").filter_map(|d| d["aws"]["operation"].as_str()).collect();
+    assert!(dynamodb.contains(&"BatchGetItem") && dynamodb.contains(&"TransactWriteItems"), "{documents:?}");
+    let service = documents.iter().filter(|d| d["namespace"] == "remote").count();
+    assert!(service >= 1, "the call to the service is traced: {documents:?}");
+}

@@ -53,6 +53,7 @@ macro_rules! client {
         if let Some(tap) = &options.tap {
             builder = builder.interceptor(tap.clone());
         }
+        builder = builder.interceptor(XrayCalls);
         $sdk::Client::from_conf(builder.build())
     }};
 }
@@ -63,6 +64,10 @@ pub fn dynamodb_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_d
 
 pub fn sqs_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_sqs::Client {
     client!(aws_sdk_sqs, config, options)
+}
+
+pub fn secretsmanager_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_secretsmanager::Client {
+    client!(aws_sdk_secretsmanager, config, options)
 }
 
 pub fn eventbridge_client(config: &SdkConfig, options: &ClientOptions) -> aws_sdk_eventbridge::Client {
@@ -196,6 +201,57 @@ impl RequestTap {
         if let Ok(mut s) = self.0.lock() {
             s.failing.clear();
         }
+    }
+}
+
+/// Sends every request attempt to X-Ray as a subsegment, when the invocation is traced
+/// (`adapters::xray`).
+#[derive(Debug, Clone, Copy)]
+pub struct XrayCalls;
+
+/// When an attempt began, and its `X-Amz-Target` (the request is gone once it is sent).
+#[derive(Debug, Clone)]
+struct AttemptStart(f64, String);
+
+impl aws_smithy_types::config_bag::Storable for AttemptStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl Intercept for XrayCalls {
+    fn name(&self) -> &'static str {
+        "XrayCalls"
+    }
+
+    fn read_before_attempt(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if super::xray::traced() {
+            let target = context.request().headers().get("x-amz-target").unwrap_or("AWS.unknown").to_owned();
+            cfg.interceptor_state().store_put(AttemptStart(super::xray::now(), target));
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let Some(AttemptStart(start, target)) = cfg.load::<AttemptStart>().cloned() else { return Ok(()) };
+        let (prefix, operation) = target.rsplit_once('.').unwrap_or(("", &target));
+        super::xray::record(super::xray::Call {
+            name: super::xray::service_name(prefix).to_owned(),
+            namespace: "aws",
+            operation: operation.to_owned(),
+            start,
+            end: super::xray::now(),
+            status: context.response().map(|r| r.status().as_u16()),
+        });
+        Ok(())
     }
 }
 

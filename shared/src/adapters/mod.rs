@@ -5,4 +5,5 @@ pub mod dynamo;
 pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
+pub mod xray;
 pub mod zernio;

@@ -18,7 +18,7 @@ pub struct SecretReader {
 
 impl SecretReader {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { client: aws_sdk_secretsmanager::Client::new(config) }
+        Self { client: super::aws::secretsmanager_client(config, &Default::default()) }
     }
 
     /// The current value of a string secret.

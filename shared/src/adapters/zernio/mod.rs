@@ -73,6 +73,8 @@ fn retry_after(response: &Response) -> Option<u64> {
 pub struct ZernioClient {
     http: Client,
     base_url: String,
+    /// The service's host, as traces name it.
+    host: String,
     /// Read again (and the call made once more) when the service answers 401: a rotated key.
     api_key: Arc<Reloading<String>>,
     /// Passed before every request; shut by every 429 (capacity.md).
@@ -93,12 +95,10 @@ impl ZernioClient {
     /// A client whose key may be read again when the service refuses it.
     pub fn with_key(base_url: impl Into<String>, api_key: Reloading<String>) -> Result<Self, reqwest::Error> {
         let http = Client::builder().connect_timeout(Duration::from_secs(2)).timeout(READ_TIMEOUT).build()?;
-        Ok(Self {
-            http,
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            api_key: Arc::new(api_key),
-            gate: Arc::new(Ungated),
-        })
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        let host =
+            reqwest::Url::parse(&base_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        Ok(Self { http, host, base_url, api_key: Arc::new(api_key), gate: Arc::new(Ungated) })
     }
 
     /// What every request passes first.
@@ -186,7 +186,24 @@ impl ZernioClient {
     }
 
     async fn send_now(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
-        self.api_key.with(|key| request.bearer_auth(key)).send().await.map_err(|e| {
+        // Traced invocations only: the method and path are read from a copy of the request.
+        let traced = crate::adapters::xray::traced().then(|| {
+            let route = request.try_clone().and_then(|r| r.build().ok());
+            let route = route.map(|r| format!("{} {}", r.method(), r.url().path())).unwrap_or_default();
+            (route, crate::adapters::xray::now())
+        });
+        let sent = self.api_key.with(|key| request.bearer_auth(key)).send().await;
+        if let Some((operation, start)) = traced {
+            crate::adapters::xray::record(crate::adapters::xray::Call {
+                name: self.host.clone(),
+                namespace: "remote",
+                operation,
+                start,
+                end: crate::adapters::xray::now(),
+                status: sent.as_ref().ok().map(|r| r.status().as_u16()),
+            });
+        }
+        sent.map_err(|e| {
             if e.is_connect() {
                 NoAnswer::Unreachable(format!("unreachable: {e}"))
             } else if e.is_timeout() {
