@@ -36,19 +36,6 @@ pub fn queued(message: &SqsMessage) -> Result<Queued, String> {
     retry_message(message).map(Queued::Event)
 }
 
-/// A follow-up as the event source mapping hands it to the retry worker (for tests).
-#[cfg(test)]
-pub(crate) fn follow_up_record(follow_up: &FollowUp, message_id: &str) -> SqsMessage {
-    let mut kind = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
-    kind.string_value = Some(FOLLOW_UP.into());
-    kind.data_type = Some("String".into());
-    let mut message = SqsMessage::default();
-    message.message_id = Some(message_id.into());
-    message.body = Some(serde_json::to_string(follow_up).expect("a follow-up is JSON"));
-    message.message_attributes.insert(KIND.into(), kind);
-    message
-}
-
 /// A queued event as the retry worker receives it: the body and its attributes; a message written
 /// before attributes were used carries the whole `RetryMessage` as JSON in its body.
 pub fn retry_message(message: &SqsMessage) -> Result<RetryMessage, String> {
