@@ -92,7 +92,8 @@ async fn app_post(stack: Arc<Stack>, n: usize, seed: u64, calls: Arc<Mutex<AppCa
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(150), "publish of {post} never finished: {read}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // As the app would poll: four lanes of one project stay within its read budget (300 a minute).
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut record = AppPost { platforms: platforms.clone(), ..AppPost::default() };
     for _ in 0..rng.random_range(1..=2) {
