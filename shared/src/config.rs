@@ -243,6 +243,21 @@ pub fn budget_plan() -> Result<crate::domain::budget::Plan, ConfigError> {
     })
 }
 
+/// Our webhook subscription, as the reconciler watches it: `WEBHOOK_PUBLIC_URL` (our endpoint as
+/// the service delivers to it; unset or empty: not watched) and `SUBSCRIPTION_CHECK_SECONDS`
+/// [900] (how often it is read while nothing is being repaired).
+pub fn subscription_watch() -> Result<Option<crate::domain::subscription::WatchSettings>, ConfigError> {
+    let url = std::env::var("WEBHOOK_PUBLIC_URL").unwrap_or_default();
+    if url.trim().is_empty() {
+        return Ok(None);
+    }
+    let every: i64 = number("SUBSCRIPTION_CHECK_SECONDS", crate::domain::subscription::DEFAULT_CHECK_SECONDS)?;
+    if every < 1 {
+        return Err(ConfigError("SUBSCRIPTION_CHECK_SECONDS must be at least 1".into()));
+    }
+    Ok(Some(crate::domain::subscription::WatchSettings { url: url.trim().to_owned(), every_seconds: every }))
+}
+
 /// How often the local stack runs a pass: `RECONCILE_INTERVAL_SECONDS` [60; 0 = never].
 pub fn reconcile_interval() -> Result<Option<Duration>, ConfigError> {
     let seconds: u64 = number("RECONCILE_INTERVAL_SECONDS", 60)?;

@@ -47,11 +47,24 @@ pub enum Metric {
     PublishesQueued,
     /// Seconds between a publish's place in line (or its follow-up's due time) and its send.
     FollowUpLagSeconds,
+    /// A 429 that limits one connected account or provider: the shared budget stays open.
+    AccountLimited,
+    /// The service refused for our own service account (402 `PAYMENT_REQUIRED`, the profile limit):
+    /// an operator must act.
+    PublisherAccountNeedsAttention,
+    /// The webhook subscription as the reconciler last read it: 1 on, 0 off or missing.
+    SubscriptionActive,
+    /// The subscription's consecutive failed deliveries, as the service counts them.
+    SubscriptionFailureCount,
+    /// The reconciler switched the webhook subscription back on.
+    SubscriptionReactivated,
+    /// Failed deliveries the reconciler asked the service to send again.
+    DeliveriesRedelivered,
 }
 
 impl Metric {
     /// Every metric the functions emit.
-    pub const ALL: [Metric; 24] = [
+    pub const ALL: [Metric; 30] = [
         Metric::EventsProcessed,
         Metric::EventsDuplicate,
         Metric::EventsIgnored,
@@ -76,6 +89,12 @@ impl Metric {
         Metric::ReconcileThrottled,
         Metric::PublishesQueued,
         Metric::FollowUpLagSeconds,
+        Metric::AccountLimited,
+        Metric::PublisherAccountNeedsAttention,
+        Metric::SubscriptionActive,
+        Metric::SubscriptionFailureCount,
+        Metric::SubscriptionReactivated,
+        Metric::DeliveriesRedelivered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +123,12 @@ impl Metric {
             Metric::ReconcileThrottled => "ReconcileThrottled",
             Metric::PublishesQueued => "PublishesQueued",
             Metric::FollowUpLagSeconds => "FollowUpLagSeconds",
+            Metric::AccountLimited => "AccountLimited",
+            Metric::PublisherAccountNeedsAttention => "PublisherAccountNeedsAttention",
+            Metric::SubscriptionActive => "SubscriptionActive",
+            Metric::SubscriptionFailureCount => "SubscriptionFailureCount",
+            Metric::SubscriptionReactivated => "SubscriptionReactivated",
+            Metric::DeliveriesRedelivered => "DeliveriesRedelivered",
         }
     }
 }

@@ -13,8 +13,9 @@ use crate::domain::limits::{CallKind, Limited, ProjectLane, Rate, Seen};
 pub use crate::domain::post::ServiceAnswer;
 pub use crate::domain::publish::{Answer, Draft, Publication, Sending, SendingChange, Target};
 pub use crate::domain::refresh::{AccountHealth, HealthStatus, LiveAccount};
+pub use crate::domain::subscription::{Delivery, Subscription, Watched};
 use crate::domain::{
-    Connection, EventId, Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp,
+    AccountId, Connection, EventId, Platform, PostId, PostReport, ProfileId, ProjectId, ServicePostId, Timestamp,
 };
 
 /// What became of one piece of evidence. Expected outcomes are values, not errors.
@@ -114,6 +115,10 @@ pub enum PublisherError {
     /// Not sent: the shared budget of the API key has no room until `retry_after` (capacity.md).
     #[error("the shared budget of calls to the publishing service has no room for {retry_after} s")]
     Busy { retry_after: u64 },
+    /// Our own service account needs its operator (402 `PAYMENT_REQUIRED`, the profile limit):
+    /// nothing the user did, nothing to reconnect.
+    #[error("the publishing service's account needs attention: {reason}")]
+    NeedsOperator { reason: String },
 }
 
 /// The publishing service, as the handlers need it. A second vendor implements this too.
@@ -130,14 +135,17 @@ pub trait Publisher: Send + Sync {
     ) -> impl Future<Output = Result<Option<Vec<AccountHealth>>, PublisherError>> + Send;
     /// Whether the service still knows the profile.
     fn profile_exists(&self, profile: &ProfileId) -> impl Future<Output = Result<bool, PublisherError>> + Send;
-    /// Creates a profile, or adopts the one that already has this name.
-    fn create_profile(&self, name: &str) -> impl Future<Output = Result<ProfileId, PublisherError>> + Send;
-    /// The hosted OAuth link; `None` when the service no longer knows the profile.
+    /// Creates the project's profile (named for it, `externalId` = the project), or finds the one
+    /// that already exists (an earlier create whose answer was lost).
+    fn create_profile(&self, project: &ProjectId) -> impl Future<Output = Result<ProfileId, PublisherError>> + Send;
+    /// The hosted OAuth link; `None` when the service no longer knows the profile. `reconnect`:
+    /// the account the service refreshes instead of adding another.
     fn connect_link(
         &self,
         platform: Platform,
         profile: &ProfileId,
         redirect_url: Option<&str>,
+        reconnect: Option<&AccountId>,
     ) -> impl Future<Output = Result<Option<String>, PublisherError>> + Send;
 }
 
@@ -464,6 +472,31 @@ pub trait HealingStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Gives lease `lease` back (taken `until` then), for the next pass.
     fn release_lease(&self, lease: u32, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// What the reconciler kept of its last read of our webhook subscription (read and written
+    /// only by the pass holding lease 0).
+    fn watched_subscription(&self) -> impl Future<Output = Result<Watched, StoreError>> + Send;
+    fn keep_watched_subscription(&self, watched: &Watched) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Our webhook subscription on the service, as the reconciler watches it
+/// (`domain::subscription`).
+pub trait SubscriptionWatch: Send + Sync {
+    /// Every subscription of our API key (`GET /v1/webhooks/settings`): one call.
+    fn subscriptions(&self) -> impl Future<Output = Result<Vec<Subscription>, PublisherError>> + Send;
+    /// Switches it back on (`PUT /v1/webhooks/settings`): one call.
+    fn switch_on(&self, id: &str) -> impl Future<Output = Result<(), PublisherError>> + Send;
+    /// One page of its delivery attempts, newest first, `skip` from the newest: one call; `true`
+    /// when more follow.
+    fn deliveries(
+        &self,
+        id: &str,
+        skip: usize,
+    ) -> impl Future<Output = Result<(Vec<Delivery>, bool), PublisherError>> + Send;
+    /// Asks for one event to be delivered again, byte for byte: one call; `false` when our
+    /// endpoint failed it again.
+    fn redeliver(&self, id: &str, event_id: &str) -> impl Future<Output = Result<bool, PublisherError>> + Send;
+    /// Whether our own webhook endpoint at `url` answers as our code does (no call to the service).
+    fn endpoint_answers(&self, url: &str) -> impl Future<Output = bool> + Send;
 }
 
 /// One history record, as the history routes show it.

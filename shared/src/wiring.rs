@@ -127,7 +127,7 @@ pub fn reconciler(
     // One operation at a time: its calls are taken from the budget before its first.
     let budget = std::sync::Arc::new(Prepaid::new(publisher.gate()));
     let publisher = publisher.with_gate(budget.clone());
-    Reconciler { store, publisher, queue, clock: SystemClock, settings, budget }
+    Reconciler { store, publisher, queue, clock: SystemClock, settings, budget, subscription: None }
 }
 
 /// The same handlers, from a Lambda function's environment.
@@ -227,6 +227,7 @@ pub mod from_env {
         let sdk = sdk().await;
         let store = store(&sdk)?;
         let publisher = publisher(&sdk, &store, Class::Reconciler).await?;
-        Ok(super::reconciler(store, publisher, queue(&sdk)?, config::healing()?))
+        let reconciler = super::reconciler(store, publisher, queue(&sdk)?, config::healing()?);
+        Ok(reconciler.watching(config::subscription_watch()?))
     }
 }

@@ -39,7 +39,9 @@ REQUESTS = {
         sent_fields(PostsResource.create),
         {"platforms": models.PlatformTarget, "mediaItems": models.MediaItem},
     ),
-    "profiles.create": (sent_fields(ProfilesResource.create), {}),
+    # `externalId` is newer than the pinned SDK's create method: checked against the vendor's
+    # OpenAPI description 1.444.0 (publisher-zernio.md, "Amended December 2026") instead.
+    "profiles.create": (sent_fields(ProfilesResource.create) | {"externalId"}, {}),
 }
 
 

@@ -328,6 +328,8 @@ impl LocalAccount {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Tagged(t) if t.tag == "!Ref" => lookup(t.value.as_str().ok_or("!Ref of a name")?),
+            // `Resource.Attribute`, as `refs` holds it.
+            Value::Tagged(t) if t.tag == "!GetAtt" => lookup(t.value.as_str().ok_or("!GetAtt of Resource.Attribute")?),
             Value::Tagged(t) if t.tag == "!Sub" => {
                 let mut text = t.value.as_str().ok_or("!Sub of a string")?.to_owned();
                 while let Some(start) = text.find("${") {
@@ -508,7 +510,10 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
     refs.insert("LogLevel".into(), "info".into());
     refs.insert("ProjectClaim".into(), "project_id".into());
     refs.insert("ConnectRedirectOrigins".into(), "http://localhost:3000,http://127.0.0.1:3000".into());
+    // No function URL here: a port nothing listens on (the reconciler finds no subscription of it).
+    refs.insert("WebhookFunctionUrl.FunctionUrl".into(), "http://127.0.0.1:9/".into());
     for (parameter, value) in [
+        ("SubscriptionCheckSeconds", 900),
         ("RefreshesPerMinute", 10),
         ("SyncsPerMinute", 30),
         ("PublishesPerMinute", 30),

@@ -300,6 +300,18 @@ impl Stack {
         shared::wiring::reconciler(self.store.clone(), publisher, self.queue(), settings)
     }
 
+    /// One reconciler pass of at most `budget` that also watches the webhook subscription
+    /// delivering to this stack's gateway, read at least every `every_seconds`.
+    pub async fn reconcile_watching(
+        &self,
+        settings: shared::domain::healing::Settings,
+        every_seconds: i64,
+        budget: Duration,
+    ) -> Result<shared::handlers::reconciler::PassReport, shared::ports::StoreError> {
+        let watch = shared::domain::subscription::WatchSettings { url: self.webhook_url(), every_seconds };
+        aws::as_function("reconciler", self.reconciler(settings).watching(Some(watch)).pass(budget)).await
+    }
+
     /// One reconciler pass of at most `budget`, as the schedule invokes it (its requests credited
     /// to the reconciler function).
     pub async fn reconcile(

@@ -119,6 +119,7 @@ async fn after_a_429_with_retry_after_twenty_no_function_calls_the_service_for_t
     options.reconcile = Some(dev_gateway::Reconcile {
         interval: Duration::from_secs(2),
         settings: shared::domain::healing::Settings { grace_seconds: 1, ..Default::default() },
+        subscription: None,
     });
     let stack = Stack::with(options).await;
     let project = given_project(&stack, 7).await;

@@ -112,11 +112,12 @@ async fn a_refused_or_failed_publish_leaves_the_post_exactly_as_it_was() {
         201
     );
     let before = stack.items().await;
-    // WHEN publishing it with new content fails (service down) or is refused (a platform not connected)
-    stack.sim.shared.set_fault(Fault { mode: FaultMode::Status { code: 503 }, ..Default::default() });
+    // WHEN publishing it with new content certainly fails (the service refuses our key: any 5xx
+    // might have been taken, so only this is certain) or is refused (a platform not connected)
+    stack.sim.shared.set_api_key("sk_elsewhere");
     let (status, _) = publish(&stack, json!({"post_id": "post_r", "content": "v2", "platforms": ["x"]})).await;
     assert_eq!(status, 503);
-    stack.sim.shared.set_fault(Fault::default());
+    stack.sim.shared.set_api_key("sk_local");
     let (status, refused) =
         publish(&stack, json!({"post_id": "post_r", "content": "v3", "platforms": ["facebook"]})).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("reconnect_required")));
@@ -124,7 +125,7 @@ async fn a_refused_or_failed_publish_leaves_the_post_exactly_as_it_was() {
     assert_eq!(stack.items().await, before);
     assert_eq!(read(&stack, "post_r").await["content"], "v1");
     // AND a new post whose publish fails is kept as a draft with its content
-    stack.sim.shared.set_fault(Fault { mode: FaultMode::Status { code: 503 }, ..Default::default() });
+    stack.sim.shared.set_api_key("sk_elsewhere");
     assert_eq!(publish(&stack, json!({"post_id": "post_n", "content": "new", "platforms": ["x"]})).await.0, 503);
     let kept = read(&stack, "post_n").await;
     assert_eq!(

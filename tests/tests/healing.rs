@@ -243,7 +243,7 @@ async fn a_service_outage_ends_the_pass_early_with_nothing_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_schedule_heals_a_lost_post_with_no_call_at_all() {
     // GIVEN the gateway running a pass every second
-    let reconcile = dev_gateway::Reconcile { interval: Duration::from_secs(1), settings: fast(20) };
+    let reconcile = dev_gateway::Reconcile { interval: Duration::from_secs(1), settings: fast(20), subscription: None };
     let stack = Stack::with(StackOptions { reconcile: Some(reconcile), ..Default::default() }).await;
     let (project, token) = connected_project(&stack, 40).await;
     let service_id = publish_pending(&stack, &project, &token, "post_timer").await;

@@ -69,7 +69,11 @@ impl Service {
             && self.keeps_keys
             && at <= first + 24 * 3600
         {
-            return if at < self.posts[*n].done { Answer::InFlight } else { Answer::Taken(self.report(*n, at)) };
+            return if at < self.posts[*n].done {
+                Answer::InFlight(Some(2))
+            } else {
+                Answer::Taken(self.report(*n, at))
+            };
         }
         if let Some(same) = self.posts.iter().find(|p| p.content == content && at <= p.created + 24 * 3600) {
             return Answer::Duplicate(Some(same.id.clone()));
@@ -144,7 +148,7 @@ fn run(t: &Timing) -> (Service, PostState, Option<Step>) {
     let answer = service.create(0, &plan.request_id, owner.clone(), "Hello");
     let answer = match (t.first, answer) {
         (FirstAnswer::InTime, answer) => answer,
-        (_, Answer::Taken(_)) => Answer::Unanswered,
+        (_, Answer::Taken(_)) => Answer::Unanswered(None),
         (_, other) => other,
     };
     let mut step = Some(publish::next_step(answer, Sender::Route));

@@ -202,17 +202,20 @@ async fn a_sample_from_the_dashboard_is_acknowledged_and_never_applied() {
 async fn a_rotated_webhook_secret_keeps_the_same_subscription() {
     let stack = ready().await;
     stack.register_webhook().await;
+    let settings = format!("{}/v1/webhooks/settings", stack.sim.api_url());
+    let listed: Value = stack.http.get(&settings).bearer_auth("sk_local").send().await.unwrap().json().await.unwrap();
+    let id = listed["webhooks"][0]["_id"].as_str().expect("the subscription's id").to_owned();
     let response = stack
         .http
-        .put(format!("{}/v1/webhooks/settings", stack.sim.api_url()))
+        .put(&settings)
         .bearer_auth("sk_local")
-        .json(&json!({"webhookId": "wh_1", "secret": "new-secret"}))
+        .json(&json!({"webhookId": id, "secret": "new-secret"}))
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success());
     let webhook = stack.sim.shared.world().webhook.clone().expect("one subscription");
-    assert_eq!((webhook.url, webhook.secret.as_deref()), (stack.webhook_url(), Some("new-secret")));
+    assert_eq!((webhook.settings.url, webhook.settings.secret.as_deref()), (stack.webhook_url(), Some("new-secret")));
 }
 
 #[tokio::test]

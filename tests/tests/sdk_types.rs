@@ -61,7 +61,8 @@ async fn samples(folder: &Path) {
         Api { sim: Simulator::start(SimConfig::default()).await.expect("simulator"), http: reqwest::Client::new() };
     use reqwest::Method;
     // Profiles.
-    let profile_body = shared::adapters::zernio::wire::create_profile("stacc-proj_1-1a2b3c4d");
+    let project = ProjectId::parse("proj_1").unwrap();
+    let profile_body = shared::adapters::zernio::wire::create_profile("stacc-proj_1-1a2b3c4d", &project);
     save(folder, "request-profile-create", "request", "profiles.create", &profile_body);
     let (status, created) = api.call(Method::POST, "/profiles", Some(profile_body)).await;
     assert_eq!(status, 201, "{created}");
@@ -69,6 +70,9 @@ async fn samples(folder: &Path) {
     let profile = created["profile"]["_id"].as_str().unwrap().to_owned();
     let (_, got) = api.call(Method::GET, &format!("/profiles/{profile}"), None).await;
     save(folder, "profile-get", "response", "ProfileGetResponse", &got);
+    let (_, found) = api.call(Method::GET, "/profiles?externalId=proj_1", None).await;
+    assert_eq!(found["profiles"][0]["_id"], profile.as_str());
+    save(folder, "profile-list", "response", "ProfilesListResponse", &found);
     // Accounts, one over the plan's limit and one switched off for posting.
     let accounts = json!([
         {"_id": "64e100000000000000000001", "platform": "twitter", "profileId": profile, "username": "acme", "isActive": true},
@@ -104,6 +108,35 @@ async fn samples(folder: &Path) {
     let (status, incomplete) = api.call(Method::POST, "/posts", Some(create("Fails"))).await;
     assert_eq!(status, 207, "{incomplete}");
     save(folder, "post-incomplete", "response", "PostPublishIncompleteResponse", &incomplete);
+    api.sim.shared.world().outcomes.insert("twitter".into(), PublishOutcome::Transient);
+    let (status, retried) = api.call(Method::POST, "/posts", Some(create("Retried"))).await;
+    assert_eq!((status, retried["post"]["status"].as_str()), (207, Some("scheduled")), "{retried}");
+    save(folder, "post-incomplete-retried", "response", "PostPublishIncompleteResponse", &retried);
+    api.sim.shared.world().outcomes.clear();
+    // The errors the amended API adds: an account's limit, 402.
+    api.sim.shared.world().behaviour.posts_per_hour_per_account = Some(1);
+    let (status, limited) = api.call(Method::POST, "/posts", Some(create("Limited"))).await;
+    assert_eq!(status, 429, "{limited}");
+    save(folder, "error-account-limited", "response", "ErrorResponse", &limited);
+    api.sim.shared.world().behaviour.payment_required = Some("free_tier_exceeded".into());
+    let (status, payment) = api.call(Method::POST, "/profiles", Some(json!({"name": "more"}))).await;
+    assert_eq!(status, 402, "{payment}");
+    save(folder, "error-payment-required", "response", "ErrorResponse", &payment);
+    api.sim.shared.world().behaviour = Behaviour::default();
+    // The webhook subscription, its logs.
+    let (_, _) = api
+        .call(
+            Method::POST,
+            "/webhooks/settings",
+            Some(json!({"name": "stacc", "url": "http://127.0.0.1:9/hook", "secret": "s", "events": []})),
+        )
+        .await;
+    api.sim.shared.notify_and_wait("post.published", json!({"post": published["post"].clone()})).await;
+    let (_, settings) = api.call(Method::GET, "/webhooks/settings", None).await;
+    save(folder, "webhook-settings", "response", "Webhook", &settings["webhooks"][0]);
+    let (_, logs) = api.call(Method::GET, "/webhooks/logs", None).await;
+    assert_eq!(logs["logs"][0]["status"], "failed", "{logs}");
+    save(folder, "webhook-log", "response", "WebhookLog", &logs["logs"][0]);
     // Webhook payloads.
     for event in ["post.published", "post.failed", "post.partial", "post.scheduled", "post.cancelled"] {
         let body = api.sim.shared.post_event(event, &post_id).unwrap();

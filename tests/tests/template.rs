@@ -380,6 +380,12 @@ fn the_dashboard_shows_the_budget_the_line_the_webhooks_the_queue_and_the_reconc
         "ReconcileWorkLeft",
         "PostsHealed",
         "ReconcileThrottled",
+        "SubscriptionActive",
+        "SubscriptionFailureCount",
+        "SubscriptionReactivated",
+        "DeliveriesRedelivered",
+        "AccountLimited",
+        "PublisherAccountNeedsAttention",
     ]
     .into_iter()
     .collect();
@@ -389,6 +395,41 @@ fn the_dashboard_shows_the_budget_the_line_the_webhooks_the_queue_and_the_reconc
     }
     for aws in ["ApproximateAgeOfOldestMessage", "VendorCallsPerMinute"] {
         assert!(body.contains(aws), "the dashboard shows {aws}");
+    }
+}
+
+#[test]
+fn the_reconciler_watches_the_subscription_delivering_to_the_webhooks_function_url_and_alarms_name_its_trouble() {
+    let t = template();
+    let env = &resource(&t, "ReconcilerFunction")["Environment"]["Variables"];
+    let url = &env["WEBHOOK_PUBLIC_URL"];
+    let Value::Tagged(tagged) = url else { panic!("WEBHOOK_PUBLIC_URL is {url:?}") };
+    assert_eq!(
+        (tagged.tag.to_string().as_str(), tagged.value.as_str()),
+        ("!GetAtt", Some("WebhookFunctionUrl.FunctionUrl"))
+    );
+    assert_eq!(reference(&env["SUBSCRIPTION_CHECK_SECONDS"]), Some("SubscriptionCheckSeconds"));
+    assert_eq!(number(&t["Parameters"]["SubscriptionCheckSeconds"]["Default"]), 900);
+    let metrics_of = |alarm: &str| -> Vec<(String, String)> {
+        let metrics = resource(&t, alarm)["Metrics"].as_sequence().unwrap_or_else(|| panic!("{alarm} reads metrics"));
+        metrics
+            .iter()
+            .filter_map(|m| {
+                let metric = &m["MetricStat"]["Metric"];
+                let function = metric["Dimensions"][0]["Value"].as_str()?;
+                Some((metric["MetricName"].as_str()?.to_owned(), function.to_owned()))
+            })
+            .collect()
+    };
+    let subscription = metrics_of("WebhookSubscriptionAlarm");
+    for metric in ["SubscriptionActive", "SubscriptionFailureCount"] {
+        assert!(subscription.contains(&(metric.to_owned(), "reconciler".to_owned())), "{subscription:?}");
+    }
+    let expression = resource(&t, "WebhookSubscriptionAlarm")["Metrics"][0]["Expression"].as_str().unwrap();
+    assert!(expression.contains("active < 1") && expression.contains("DIFF(failures) > 0"), "{expression}");
+    let operator = metrics_of("PublisherAccountNeedsAttentionAlarm");
+    for function in ["connect", "refresh-connections", "publish-post", "retry-worker"] {
+        assert!(operator.contains(&("PublisherAccountNeedsAttention".to_owned(), function.to_owned())), "{function}");
     }
 }
 

@@ -10,6 +10,8 @@ SIM_CONTROL_PORT=${SIM_CONTROL_PORT:-4011}
 export PUBLISHER_API_KEY=${PUBLISHER_API_KEY:-sk_local}
 export WEBHOOK_SECRETS=${WEBHOOK_SECRETS:-local-webhook-secret}
 export LOG_FORMAT=${LOG_FORMAT:-text}
+# The reconciler watches the service's subscription that delivers here (switched back on, replayed).
+export WEBHOOK_PUBLIC_URL=${WEBHOOK_PUBLIC_URL:-http://127.0.0.1:$APP_PORT/webhooks/zernio}
 export LOCAL_DATA_DIR=${LOCAL_DATA_DIR:-.local}
 mkdir -p "$LOCAL_DATA_DIR"
 

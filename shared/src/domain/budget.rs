@@ -191,6 +191,45 @@ pub fn shut_until(now: Timestamp, retry_after: Option<u64>) -> Timestamp {
     now.plus_seconds(seconds as i64)
 }
 
+/// What a 429 from the service shows about whose limit it is (publisher-zernio.md, "Which 429").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TooMany {
+    /// `X-RateLimit-Remaining: 0`: the team's request limit says it is spent.
+    pub throughput_headers: bool,
+    /// The answer names a connected account (`details.accountId`, `rateLimitedUntil`, ...).
+    pub names_account: bool,
+    /// The answer names a platform or a provider's quota (`platform`, `details.quotaExhausted`).
+    pub names_platform: bool,
+    /// `Retry-After` (or what `X-RateLimit-Reset` leaves), in seconds.
+    pub retry_after: Option<u64>,
+}
+
+/// Whose limit a 429 is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The team's request limit, shared by every project: it shuts the shared budget.
+    Team,
+    /// One connected account's or one provider's: it refuses that publication only.
+    Account,
+}
+
+impl TooMany {
+    /// Only a 429 with the throughput headers that names no account and no platform is the
+    /// team's: closing the shared budget for one account at its cap would stop every tenant.
+    pub fn whose(&self) -> Whose {
+        if self.throughput_headers && !self.names_account && !self.names_platform {
+            Whose::Team
+        } else {
+            Whose::Account
+        }
+    }
+
+    /// Until when this 429 shuts the shared budget: only the team's does.
+    pub fn shuts_until(&self, now: Timestamp) -> Option<Timestamp> {
+        (self.whose() == Whose::Team).then(|| shut_until(now, self.retry_after))
+    }
+}
+
 /// Of the refusals of the shards tried (each with its shard), the one that opens first. A publish
 /// past the budget takes its place in that shard's line, no sooner than that refusal says: a
 /// place on another shard, which may open later, could find no room when its moment comes.
@@ -333,6 +372,55 @@ mod tests {
         assert!(shards.take(&plan, Class::Publish, 3, at_ms(20_000)).is_ok());
         assert!(shards.take(&plan, Class::Reads, 4, at_ms(20_000)).is_ok());
         assert!(shards.take(&plan, Class::Reconciler, 5, at_ms(20_000 + 5_000)).is_ok());
+    }
+
+    fn too_many() -> impl Strategy<Value = TooMany> {
+        (any::<bool>(), any::<bool>(), any::<bool>(), prop::option::of(0u64..100_000)).prop_map(
+            |(throughput_headers, names_account, names_platform, retry_after)| TooMany {
+                throughput_headers,
+                names_account,
+                names_platform,
+                retry_after,
+            },
+        )
+    }
+
+    proptest! {
+        /// Whatever 429s come back, only the team's throughput 429 (its headers, naming no
+        /// account and no platform) shuts the shared budget: after any run of per-account 429s
+        /// every caller still finds room, and a team 429 among them shuts it for its time.
+        #[test]
+        fn no_per_account_429_ever_shuts_the_shared_budget(
+            calls_per_minute in prop_oneof![1u32..130, 500u32..1_300],
+            answers in prop::collection::vec((too_many(), 0i64..5_000), 1..60),
+            class in class(),
+            draw in any::<u64>(),
+        ) {
+            let plan = Plan::new(calls_per_minute);
+            let mut shards = Shards::default();
+            let mut now = 0i64;
+            let mut shut_till: Option<Timestamp> = None;
+            for (answer, gap) in &answers {
+                now += gap;
+                let team = answer.throughput_headers && !answer.names_account && !answer.names_platform;
+                prop_assert_eq!(answer.whose() == Whose::Team, team);
+                match answer.shuts_until(at_ms(now)) {
+                    Some(until) => {
+                        prop_assert!(team, "a per-account 429 shut the budget: {:?}", answer);
+                        prop_assert!(until <= at_ms(now).plus_seconds(MAX_SHUT_SECONDS as i64));
+                        shards.shut(&plan, until);
+                        shut_till = Some(shut_till.map_or(until, |t: Timestamp| t.max(until)));
+                    }
+                    None => prop_assert!(!team),
+                }
+            }
+            let open = shards.take(&plan, class, draw, at_ms(now));
+            match shut_till {
+                Some(until) if until > at_ms(now) => prop_assert!(open.is_err(), "a team 429 shuts it"),
+                Some(_) => {}
+                None => prop_assert!(open.is_ok(), "the budget stayed open after per-account 429s only"),
+            }
+        }
     }
 
     proptest! {

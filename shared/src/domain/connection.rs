@@ -106,6 +106,13 @@ pub struct ConnectionView<'a> {
 }
 
 impl Connection {
+    /// The account a Connect asks the service to refresh (`reconnectAccountId`): the one an
+    /// expired, revoked or errored connection holds, so the service does not add a second account
+    /// beside it. A connected or never-connected platform reconnects nothing.
+    pub fn to_reconnect(&self) -> Option<&AccountId> {
+        self.status.needs_reconnect().then_some(self.account_id.as_ref()).flatten()
+    }
+
     /// The order in which two pieces of evidence win: newer first, then the one needing
     /// attention, then (so that every arrival order agrees) the rest of what they say.
     fn precedence(&self) -> impl Ord + '_ {
@@ -270,6 +277,18 @@ mod tests {
             reason: None,
             looks: None,
         }
+    }
+
+    #[test]
+    fn only_a_connection_that_needs_reconnecting_names_its_account_to_reconnect() {
+        for status in [ConnectionStatus::Expired, ConnectionStatus::Revoked, ConnectionStatus::Error] {
+            assert_eq!(evidence(1, status, "a").to_reconnect().map(AccountId::as_str), Some("a"));
+        }
+        for status in [ConnectionStatus::Connected, ConnectionStatus::NotConnected] {
+            assert_eq!(evidence(1, status, "a").to_reconnect(), None);
+        }
+        let no_account = Connection { account_id: None, ..evidence(1, ConnectionStatus::Expired, "a") };
+        assert_eq!(no_account.to_reconnect(), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod post;
 pub mod publish;
 pub mod refresh;
 pub mod stored;
+pub mod subscription;
 pub mod text;
 pub mod time;
 

@@ -49,6 +49,15 @@ impl Platform {
         }
     }
 
+    /// The longest `redirect_url`, URL-encoded, the platform's connect flow takes: X's 258
+    /// characters (publisher-zernio.md); the others set none.
+    pub fn redirect_limit(self) -> Option<usize> {
+        match self {
+            Platform::X => Some(258),
+            _ => None,
+        }
+    }
+
     /// Parses a platform from our API (`x`).
     pub fn from_api(name: &str) -> Result<Self, UnknownPlatform> {
         Platform::ALL.into_iter().find(|p| p.api_name() == name).ok_or_else(|| UnknownPlatform(name.to_owned()))

@@ -245,6 +245,22 @@ impl Sending {
         state
     }
 
+    /// Its copies refused for accounts at their limit: each limited one with the service's words,
+    /// the others saying why they did not go either.
+    pub fn limited(&self, limit: &AccountLimit) -> PostState {
+        let limited = limit.platforms_of(&self.targets);
+        let mut state = self.failed(&format!(
+            "Not published: {} is at its posting limit; publish again later.",
+            super::platform::spoken_list(&limited)
+        ));
+        for (platform, entry) in state.entries.iter_mut() {
+            if limited.contains(platform) {
+                entry.error = Some(limit.explained());
+            }
+        }
+        state
+    }
+
     /// Whether it still waits for the service's word in `state`: not once the service's id for it
     /// is recorded (an answer, a webhook or an adoption), it is cancelled or settled everywhere, or
     /// a newer publication exists.
@@ -323,25 +339,71 @@ pub fn shown(state: &PostState, sending: Option<&Sending>) -> PostState {
 /// What the service said to a publication, in the domain's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// 200 (the original, within the request-id window or an idempotent replay), 201 or 207.
+    /// 200 (a replay of the key, or the request id's original), 201 or 207.
     Taken(PostReport),
     /// 403 about accounts: gone from us, or disconnected.
     StaleAccounts,
     /// 409 for the same content to the same account within 24 hours, naming the post it matched.
     Duplicate(Option<ServicePostId>),
-    /// 409 for an `Idempotency-Key` still in flight: the first request is still publishing.
-    InFlight,
+    /// Our own first request is still being processed (409 `idempotency_conflict`, or a 202 with
+    /// only a `postId`): ask again after `retry_after`.
+    InFlight(Option<u64>),
     /// Any other refusal, with the service's words.
     Refused(String),
-    /// No answer that settles it (no answer in time, a connection dropped after sending, a
-    /// gateway's 5xx): the service may have taken it.
-    Unanswered,
-    /// 429: the key's budget is spent; not taken, to be sent after `retry_after`.
+    /// No answer that settles it (no answer in time, a connection dropped after sending, any 5xx,
+    /// `temporarily_unavailable` among them): the service may have taken it.
+    Unanswered(Option<u64>),
+    /// The team's throughput 429: not taken, to be sent after `retry_after`.
     Throttled(Option<u64>),
+    /// A 429 that limits connected accounts or a provider (capacity.md): not taken, and refused
+    /// for the platforms it names.
+    AccountLimited(AccountLimit),
     /// Not sent: the shared budget has no room now; it holds this place in line (capacity.md).
     Queued(super::budget::Booking),
-    /// Certainly not taken: the service could not be reached, or answered its own error.
+    /// Certainly not taken: the service could not be reached, or refused our key.
     NotTaken(Option<u64>),
+}
+
+/// What a 429 that limits accounts (not the team) says: which accounts or platforms, until when,
+/// in the service's words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountLimit {
+    pub accounts: Vec<AccountId>,
+    pub platforms: Vec<Platform>,
+    /// When the account can post again, when the service said (`rateLimitedUntil`, its reset
+    /// time, `Retry-After`, or a time in its message).
+    pub until: Option<Timestamp>,
+    pub message: String,
+}
+
+impl AccountLimit {
+    /// The platforms of `targets` it limits: those whose account or platform it names; every one
+    /// of them when it names none (the service refused the whole request).
+    pub fn platforms_of(&self, targets: &[Target]) -> Vec<Platform> {
+        let named: Vec<Platform> = targets
+            .iter()
+            .filter(|t| self.accounts.contains(&t.account_id) || self.platforms.contains(&t.platform))
+            .map(|t| t.platform)
+            .collect();
+        if named.is_empty() { targets.iter().map(|t| t.platform).collect() } else { named }
+    }
+
+    /// How long until the account can post again, when the service said (whole seconds, at
+    /// least one).
+    pub fn retry_after(&self, now: Timestamp) -> Option<u64> {
+        let ms = self.until?.unix_millis() - now.unix_millis();
+        Some(u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000).max(1))
+    }
+
+    /// What the app is told, and a copy refused for it is recorded with.
+    pub fn explained(&self) -> String {
+        let words = self.message.trim();
+        let words = if words.is_empty() { "The account is at its posting limit." } else { words };
+        match self.until {
+            Some(at) => format!("{words} It can post again after {at}."),
+            None => words.to_owned(),
+        }
+    }
 }
 
 /// Who is sending: the route (the user waits for the answer) or a follow-up (nobody waits).
@@ -373,6 +435,9 @@ pub enum Step {
     AtPlace(super::budget::Booking),
     /// Certainly not taken, and someone waits: the route answers 503 and forgets the publication.
     Unavailable(Option<u64>),
+    /// Refused for the accounts at their limit: the route answers 429 `rate_limited` naming the
+    /// platforms, a follow-up records the copies failed with the service's words.
+    AccountLimited(AccountLimit),
 }
 
 /// The one decision after any answer to a publication, the route's and the follow-up's alike.
@@ -383,8 +448,8 @@ pub fn next_step(answer: Answer, sender: Sender) -> Step {
         Answer::Duplicate(None) => Step::Duplicate,
         Answer::StaleAccounts => Step::FindStale,
         Answer::Refused(message) => Step::Refused(message),
-        Answer::InFlight | Answer::Unanswered => Step::Later(None),
-        Answer::Throttled(after) => Step::Later(after),
+        Answer::InFlight(after) | Answer::Unanswered(after) | Answer::Throttled(after) => Step::Later(after),
+        Answer::AccountLimited(limit) => Step::AccountLimited(limit),
         Answer::Queued(booking) => Step::AtPlace(booking),
         Answer::NotTaken(after) => match sender {
             Sender::Route => Step::Unavailable(after),
@@ -536,8 +601,8 @@ mod tests {
     fn only_the_route_answers_503_and_only_our_own_post_is_adopted() {
         assert_eq!(next_step(Answer::NotTaken(Some(7)), Sender::Route), Step::Unavailable(Some(7)));
         assert_eq!(next_step(Answer::NotTaken(Some(7)), Sender::FollowUp), Step::Later(Some(7)));
-        for maybe_taken in [Answer::Unanswered, Answer::InFlight] {
-            assert_eq!(next_step(maybe_taken, Sender::Route), Step::Later(None), "202, never 503");
+        for maybe_taken in [Answer::Unanswered(Some(5)), Answer::InFlight(Some(5))] {
+            assert_eq!(next_step(maybe_taken, Sender::Route), Step::Later(Some(5)), "202, never 503");
         }
         let (project, post) = ids();
         assert!(is_ours(&taken(1, EntryStatus::Published), &project, &post, 1));

@@ -61,9 +61,33 @@ pub fn allowed_redirect(url: &str, origins: &[String]) -> bool {
     })
 }
 
+/// What `encodeURIComponent` leaves as it is: letters, digits and `-_.!~*'()`.
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// How long `url` is once URL-encoded as a query value, as the service measures a `redirect_url`.
+pub fn encoded_len(url: &str) -> usize {
+    percent_encoding::utf8_percent_encode(url, URI_COMPONENT).map(str::len).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_measured_as_the_service_encodes_it() {
+        assert_eq!(encoded_len("https://a.b/c"), "https%3A%2F%2Fa.b%2Fc".len());
+        assert_eq!(encoded_len("x-_.!~*'()"), 10);
+        assert_eq!(encoded_len("é"), 6);
+    }
 
     #[test]
     fn long_text_is_cut_on_a_character_boundary_and_long_urls_are_dropped() {

@@ -42,6 +42,13 @@ pub enum Refusal {
     RateLimited {
         retry_after: u64,
     },
+    /// The service refused the publish for these platforms' accounts, at their posting limit
+    /// (velocity, daily cap, cooldown, a provider's quota); `retry_after` when it said when.
+    AccountLimited {
+        platforms: Vec<Platform>,
+        retry_after: Option<u64>,
+        message: String,
+    },
     /// The shared budget of the API key (capacity.md) has no room for now.
     Busy {
         retry_after: u64,
@@ -49,6 +56,8 @@ pub enum Refusal {
     PublisherUnavailable {
         retry_after: u64,
     },
+    /// The service refused for our own service account (its plan or billing): an operator acts.
+    PublisherAccountNeedsAttention,
     StoreUnavailable,
 }
 
@@ -121,6 +130,21 @@ impl Refusal {
                 response.headers_mut().insert("retry-after", (*retry_after).into());
                 response
             }
+            Refusal::AccountLimited { platforms, retry_after, message } => {
+                let names: Vec<&str> = platforms.iter().map(|p| p.api_name()).collect();
+                let message = format!(
+                    "The publishing service refused this publish for {}: {message} Nothing was published or changed.",
+                    spoken_list(platforms)
+                );
+                let mut response = http::json(
+                    429,
+                    &json!({"error": {"code": "rate_limited", "message": message, "platforms": names}}),
+                );
+                if let Some(after) = retry_after {
+                    response.headers_mut().insert("retry-after", (*after).into());
+                }
+                response
+            }
             Refusal::Busy { retry_after } => {
                 let mut response = http::error(
                     429,
@@ -141,6 +165,15 @@ impl Refusal {
                 response.headers_mut().insert("retry-after", (*retry_after).into());
                 response
             }
+            Refusal::PublisherAccountNeedsAttention => {
+                let mut response = http::error(
+                    503,
+                    "publisher_unavailable",
+                    "theStacc's account with the publishing service needs attention from our team; nothing is wrong with your accounts and there is nothing to reconnect. Nothing was changed. Try again later.",
+                );
+                response.headers_mut().insert("retry-after", MAX_RETRY_AFTER.into());
+                response
+            }
             Refusal::StoreUnavailable => {
                 let mut response = http::error(
                     503,
@@ -156,6 +189,10 @@ impl Refusal {
 
 impl From<PublisherError> for Refusal {
     fn from(e: PublisherError) -> Self {
+        if let PublisherError::NeedsOperator { .. } = e {
+            // Logged and counted where it was read (the adapter); the alarm calls an operator.
+            return Refusal::PublisherAccountNeedsAttention;
+        }
         if let PublisherError::Busy { retry_after } = e {
             tracing::warn!(retry_after, "the shared budget has no room");
             return Refusal::Busy { retry_after: retry_after.clamp(1, MAX_RETRY_AFTER) };
@@ -168,7 +205,7 @@ impl From<PublisherError> for Refusal {
                 retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER).clamp(1, MAX_RETRY_AFTER),
             },
             // An answer we cannot use is, for the user, the service not working right now.
-            PublisherError::Refused { .. } | PublisherError::Busy { .. } => {
+            PublisherError::Refused { .. } | PublisherError::Busy { .. } | PublisherError::NeedsOperator { .. } => {
                 Refusal::PublisherUnavailable { retry_after: DEFAULT_RETRY_AFTER }
             }
         }

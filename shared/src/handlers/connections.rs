@@ -6,10 +6,9 @@ use serde_json::{Value, json};
 use super::app::{self, Refusal};
 use super::http;
 use crate::domain::healing::expires_soon;
-use crate::domain::ids::profile_name;
 use crate::domain::limits::{CallKind, Limits, Spend};
 use crate::domain::refresh::{message, reconcile};
-use crate::domain::text::{allowed_redirect, is_http_url};
+use crate::domain::text::{allowed_redirect, encoded_len, is_http_url};
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId, Timestamp};
 use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, Source, StoredConnection};
 
@@ -202,13 +201,28 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
                 self.redirect_origins.join(", ")
             )));
         }
+        if let (Some(url), Some(limit)) = (redirect_url, platform.redirect_limit())
+            && encoded_len(url) > limit
+        {
+            return Err(Refusal::InvalidRequest(format!(
+                "redirect_url is {} characters once URL-encoded; {} allows at most {limit}.",
+                encoded_len(url),
+                platform.display_name()
+            )));
+        }
         let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Connect).await?;
         app::spend(&self.store, &project, Spend::Connect, (budget, &self.limits), self.clock.now()).await?;
-        let mut profile = match profile {
-            Some(profile) => profile,
-            None => self.provision(&project).await?,
+        let (mut profile, reconnect) = match profile {
+            Some(profile) => {
+                // An expired, revoked or errored connection is refreshed in place on the service.
+                let read = self.store.connections(&profile).await?;
+                let held = read.iter().find(|s| s.connection.platform == platform);
+                let reconnect = held.and_then(|s| s.connection.to_reconnect().cloned());
+                (profile, reconnect)
+            }
+            None => (self.provision(&project).await?, None),
         };
-        let mut link = self.publisher.connect_link(platform, &profile, redirect_url).await?;
+        let mut link = self.publisher.connect_link(platform, &profile, redirect_url, reconnect.as_ref()).await?;
         if link.is_none() {
             // "Profile not found": the service forgot it. Provision a fresh one and ask again, once.
             let read = self.store.connections(&profile).await?;
@@ -218,7 +232,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
                 Some(moved) if moved != profile => moved,
                 _ => self.provision(&project).await?,
             };
-            link = self.publisher.connect_link(platform, &profile, redirect_url).await?;
+            link = self.publisher.connect_link(platform, &profile, redirect_url, None).await?;
         }
         let auth_url = link.ok_or(Refusal::PublisherUnavailable { retry_after: app::DEFAULT_RETRY_AFTER })?;
         tracing::info!(project = %project, profile = %profile, platform = %platform, "connect link issued");
@@ -226,7 +240,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
     }
 
     async fn provision(&self, project: &ProjectId) -> Result<ProfileId, Refusal> {
-        let profile = self.publisher.create_profile(&profile_name(project)).await?;
+        let profile = self.publisher.create_profile(project).await?;
         if !self.store.link_profile(project, &profile).await? {
             tracing::error!(project = %project, profile = %profile, "the service's profile of this name is another project's");
             return Err(Refusal::ProfileConflict);

@@ -89,7 +89,9 @@ where
             step => step,
         };
         let ids = (project, post);
-        if sender == Sender::FollowUp && matches!(step, Step::FindStale | Step::Duplicate | Step::Refused(_)) {
+        if sender == Sender::FollowUp
+            && matches!(step, Step::FindStale | Step::Duplicate | Step::Refused(_) | Step::AccountLimited(_))
+        {
             tracing::warn!(project = %project, post = %post, generation = sending.generation, "publication refused after the route answered");
         }
         match step {
@@ -134,6 +136,18 @@ where
                 }
                 Sender::FollowUp => {
                     let failed = sending.failed(&message);
+                    Ok(Sent::Recorded(self.save_end(project, post, &stored, &sending, &failed).await?))
+                }
+            },
+            Step::AccountLimited(limit) => match sender {
+                Sender::Route => {
+                    let platforms = limit.platforms_of(&sending.targets);
+                    let retry_after = limit.retry_after(self.clock.now());
+                    let refusal = Refusal::AccountLimited { platforms, retry_after, message: limit.explained() };
+                    self.abandon(ids, &stored, before, refusal).await
+                }
+                Sender::FollowUp => {
+                    let failed = sending.limited(&limit);
                     Ok(Sent::Recorded(self.save_end(project, post, &stored, &sending, &failed).await?))
                 }
             },
@@ -286,9 +300,10 @@ fn short(answer: &Answer) -> &'static str {
         Answer::Taken(_) => "taken",
         Answer::StaleAccounts => "stale_accounts",
         Answer::Duplicate(_) => "duplicate",
-        Answer::InFlight => "in_flight",
+        Answer::InFlight(_) => "in_flight",
         Answer::Refused(_) => "refused",
-        Answer::Unanswered => "unanswered",
+        Answer::Unanswered(_) => "unanswered",
+        Answer::AccountLimited(_) => "account_limited",
         Answer::Throttled(_) => "throttled",
         Answer::Queued(_) => "queued_past_the_budget",
         Answer::NotTaken(_) => "not_taken",

@@ -14,11 +14,13 @@ use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
 use crate::domain::healing::{self, REFRESH_CALLS, REFRESH_CALLS_AT_ONCE, Settings, Work, pass_order, tried};
 use crate::domain::post::publications;
-use crate::domain::{Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
+use crate::domain::subscription::{self, WatchSettings};
+use crate::domain::{AccountId, Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
 use crate::ports::{
-    AccountHealth, Answer, CallGate, Clock, ConnectionStore, FollowUp, FollowUpQueue, HealingStore, LiveAccount,
-    PostPublisher, PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
+    AccountHealth, Answer, CallGate, Clock, ConnectionStore, Delivery, FollowUp, FollowUpQueue, HealingStore,
+    LiveAccount, PostPublisher, PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
+    Subscription, SubscriptionWatch, Watched,
 };
 
 pub struct Reconciler<S, P, Q, C> {
@@ -31,6 +33,8 @@ pub struct Reconciler<S, P, Q, C> {
     /// The gate of `publisher`'s calls: each piece of work takes its calls from it before its
     /// first, so none is refused half way (and repeated).
     pub budget: Arc<dyn CallGate>,
+    /// Our webhook subscription, watched by the pass holding lease 0 (none: not watched).
+    pub subscription: Option<WatchSettings>,
 }
 
 /// What one pass did.
@@ -50,6 +54,10 @@ pub struct PassReport {
     pub left: u32,
     /// The service was unavailable: the pass ended there.
     pub outage: bool,
+    /// The webhook subscription was found off and switched back on.
+    pub subscription_switched_on: bool,
+    /// Failed webhook deliveries this pass asked the service to send again.
+    pub redelivered: u32,
     /// The shared budget had no room for the reconciler: the pass ended there, its work left.
     pub throttled: bool,
 }
@@ -66,6 +74,8 @@ impl PassReport {
         self.left += other.left;
         self.outage |= other.outage;
         self.throttled |= other.throttled;
+        self.subscription_switched_on |= other.subscription_switched_on;
+        self.redelivered += other.redelivered;
     }
 }
 
@@ -76,10 +86,15 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 impl<S, P, Q, C> Reconciler<S, P, Q, C>
 where
     S: PostStore + ConnectionStore + HealingStore,
-    P: Publisher + PostPublisher,
+    P: Publisher + PostPublisher + SubscriptionWatch,
     Q: FollowUpQueue,
     C: Clock,
 {
+    /// The same reconciler, watching our webhook subscription too.
+    pub fn watching(self, subscription: Option<WatchSettings>) -> Self {
+        Self { subscription, ..self }
+    }
+
     /// One pass per lease (`Settings::leases`), side by side, each ending by `budget` (well inside
     /// the function's timeout): what they did together.
     pub async fn pass(&self, budget: Duration) -> Result<PassReport, StoreError> {
@@ -125,15 +140,30 @@ where
             tracing::info!(lease, "another pass holds the lease");
             return Ok(PassReport::default());
         }
-        let report = self.work(&healing::lease_shards(lease, leases), started, Instant::now() + budget).await;
+        let report =
+            self.work(&healing::lease_shards(lease, leases), lease == 0, started, Instant::now() + budget).await;
         if let Err(e) = self.store.release_lease(lease, until).await {
             tracing::warn!(lease, error = %e, "the lease could not be given back; it runs out by itself");
         }
         report
     }
 
-    async fn work(&self, shards: &[u32], now: Timestamp, deadline: Instant) -> Result<PassReport, StoreError> {
+    async fn work(
+        &self,
+        shards: &[u32],
+        watches: bool,
+        now: Timestamp,
+        deadline: Instant,
+    ) -> Result<PassReport, StoreError> {
         let s = self.settings;
+        let publisher = Counting { inner: &self.publisher, calls: AtomicU32::new(0) };
+        let mut report = PassReport { ran: true, ..PassReport::default() };
+        if watches
+            && let Some(watch) = &self.subscription
+            && let Err(refusal) = self.watch(&publisher, watch, now, &mut report).await
+        {
+            tracing::warn!(?refusal, "the webhook subscription could not be watched this pass");
+        }
         // Enough to fill the budget and to know whether work is left.
         let look = s.max_calls.saturating_mul(2).max(10);
         let posts = self.store.waiting_posts(shards, now.plus_seconds(-s.grace_seconds), look).await?;
@@ -142,8 +172,6 @@ where
         let posts = posts.into_iter().map(|(at, project, post)| (at, Work::Sync { project, post })).collect();
         let projects = projects.into_iter().map(|(at, project)| (at, Work::Refresh { project })).collect();
         let order = pass_order(posts, projects);
-        let publisher = Counting { inner: &self.publisher, calls: AtomicU32::new(0) };
-        let mut report = PassReport { ran: true, ..PassReport::default() };
         let mut done = 0;
         while let Some(work) = order.get(done) {
             let left = s.max_calls.saturating_sub(publisher.calls());
@@ -236,6 +264,94 @@ where
         Ok(true)
     }
 
+    /// Reads our webhook subscription when due, switches it back on when it is off and our
+    /// endpoint answers, and asks for the failed deliveries since the outage began to be sent
+    /// again, oldest first, within the pass's calls (healing-and-history.md).
+    async fn watch(
+        &self,
+        publisher: &Counting<'_, P>,
+        watch: &WatchSettings,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), Refusal> {
+        let watched = self.store.watched_subscription().await?;
+        if !subscription::due(&watched, now, watch.every_seconds) {
+            return Ok(());
+        }
+        self.reserve(1).await?;
+        let listed = publisher.subscriptions().await?;
+        let found = subscription::ours(&listed, &watch.url);
+        let answers = subscription::needs_probe(&watched, found) && publisher.endpoint_answers(&watch.url).await;
+        let reading = subscription::read(&watched, found, answers, now);
+        count(Metric::SubscriptionActive, reading.active);
+        count(Metric::SubscriptionFailureCount, reading.failure_count);
+        let Some(sub) = found else {
+            tracing::error!(url = %watch.url, "no webhook subscription of the service delivers to our endpoint");
+            self.store.keep_watched_subscription(&reading.next).await?;
+            return Ok(());
+        };
+        if reading.failing {
+            tracing::warn!(failures = sub.failure_count, "the webhook subscription's deliveries are failing");
+        }
+        if reading.switch_on {
+            self.reserve(1).await?;
+            publisher.switch_on(&sub.id).await?;
+            tracing::warn!(subscription = %sub.id, failures = sub.failure_count, "the webhook subscription was off; switched back on");
+            count(Metric::SubscriptionReactivated, 1);
+            report.subscription_switched_on = true;
+        }
+        let mut next = reading.next;
+        if let Some(since) = reading.redeliver_since {
+            next = self.redeliver(publisher, &sub.id, since, next, report).await?;
+        }
+        self.store.keep_watched_subscription(&next).await?;
+        Ok(())
+    }
+
+    /// Lists the subscription's deliveries since `since` (newest first, page by page) and asks
+    /// for each event whose latest attempt failed to be sent again, oldest first, while the
+    /// pass has calls; the repair ends when none is left.
+    async fn redeliver(
+        &self,
+        publisher: &Counting<'_, P>,
+        id: &str,
+        since: Timestamp,
+        watched: Watched,
+        report: &mut PassReport,
+    ) -> Result<Watched, Refusal> {
+        let calls_left = || self.settings.max_calls.saturating_sub(publisher.calls());
+        let (mut logs, mut complete) = (Vec::new(), false);
+        while calls_left() > 0 {
+            self.reserve(1).await?;
+            let (page, more) = publisher.deliveries(id, logs.len()).await?;
+            let reached = page.is_empty() || page.iter().any(|d| d.at < since);
+            logs.extend(page);
+            if !more || reached {
+                complete = true;
+                break;
+            }
+        }
+        let events = subscription::to_redeliver(&logs, since);
+        let mut left = events.len();
+        for event in &events {
+            if calls_left() == 0 {
+                break;
+            }
+            self.reserve(1).await?;
+            if !publisher.redeliver(id, event).await? {
+                tracing::warn!(event, "a redelivery failed at our endpoint again; the repair goes on next pass");
+                break;
+            }
+            left -= 1;
+            report.redelivered += 1;
+        }
+        if report.redelivered > 0 {
+            tracing::info!(redelivered = report.redelivered, left, "failed webhook deliveries sent again");
+            count(Metric::DeliveriesRedelivered, report.redelivered.into());
+        }
+        Ok(if complete { subscription::repaired(watched, left) } else { watched })
+    }
+
     /// Takes a piece of work's calls from the budget before its first.
     async fn reserve(&self, calls: u32) -> Result<(), Refusal> {
         match self.budget.reserve(calls).await {
@@ -301,9 +417,9 @@ impl<P: Publisher> Publisher for Counting<'_, P> {
         self.inner.profile_exists(profile).await
     }
 
-    async fn create_profile(&self, name: &str) -> Result<ProfileId, PublisherError> {
+    async fn create_profile(&self, project: &ProjectId) -> Result<ProfileId, PublisherError> {
         self.one();
-        self.inner.create_profile(name).await
+        self.inner.create_profile(project).await
     }
 
     async fn connect_link(
@@ -311,9 +427,37 @@ impl<P: Publisher> Publisher for Counting<'_, P> {
         platform: Platform,
         profile: &ProfileId,
         redirect_url: Option<&str>,
+        reconnect: Option<&AccountId>,
     ) -> Result<Option<String>, PublisherError> {
         self.one();
-        self.inner.connect_link(platform, profile, redirect_url).await
+        self.inner.connect_link(platform, profile, redirect_url, reconnect).await
+    }
+}
+
+impl<P: SubscriptionWatch> SubscriptionWatch for Counting<'_, P> {
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, PublisherError> {
+        self.one();
+        self.inner.subscriptions().await
+    }
+
+    async fn switch_on(&self, id: &str) -> Result<(), PublisherError> {
+        self.one();
+        self.inner.switch_on(id).await
+    }
+
+    async fn deliveries(&self, id: &str, skip: usize) -> Result<(Vec<Delivery>, bool), PublisherError> {
+        self.one();
+        self.inner.deliveries(id, skip).await
+    }
+
+    async fn redeliver(&self, id: &str, event_id: &str) -> Result<bool, PublisherError> {
+        self.one();
+        self.inner.redeliver(id, event_id).await
+    }
+
+    /// Our own endpoint: not a call to the service.
+    async fn endpoint_answers(&self, url: &str) -> bool {
+        self.inner.endpoint_answers(url).await
     }
 }
 

@@ -79,11 +79,13 @@ pub struct GatewayConfig {
     pub streams: Option<ClientOptions>,
 }
 
-/// The reconciler's local schedule: a pass every `interval`, with these settings.
-#[derive(Debug, Clone, Copy)]
+/// The reconciler's local schedule: a pass every `interval`, with these settings, watching the
+/// webhook subscription when told where our endpoint is.
+#[derive(Debug, Clone)]
 pub struct Reconcile {
     pub interval: std::time::Duration,
     pub settings: shared::domain::healing::Settings,
+    pub subscription: Option<shared::domain::subscription::WatchSettings>,
 }
 
 type LocalWebhook = Webhook<DynamoStore, SqsRetryQueue, SystemClock>;
@@ -267,7 +269,8 @@ impl Gateway {
         }
         if let Some(reconcile) = config.reconcile {
             let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
-            let reconciler = wiring::reconciler(store.clone(), gated(Class::Reconciler), queue, reconcile.settings);
+            let reconciler = wiring::reconciler(store.clone(), gated(Class::Reconciler), queue, reconcile.settings)
+                .watching(reconcile.subscription);
             tasks.push(tokio::spawn(schedule(reconciler, reconcile.interval, stopped)));
         }
         Ok(Gateway { addr, stop, tasks })

@@ -99,7 +99,11 @@ pub async fn run() -> Result<(), BoxError> {
         )
     })?;
     let reconcile = match shared::config::reconcile_interval()? {
-        Some(interval) => Some(crate::Reconcile { interval, settings: shared::config::healing()? }),
+        Some(interval) => Some(crate::Reconcile {
+            interval,
+            settings: shared::config::healing()?,
+            subscription: shared::config::subscription_watch()?,
+        }),
         None => None,
     };
     let gateway = Gateway::start(GatewayConfig {
@@ -117,7 +121,7 @@ pub async fn run() -> Result<(), BoxError> {
         redirect_origins: shared::config::redirect_origins()?,
         budget: shared::config::budget_plan()?,
         publish_timing: shared::config::publish_timing()?,
-        reconcile,
+        reconcile: reconcile.clone(),
         feed: Some(bus.clone()),
         streams: proxy.as_ref().map(|_| dynamodb.clone()),
     })

@@ -27,6 +27,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/control/profiles/{id}", put(put_profile).delete(delete_profile))
         .route("/control/profiles/{id}/accounts", put(put_accounts))
         .route("/control/accounts/{id}/health", put(put_health).delete(delete_health))
+        .route("/control/accounts/{id}/cooldown", put(put_cooldown).delete(delete_cooldown))
         .route("/control/posts/{id}", put(put_post).delete(delete_post))
         .route("/control/posts/{id}/settle", post(settle_post))
         .route("/control/faults", put(put_fault).delete(delete_fault))
@@ -59,6 +60,23 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+#[derive(Debug, Deserialize)]
+struct Cooldown {
+    /// RFC 3339: until when the account may not post.
+    until: String,
+}
+
+/// Puts an account in a posting cooldown, as the service does after repeated errors.
+async fn put_cooldown(State(s): State<Arc<Shared>>, Path(id): Path<String>, Json(c): Json<Cooldown>) -> Response {
+    s.world().cooldowns.insert(id, c.until);
+    ok()
+}
+
+async fn delete_cooldown(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    s.world().cooldowns.remove(&id);
+    ok()
+}
+
 fn ok() -> Response {
     Json(json!({"ok": true})).into_response()
 }
@@ -86,6 +104,11 @@ pub fn settle(entry: &mut PostPlatform, outcome: PublishOutcome, post_id: &str, 
             entry.error_category = Some(category.to_owned());
         }
         PublishOutcome::Pending => entry.status = "pending".into(),
+        PublishOutcome::Transient => {
+            entry.status = "pending".into();
+            entry.error_message =
+                Some("Temporary error at the platform; Zernio retries the publish automatically.".into());
+        }
     }
 }
 
@@ -100,7 +123,9 @@ async fn put_profile(
     body: Option<Json<ProfileBody>>,
 ) -> Response {
     let name = body.and_then(|Json(b)| b.name).unwrap_or_else(|| format!("profile-{id}"));
-    s.world().profiles.insert(id.clone(), Profile { id, name, description: String::new(), created_at: now_rfc3339() });
+    let profile =
+        Profile { id: id.clone(), name, description: String::new(), created_at: now_rfc3339(), external_id: None };
+    s.world().profiles.insert(id, profile);
     ok()
 }
 

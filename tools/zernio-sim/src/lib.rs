@@ -118,7 +118,11 @@ impl Shared {
     }
 
     /// Publishes (or fails) the named platforms of a post and notifies the registered webhook.
-    pub fn settle_post(&self, id: &str, outcomes: &std::collections::HashMap<String, PublishOutcome>) -> Option<Post> {
+    pub fn settle_post(
+        self: &Arc<Self>,
+        id: &str,
+        outcomes: &std::collections::HashMap<String, PublishOutcome>,
+    ) -> Option<Post> {
         let post = {
             let mut world = self.world();
             let now = now_rfc3339();
@@ -146,12 +150,21 @@ impl Shared {
     }
 
     /// Finishes a hosted OAuth flow: the account joins the profile, `account.connected` fires.
-    pub fn complete_connect(&self, request: &control::CompleteConnect) -> Option<Account> {
+    pub fn complete_connect(self: &Arc<Self>, request: &control::CompleteConnect) -> Option<Account> {
         let account = {
             let mut world = self.world();
-            let (profile, platform) = world.connect_states.remove(&request.state)?;
-            let id = request.account_id.clone().unwrap_or_else(|| world.object_id());
-            world.accounts.retain(|a| !(a.profile_id == profile && a.platform == platform));
+            let (profile, platform, reconnect) = world.connect_states.remove(&request.state)?;
+            // `reconnectAccountId` refreshes that account; without it the service adds a new
+            // account beside any it holds (an expired one stays, still expired).
+            let reconnected = reconnect.filter(|r| {
+                world.accounts.iter().any(|a| a.id == *r && a.profile_id == profile && a.platform == platform)
+            });
+            let id = reconnected.clone().or(request.account_id.clone()).unwrap_or_else(|| world.object_id());
+            match &reconnected {
+                Some(r) => world.accounts.retain(|a| a.id != *r),
+                None => world.accounts.retain(|a| !(a.profile_id == profile && a.platform == platform && a.usable())),
+            }
+            world.accounts.retain(|a| a.id != id);
             let account = Account {
                 id: id.clone(),
                 platform: platform.clone(),
@@ -189,35 +202,71 @@ impl Shared {
 
     /// Sends the registered webhook an event and waits for its answer.
     pub async fn notify_and_wait(&self, event: &str, payload: Value) {
-        let (settings, body) = {
-            let mut world = self.world();
-            let Some(settings) = world.webhook.clone().filter(|w| w.is_active) else { return };
-            (settings, envelope(&mut world, event, payload))
-        };
-        let secret = settings.secret.unwrap_or_default();
-        let _ = deliver(&self.http, &settings.url, &secret, &body, SignatureHeader::Zernio).await;
+        if let Some((subscription, body)) = self.to_deliver(event, payload, false) {
+            self.deliver_logged(&subscription, &body).await;
+        }
     }
 
     /// Sends the registered webhook an event, as the service does on its own (fire and forget).
-    pub fn notify(&self, event: &str, payload: Value) {
-        let (settings, body) = {
-            let mut world = self.world();
-            let Some(settings) = world.webhook.clone().filter(|w| w.is_active) else { return };
-            if !settings.events.is_empty() && !settings.events.iter().any(|e| e == event) {
-                return;
-            }
-            (settings, envelope(&mut world, event, payload))
-        };
-        let http = self.http.clone();
+    pub fn notify(self: &Arc<Self>, event: &str, payload: Value) {
+        let Some((subscription, body)) = self.to_deliver(event, payload, true) else { return };
+        let shared = self.clone();
         tokio::spawn(async move {
-            let secret = settings.secret.unwrap_or_default();
-            let _ = deliver(&http, &settings.url, &secret, &body, SignatureHeader::Zernio).await;
+            shared.deliver_logged(&subscription, &body).await;
         });
+    }
+
+    /// The active subscription and the event's body, when the subscription takes this event.
+    fn to_deliver(&self, event: &str, payload: Value, filtered: bool) -> Option<(model::Subscription, Value)> {
+        let mut world = self.world();
+        let subscription = world.webhook.clone().filter(|w| w.settings.is_active)?;
+        let events = &subscription.settings.events;
+        if filtered && !events.is_empty() && !events.iter().any(|e| e == event) {
+            return None;
+        }
+        let body = envelope(&mut world, event, payload);
+        Some((subscription, body))
+    }
+
+    /// One delivery to the subscription, logged (with its exact bytes) and counted towards the
+    /// switch-off rule.
+    async fn deliver_logged(&self, subscription: &model::Subscription, body: &Value) -> Option<Delivery> {
+        let bytes = serde_json::to_vec(body).ok()?;
+        self.deliver_bytes(subscription, bytes).await
+    }
+
+    /// Sends these bytes, signed with the subscription's secret, and logs the attempt.
+    pub(crate) async fn deliver_bytes(&self, subscription: &model::Subscription, bytes: Vec<u8>) -> Option<Delivery> {
+        let secret = subscription.settings.secret.clone().unwrap_or_default();
+        let url = subscription.settings.url.clone();
+        let sent = deliver_raw(&self.http, &url, &secret, &bytes, SignatureHeader::Zernio).await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (ok, status_code, error) = match &sent {
+            Ok(d) => ((200..300).contains(&d.status), Some(d.status), None),
+            Err(e) => (false, None, Some(e.clone())),
+        };
+        let mut world = self.world();
+        let behaviour = world.behaviour.clone();
+        if let Some(current) = world.webhook.as_mut().filter(|w| w.id == subscription.id) {
+            current.record(ok, &behaviour);
+        }
+        world.webhook_logs.push(model::DeliveryLog {
+            webhook_id: subscription.id.clone(),
+            event_id: body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            event: body.get("event").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            url,
+            ok,
+            status_code,
+            error,
+            body: bytes,
+            created_at: now_rfc3339(),
+        });
+        sent.ok()
     }
 
     /// Delivers events as asked: shorthands expanded, copies, order, concurrency.
     pub async fn emit(&self, request: Emit) -> Result<Vec<Delivery>, String> {
-        let registered = self.world().webhook.clone();
+        let registered = self.world().webhook.clone().map(|w| w.settings);
         let url =
             request.url.or(registered.as_ref().map(|w| w.url.clone())).ok_or("no url and no registered webhook")?;
         let secret = request.secret.or(registered.and_then(|w| w.secret)).unwrap_or_default();
@@ -294,6 +343,18 @@ pub async fn deliver(
     header: SignatureHeader,
 ) -> Result<Delivery, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    deliver_raw(http, url, secret, &bytes, header).await
+}
+
+/// One signed delivery of these exact bytes.
+pub async fn deliver_raw(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    bytes: &[u8],
+    header: SignatureHeader,
+) -> Result<Delivery, String> {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     let event_id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let event_name = body.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
     let name = match header {
@@ -303,10 +364,10 @@ pub async fn deliver(
     let response = http
         .post(url)
         .header("content-type", "application/json")
-        .header(name, sign(secret, &bytes))
+        .header(name, sign(secret, bytes))
         .header("x-zernio-event-id", &event_id)
         .header("x-zernio-event", &event_name)
-        .body(bytes)
+        .body(bytes.to_vec())
         .send()
         .await
         .map_err(|e| format!("delivery to {url}: {e}"))?;

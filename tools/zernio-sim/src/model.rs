@@ -17,6 +17,9 @@ pub struct Profile {
     pub description: String,
     #[serde(rename = "createdAt", default)]
     pub created_at: String,
+    /// The caller's own id for it (the project), unique among the profiles.
+    #[serde(rename = "externalId", default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// An account as `GET /v1/accounts` lists it.
@@ -189,6 +192,9 @@ pub enum FaultMode {
     /// The call is carried out, but its answer is lost: the caller gets this status instead
     /// (a create that landed while the client timed out).
     LostAnswer { code: u16 },
+    /// The call is carried out, then answered 503 `temporarily_unavailable` with `Retry-After`:
+    /// "a timed-out write may have completed upstream".
+    TakenThenUnavailable { retry_after: u64 },
     /// An answer that is not the service's own: an HTML page with this status, as a proxy or a
     /// wrong base URL gives.
     Foreign { code: u16 },
@@ -219,6 +225,85 @@ pub struct WebhookSettings {
     pub is_active: bool,
 }
 
+/// The subscription as the service keeps it: its settings, and how its deliveries have gone.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub settings: WebhookSettings,
+    /// Consecutive failed deliveries; any success resets it.
+    pub failure_count: u32,
+    /// The last successful delivery (RFC 3339).
+    pub last_fired_at: Option<String>,
+    /// When the current run of failures began.
+    pub failing_since: Option<time::OffsetDateTime>,
+    /// The last success, or when the subscription was made.
+    pub last_success: time::OffsetDateTime,
+}
+
+impl Subscription {
+    pub fn new(id: String, settings: WebhookSettings) -> Subscription {
+        Subscription {
+            id,
+            settings,
+            failure_count: 0,
+            last_fired_at: None,
+            failing_since: None,
+            last_success: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// As `GET /v1/webhooks/settings` lists it (never its secret).
+    pub fn listed(&self) -> Value {
+        json!({"_id": self.id, "name": self.settings.name, "url": self.settings.url, "events": self.settings.events,
+               "isActive": self.settings.is_active, "failureCount": self.failure_count,
+               "lastFiredAt": self.last_fired_at})
+    }
+
+    /// One delivery's outcome, and the service's switch-off rule: no success for the window and
+    /// either enough consecutive failures or failing without a break for the whole window.
+    pub fn record(&mut self, ok: bool, behaviour: &Behaviour) {
+        let now = time::OffsetDateTime::now_utc();
+        if ok {
+            self.failure_count = 0;
+            self.failing_since = None;
+            self.last_success = now;
+            self.last_fired_at = Some(now_rfc3339());
+            return;
+        }
+        self.failure_count += 1;
+        let since = *self.failing_since.get_or_insert(now);
+        let window = time::Duration::seconds(i64::try_from(behaviour.webhook_off_after_seconds).unwrap_or(i64::MAX));
+        let quiet = now - self.last_success >= window;
+        if quiet && (self.failure_count >= behaviour.webhook_off_after_failures || now - since >= window) {
+            self.settings.is_active = false;
+        }
+    }
+}
+
+/// One delivery attempt, as `GET /v1/webhooks/logs` shows it; the exact bytes sent are kept for
+/// a redelivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryLog {
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event: String,
+    pub url: String,
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub body: Vec<u8>,
+    pub created_at: String,
+}
+
+impl DeliveryLog {
+    pub fn listed(&self) -> Value {
+        let payload: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        json!({"webhookId": self.webhook_id, "eventId": self.event_id, "event": self.event, "url": self.url,
+               "status": if self.ok { "success" } else { "failed" }, "statusCode": self.status_code,
+               "errorMessage": self.error, "requestPayload": payload, "createdAt": self.created_at})
+    }
+}
+
 /// What a publish-now does on each platform (default: published).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -226,6 +311,9 @@ pub enum PublishOutcome {
     Published,
     Failed,
     Pending,
+    /// A temporary error: the copy is reset to pending and the service retries it itself (a
+    /// publish-now answers 207 with the post `scheduled`).
+    Transient,
 }
 
 /// One `Idempotency-Key` as the service keeps it.
@@ -242,7 +330,7 @@ pub struct Idempotent {
 pub struct Behaviour {
     /// How long a publish-now takes on each platform, in milliseconds (the request lasts the longest).
     pub publish_millis: HashMap<String, u64>,
-    /// How long an `x-request-id` is remembered after its request ends (about 5 minutes).
+    /// How long an `x-request-id` is remembered after its request ends (24 hours).
     pub request_id_seconds: u64,
     /// How long an `Idempotency-Key` is kept (24 hours).
     pub idempotency_seconds: u64,
@@ -250,16 +338,33 @@ pub struct Behaviour {
     pub content_hash_seconds: u64,
     /// The key's limit of calls a minute (none: unlimited).
     pub calls_per_minute: Option<u32>,
+    /// Each account's velocity cap: posts created in any hour (the service's is 25; none here
+    /// unless a test sets it).
+    pub posts_per_hour_per_account: Option<u32>,
+    /// Profile creates and connect links answer 402 `PAYMENT_REQUIRED` with this reason.
+    pub payment_required: Option<String>,
+    /// A profile create is cut off after creating the profile: its key stays in flight (409)
+    /// and its answer is never kept.
+    pub cut_off_profile_keys: bool,
+    /// The subscription switch-off rule: no success for this long...
+    pub webhook_off_after_seconds: u64,
+    /// ...and this many consecutive failures (or failing for the whole window).
+    pub webhook_off_after_failures: u32,
 }
 
 impl Default for Behaviour {
     fn default() -> Self {
         Behaviour {
             publish_millis: HashMap::new(),
-            request_id_seconds: 300,
+            request_id_seconds: 24 * 3600,
             idempotency_seconds: 24 * 3600,
             content_hash_seconds: 24 * 3600,
             calls_per_minute: None,
+            posts_per_hour_per_account: None,
+            payment_required: None,
+            cut_off_profile_keys: false,
+            webhook_off_after_seconds: 3 * 24 * 3600,
+            webhook_off_after_failures: 20,
         }
     }
 }
@@ -280,8 +385,15 @@ pub struct World {
     pub behaviour: Behaviour,
     /// Calls counted against the key's limit: the minute they fall in, and how many.
     pub minute: (i64, u32),
-    pub connect_states: HashMap<String, (String, String)>,
-    pub webhook: Option<WebhookSettings>,
+    /// A hosted connect flow: its profile, platform, and the account it reconnects.
+    pub connect_states: HashMap<String, (String, String, Option<String>)>,
+    pub webhook: Option<Subscription>,
+    /// Every delivery attempt to the subscription, oldest first.
+    pub webhook_logs: Vec<DeliveryLog>,
+    /// When each account's posts were created (its velocity cap).
+    pub account_posts: HashMap<String, Vec<time::OffsetDateTime>>,
+    /// Accounts in a posting cooldown, until when (RFC 3339).
+    pub cooldowns: HashMap<String, String>,
     pub fault: Fault,
     pub outcomes: HashMap<String, PublishOutcome>,
     /// The `errorCategory` a failure on a platform reports (default `platform_rate_limit`).

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::subscription::Watched;
 
 impl DynamoStore {
     /// Items of one kind in `shards` of the sparse index whose time is at most `before`, oldest
@@ -53,6 +54,13 @@ pub(super) struct Indexed {
     pub(super) project_id: ProjectId,
     #[serde(default)]
     pub(super) post_id: Option<PostId>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WatchedItem {
+    pk: String,
+    sk: String,
+    watched: Watched,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -142,5 +150,33 @@ impl HealingStore for DynamoStore {
             .expression_attribute_values(":until", AttributeValue::N(until.unix_millis().to_string()));
         // Not ours any more (it ran out and another pass took it): nothing to give back.
         self.put(built(put.build())?).await.map(|_| ())
+    }
+
+    async fn watched_subscription(&self) -> Result<Watched, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::watched_subscription())))
+            .send()
+            .await
+            .map_err(store_error)?;
+        match got.item {
+            Some(item) => decode::<WatchedItem>(item).map(|i| i.watched),
+            None => Ok(Watched::default()),
+        }
+    }
+
+    async fn keep_watched_subscription(&self, watched: &Watched) -> Result<(), StoreError> {
+        let (pk, sk) = keys::watched_subscription();
+        let item = encode(&WatchedItem { pk, sk, watched: watched.clone() })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 }

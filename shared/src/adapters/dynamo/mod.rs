@@ -97,6 +97,10 @@ pub mod keys {
     pub fn shared_budget(shard: u32) -> (String, String) {
         (format!("BUDGET#shared#{shard}"), "BUDGET".to_owned())
     }
+    /// What the reconciler kept of our webhook subscription's last read.
+    pub fn watched_subscription() -> (String, String) {
+        ("WATCH#subscription".to_owned(), "WATCH".to_owned())
+    }
     /// The reconciler's pass lease `lease` (passes side by side each hold one).
     pub fn lease(lease: u32) -> (String, String) {
         (format!("LEASE#reconciler#{lease}"), "LEASE".to_owned())

@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::domain::budget::{TooMany, Whose};
+use crate::domain::ids::profile_name;
 use crate::domain::post::ServiceAnswer;
-use crate::domain::{Platform, ProfileId, ServicePostId, Timestamp};
+use crate::domain::publish::AccountLimit;
+use crate::domain::{AccountId, Platform, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    AccountHealth, Answer, CallGate, LiveAccount, PostPublisher, Publication, Publisher, PublisherError, Ungated,
+    AccountHealth, Answer, CallGate, Delivery, LiveAccount, PostPublisher, Publication, Publisher, PublisherError,
+    Subscription, SubscriptionWatch, Ungated,
 };
 use crate::reloading::Reloading;
 
@@ -176,11 +180,19 @@ impl ZernioClient {
         Ok(response)
     }
 
-    /// One request (the shared budget had room for it); a 429 shuts the budget for everyone.
+    /// One request (the shared budget had room for it); the team's throughput 429 shuts the
+    /// budget for everyone, and no other 429 does (capacity.md).
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Response, NoAnswer> {
         let response = self.send_now(request).await?;
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            self.gate.shut(retry_after(&response)).await;
+        if response.status() != StatusCode::TOO_MANY_REQUESTS {
+            return Ok(response);
+        }
+        let (signs, _, response) = too_many(response).await;
+        if signs.whose() == Whose::Team {
+            self.gate.shut(signs.retry_after).await;
+        } else {
+            tracing::info!("a 429 that limits an account, not the team: the shared budget stays open");
+            metrics::count(Metric::AccountLimited, 1);
         }
         Ok(response)
     }
@@ -224,6 +236,9 @@ impl ZernioClient {
     }
 
     async fn refused(response: Response) -> PublisherError {
+        if response.status() == StatusCode::PAYMENT_REQUIRED {
+            return Self::needs_operator(response).await;
+        }
         let status = response.status().as_u16();
         let body = Self::body(response).await.unwrap_or_else(|_| json!({}));
         PublisherError::Refused {
@@ -259,6 +274,25 @@ impl ZernioClient {
     }
 }
 
+/// A 429 read whole: whose limit it is, what it names, and the answer again for its caller.
+async fn too_many(response: Response) -> (TooMany, AccountLimit, Response) {
+    let retry_after = retry_after(&response);
+    let remaining_zero =
+        response.headers().get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.bytes().await.unwrap_or_default();
+    let (signs, limit) = answers::too_many(
+        remaining_zero,
+        retry_after,
+        &answers::json(&bytes),
+        Timestamp::from(time::OffsetDateTime::now_utc()),
+    );
+    let mut again = http::Response::new(bytes);
+    *again.status_mut() = status;
+    *again.headers_mut() = headers;
+    (signs, limit, Response::from(again))
+}
+
 fn key_refused() -> PublisherError {
     tracing::error!("the publishing service refuses our API key");
     metrics::count(Metric::PublisherKeyRefused, 1);
@@ -283,11 +317,7 @@ impl Publisher for ZernioClient {
         let mut next: Option<answers::NextPage> = None;
         for _ in 0..MAX_ACCOUNT_PAGES {
             let mut query = vec![("profileId", profile.as_str().to_owned()), ("includeOverLimit", "true".to_owned())];
-            match &next {
-                Some(answers::NextPage::Cursor(cursor)) => query.push(("cursor", cursor.clone())),
-                Some(answers::NextPage::Page(page)) => query.push(("page", page.to_string())),
-                None => {}
-            }
+            query.extend(next.as_ref().map(answers::NextPage::query).unwrap_or_default());
             let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let Some(body) = self.get_json("/accounts", &query).await? else {
                 return Ok(None);
@@ -312,34 +342,39 @@ impl Publisher for ZernioClient {
         Ok(self.get_json_at(self.url_of("/profiles", profile.as_str()), &[]).await?.is_some())
     }
 
-    async fn create_profile(&self, name: &str) -> Result<ProfileId, PublisherError> {
+    async fn create_profile(&self, project: &ProjectId) -> Result<ProfileId, PublisherError> {
         // The name is derived from the project, so it is the key too: a retried create replays.
+        let name = profile_name(project);
         let request = self
             .http
             .post(self.url("/profiles"))
             .header("idempotency-key", format!("profile-{name}"))
-            .json(&wire::create_profile(name));
+            .json(&wire::create_profile(&name, project));
         let response = self.send(request, READ_TIMEOUT).await?;
         let status = response.status();
+        if status == StatusCode::FORBIDDEN {
+            return Err(Self::needs_operator(response).await);
+        }
         if !(status.is_success() || status == StatusCode::CONFLICT) {
             return Err(Self::refused(response).await);
         }
+        let after = retry_after(&response);
         let body = Self::body(response).await?;
         let id = if status == StatusCode::CONFLICT {
-            // A retried create after a timeout lands here: adopt the profile that exists. A 409
-            // without it is the same key still in flight: ask again shortly.
-            let existing = body.pointer("/details/existingProfileId");
-            if existing.is_none() {
-                return Err(PublisherError::Unavailable {
-                    retry_after: Some(2),
-                    reason: "profile create in flight".into(),
-                });
+            // A profile of this name or this externalId exists: adopt it (`link_profile` then
+            // checks it is this project's). A 409 naming none is the same key still in flight,
+            // which a create cut off mid-way keeps for 24 hours: look the profile up, never loop.
+            match body.pointer("/details/existingProfileId").and_then(Value::as_str) {
+                Some(existing) => Some(existing.to_owned()),
+                None => return self.find_profile(project, &name, after).await,
             }
-            existing
         } else {
-            body.pointer("/profile/_id").or_else(|| body.pointer("/profile/id"))
+            body.pointer("/profile/_id")
+                .or_else(|| body.pointer("/profile/id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
         };
-        id.and_then(Value::as_str).and_then(|id| ProfileId::parse(id).ok()).ok_or_else(|| PublisherError::Refused {
+        id.and_then(|id| ProfileId::parse(id).ok()).ok_or_else(|| PublisherError::Refused {
             status: status.as_u16(),
             code: None,
             message: "the answer carries no profile id".into(),
@@ -351,10 +386,14 @@ impl Publisher for ZernioClient {
         platform: Platform,
         profile: &ProfileId,
         redirect_url: Option<&str>,
+        reconnect: Option<&AccountId>,
     ) -> Result<Option<String>, PublisherError> {
         let mut query = vec![("profileId", profile.as_str())];
         if let Some(url) = redirect_url {
             query.push(("redirect_url", url));
+        }
+        if let Some(account) = reconnect {
+            query.push(("reconnectAccountId", account.as_str()));
         }
         let Some(body) = self.get_json_at(self.url_of("/connect", platform.wire_name()), &query).await? else {
             return Ok(None);
@@ -364,6 +403,87 @@ impl Publisher for ZernioClient {
             code: None,
             message: "the answer carries no authUrl".into(),
         })
+    }
+}
+
+/// Delivery logs are read 100 to a page (the service's most).
+const LOGS_PER_PAGE: usize = 100;
+
+impl SubscriptionWatch for ZernioClient {
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, PublisherError> {
+        let body = self.get_json("/webhooks/settings", &[]).await?.unwrap_or_default();
+        Ok(answers::subscriptions(&body))
+    }
+
+    async fn switch_on(&self, id: &str) -> Result<(), PublisherError> {
+        let request = self.http.put(self.url("/webhooks/settings")).json(&json!({"webhookId": id, "isActive": true}));
+        let response = self.send(request, READ_TIMEOUT).await?;
+        if response.status().is_success() { Ok(()) } else { Err(Self::refused(response).await) }
+    }
+
+    async fn deliveries(&self, id: &str, skip: usize) -> Result<(Vec<Delivery>, bool), PublisherError> {
+        let (limit, skip) = (LOGS_PER_PAGE.to_string(), skip.to_string());
+        let query = [("webhookId", id), ("limit", limit.as_str()), ("skip", skip.as_str())];
+        let body = self.get_json("/webhooks/logs", &query).await?.unwrap_or_default();
+        Ok(answers::deliveries(&body))
+    }
+
+    async fn redeliver(&self, id: &str, event_id: &str) -> Result<bool, PublisherError> {
+        let request =
+            self.http.post(self.url("/webhooks/logs/redeliver")).json(&json!({"webhookId": id, "eventId": event_id}));
+        let response = self.send(request, READ_TIMEOUT).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            // Our endpoint failed it again (502), or the log no longer holds it (422): not now.
+            StatusCode::BAD_GATEWAY | StatusCode::UNPROCESSABLE_ENTITY => Ok(false),
+            _ => Err(Self::refused(response).await),
+        }
+    }
+
+    async fn endpoint_answers(&self, url: &str) -> bool {
+        // A GET is refused by our webhook handler with its own 405 (`allow: POST`, our error
+        // envelope): that answer means our code is deployed there and running.
+        let Ok(response) = self.http.get(url).timeout(READ_TIMEOUT).send().await else { return false };
+        let ours = response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && response.headers().get("allow").is_some_and(|v| v.as_bytes() == b"POST");
+        let body = response.bytes().await.unwrap_or_default();
+        ours && answers::json(&body).pointer("/error/code").and_then(Value::as_str) == Some("method_not_allowed")
+    }
+}
+
+impl ZernioClient {
+    /// The project's profile, found after a create whose key is still in flight: by `externalId`,
+    /// then by exact name. Not found yet: try again later (the Connect answers 503).
+    async fn find_profile(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        retry_after: Option<u64>,
+    ) -> Result<ProfileId, PublisherError> {
+        for filter in [("externalId", project.as_str()), ("name", name)] {
+            let Some(body) = self.get_json("/profiles", &[filter]).await? else { continue };
+            if let Some(id) = answers::first_profile(&body) {
+                tracing::info!(project = %project, profile = %id, by = filter.0, "profile found after an unanswered create");
+                return Ok(id);
+            }
+        }
+        Err(PublisherError::Unavailable {
+            retry_after: retry_after.or(Some(5)),
+            reason: "a profile create is still in flight and its profile cannot be found yet".into(),
+        })
+    }
+
+    /// A refusal that is about our own service account (its plan, its billing, its profile
+    /// limit): logged, counted for the alarm, and never the user's to fix.
+    async fn needs_operator(response: Response) -> PublisherError {
+        let status = response.status().as_u16();
+        let body = Self::body(response).await.unwrap_or_else(|_| json!({}));
+        let code = body.get("code").and_then(Value::as_str).unwrap_or("none");
+        let reason = body.pointer("/details/reason").and_then(Value::as_str).unwrap_or("not given");
+        let words = body.get("error").and_then(Value::as_str).unwrap_or("no message");
+        tracing::error!(status, code, reason, message = words, "the publishing service's account needs an operator");
+        metrics::count(Metric::PublisherAccountNeedsAttention, 1);
+        PublisherError::NeedsOperator { reason: format!("{status} {code} ({reason}): {words}") }
     }
 }
 
@@ -393,8 +513,8 @@ impl PostPublisher for ZernioClient {
                 return Answer::NotTaken(None);
             }
             Err(NoAnswer::Lost(reason)) => {
-                tracing::warn!(reason, "publish sent, its answer lost: it may have been taken");
-                return Answer::Unanswered;
+                tracing::info!(reason, "publish sent, its answer lost: it may have been taken");
+                return Answer::Unanswered(None);
             }
             Err(NoAnswer::Budget(retry_after)) => return Answer::Throttled(Some(retry_after)),
         };
@@ -404,26 +524,39 @@ impl PostPublisher for ZernioClient {
             let _ = key_refused();
             return Answer::NotTaken(None);
         }
-        let Ok(body) = Self::body(response).await else { return Answer::Unanswered };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let (signs, limit, _) = too_many(response).await;
+            return match signs.whose() {
+                Whose::Team => Answer::Throttled(after),
+                Whose::Account => Answer::AccountLimited(limit),
+            };
+        }
+        let Ok(body) = Self::body(response).await else { return Answer::Unanswered(after) };
+        let code = body.get("code").and_then(Value::as_str);
         match status.as_u16() {
             200..=299 => match answers::created_post(&body, publication.sent_at) {
                 Some(mut report) => {
                     report.generation = Some(publication.generation);
                     Answer::Taken(report)
                 }
-                None => Answer::Unanswered,
+                // A 202 with only a `postId`: the original request is still being saved.
+                None if status == StatusCode::ACCEPTED => Answer::InFlight(after),
+                None => Answer::Unanswered(after),
             },
-            429 => Answer::Throttled(after),
-            // The service's own error answer: it did not take it. Anything else (a gateway's page,
-            // no body) may have come after the service took it.
-            500..=599 if is_service_error(&body) => Answer::NotTaken(after),
-            500..=599 => Answer::Unanswered,
+            // Any 5xx, the service's own `temporarily_unavailable` among them, may come after the
+            // service took it: only the same keys, sent again, can tell.
+            500..=599 => Answer::Unanswered(after),
+            409 if code == Some("idempotency_conflict") => Answer::InFlight(after),
             409 => match answers::existing_post_id(&body) {
                 Some(existing) => Answer::Duplicate(Some(existing)),
-                None => Answer::InFlight,
+                None => Answer::InFlight(after),
             },
-            403 if matches!(body.get("code").and_then(Value::as_str), None | Some("ACCOUNT_DISCONNECTED")) => {
-                Answer::StaleAccounts
+            403 if matches!(code, None | Some("ACCOUNT_DISCONNECTED")) => Answer::StaleAccounts,
+            // Our own service account needs an operator: not taken, and not the user's doing.
+            402 => {
+                tracing::error!(code, "the publishing service's account needs an operator (publish)");
+                metrics::count(Metric::PublisherAccountNeedsAttention, 1);
+                Answer::NotTaken(after)
             }
             _ => Answer::Refused(body.get("error").and_then(Value::as_str).unwrap_or("no message").to_owned()),
         }

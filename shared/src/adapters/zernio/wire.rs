@@ -181,7 +181,9 @@ pub fn entry_status(wire: &str) -> Option<EntryStatus> {
     match wire.to_ascii_lowercase().as_str() {
         "published" => Some(EntryStatus::Published),
         "failed" | "error" => Some(EntryStatus::Failed),
-        "pending" | "publishing" | "scheduled" | "processing" | "uploading" | "queued" => Some(EntryStatus::Queued),
+        "pending" | "publishing" | "scheduled" | "processing" | "uploading" | "queued" | "pending_approval" => {
+            Some(EntryStatus::Queued)
+        }
         // A copy taken back on the service never goes live: settled, with `CANCELLED_COPY` as its error.
         "cancelled" | "canceled" => Some(EntryStatus::Failed),
         _ => None,
@@ -230,7 +232,11 @@ impl WirePost {
                     ),
                     platform_post_id: bounded_id(p.platform_post_id.as_deref()),
                     published_at: p.published_at.as_deref().and_then(Timestamp::parse),
+                    // A copy still pending may carry a notice ("…will publish automatically after
+                    // <time>", the last temporary error while the service retries): it is queued,
+                    // never failed, and the notice is no error.
                     error: bounded_text(p.error_message.as_deref().or(p.error.as_deref()))
+                        .filter(|_| status != Some(EntryStatus::Queued))
                         .or_else(|| cancelled_copy.then(|| CANCELLED_COPY.to_owned())),
                     auth_expired: p.error_category.as_deref() == Some("auth_expired"),
                 })
@@ -256,9 +262,10 @@ impl WirePost {
     }
 }
 
-/// The body of `POST /v1/profiles` for a profile of this name.
-pub fn create_profile(name: &str) -> Value {
-    serde_json::json!({"name": name, "description": "theStacc project"})
+/// The body of `POST /v1/profiles` for the project's profile: its name, and the project as its
+/// `externalId` (the way to find it again).
+pub fn create_profile(name: &str, project: &ProjectId) -> Value {
+    serde_json::json!({"name": name, "description": "theStacc project", "externalId": project.as_str()})
 }
 
 /// The body of `POST /v1/posts` for a publication: the same bytes every time it is sent.
@@ -308,6 +315,29 @@ mod tests {
         assert_eq!(a.generation, Some(2));
         assert_eq!(a.platforms[0].url.as_deref(), Some("https://x.com/1"));
         assert_eq!(a.platforms[0].account_id.as_ref().map(AccountId::as_str), Some("a1"));
+    }
+
+    #[test]
+    fn a_207_the_service_retries_itself_leaves_its_copies_queued_without_an_error() {
+        // `post.status: scheduled` in a 207: every platform hit a transient error and was reset to
+        // pending; the service retries them. A held copy carries a notice, never a failure.
+        let answer = serde_json::json!({"message": "Post created but publishing failed",
+            "error": "Publishing encountered temporary errors. The post will be retried automatically.",
+            "post": {"_id": "p1", "status": "scheduled", "platforms": [
+                {"platform": "instagram", "status": "pending"},
+                {"platform": "twitter", "status": "pending",
+                 "errorMessage": "This post is queued and will publish automatically after 2026-12-07T13:00:00Z"}]},
+            "platformResults": [{"platform": "instagram", "status": "pending", "error": null}]});
+        let post: WirePost = object(answer["post"].clone()).unwrap();
+        let report = post.report(EntryStatus::Queued, false, Timestamp::from_unix(1)).unwrap();
+        assert_eq!(report.default_status, EntryStatus::Queued);
+        for p in &report.platforms {
+            assert_eq!((p.status, p.error.as_deref()), (Some(EntryStatus::Queued), None), "{p:?}");
+        }
+        let approval: WirePost =
+            object(serde_json::json!({"_id": "p2", "status": "pending_approval", "platforms": [{"platform": "linkedin", "status": "pending_approval"}]})).unwrap();
+        let report = approval.report(EntryStatus::Queued, false, Timestamp::from_unix(1)).unwrap();
+        assert_eq!(report.platforms[0].status, Some(EntryStatus::Queued));
     }
 
     #[test]
