@@ -138,6 +138,9 @@ pub trait Publisher: Send + Sync {
     /// Creates the project's profile (named for it, `externalId` = the project), or finds the one
     /// that already exists (an earlier create whose answer was lost).
     fn create_profile(&self, project: &ProjectId) -> impl Future<Output = Result<ProfileId, PublisherError>> + Send;
+    /// Disconnects an account on the service (`DELETE /v1/accounts/{id}`); one already gone (the
+    /// service's own 404) is disconnected too.
+    fn disconnect_account(&self, account: &AccountId) -> impl Future<Output = Result<(), PublisherError>> + Send;
     /// The hosted OAuth link; `None` when the service no longer knows the profile. `reconnect`:
     /// the account the service refreshes instead of adding another.
     fn connect_link(

@@ -13,7 +13,7 @@ use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
 use crate::handlers::budget::{Prepaid, SharedBudget};
 use crate::handlers::change_feed::ChangeFeed;
-use crate::handlers::connections::{Connect, ListConnections, Refresh};
+use crate::handlers::connections::{Connect, Disconnect, ListConnections, Refresh};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use crate::handlers::publishing::{PublishFollowUp, Timing};
@@ -78,6 +78,14 @@ pub fn connect(
     redirect_origins: Vec<String>,
 ) -> Connect<DynamoStore, ZernioClient, SystemClock> {
     Connect { store, publisher, clock: SystemClock, limits: *limits, redirect_origins }
+}
+
+pub fn disconnect(
+    store: DynamoStore,
+    publisher: ZernioClient,
+    limits: &Limits,
+) -> Disconnect<DynamoStore, ZernioClient, SystemClock> {
+    Disconnect { store, publisher, clock: SystemClock, limits: *limits }
 }
 
 pub fn publish(
@@ -184,6 +192,13 @@ pub mod from_env {
         let store = store(&sdk)?;
         let publisher = publisher(&sdk, &store, Class::Reads).await?;
         Ok(super::connect(store, publisher, &config::limits()?, config::redirect_origins()?))
+    }
+
+    pub async fn disconnect() -> Result<Disconnect<DynamoStore, ZernioClient, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        let store = store(&sdk)?;
+        let publisher = publisher(&sdk, &store, Class::Reads).await?;
+        Ok(super::disconnect(store, publisher, &config::limits()?))
     }
 
     pub async fn publish() -> Result<Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>, ConfigError> {

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 14] = [
+pub const FUNCTIONS: [&str; 15] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -33,6 +33,7 @@ pub const FUNCTIONS: [&str; 14] = [
     "post-history",
     "connection-history",
     "change-feed",
+    "disconnect",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -710,6 +711,18 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
                 None,
             ),
             200,
+        ),
+        // Instagram was never connected to the prepared project: the function starts, reads the
+        // store and answers its own 404 (the whole flow is `tests/tests/lifecycle.rs`).
+        "disconnect" => (
+            http_api_event(
+                "POST",
+                "/projects/{projectId}/connections/{platform}/disconnect",
+                &project_path("/connections/instagram/disconnect"),
+                PROJECT,
+                None,
+            ),
+            404,
         ),
         other => panic!("no typical invocation for {other}"),
     }

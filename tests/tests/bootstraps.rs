@@ -103,6 +103,8 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         "manual-delete" => 1,
         "refresh-connections" => 2,
         "sync-post" => 4,
+        // After the publish that names LinkedIn, which it disconnects.
+        "disconnect" => 4,
         "retry-worker" => 5,
         "reconciler" => 6,
         "change-feed" => 7,

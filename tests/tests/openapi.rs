@@ -183,6 +183,20 @@ async fn the_handlers_answers_match_the_api_document() {
             Some(&token),
             None,
         ),
+        (
+            Method::POST,
+            "/projects/{projectId}/connections/{platform}/disconnect",
+            "/projects/proj_o/connections/instagram/disconnect",
+            Some(&token),
+            None,
+        ),
+        (
+            Method::POST,
+            "/projects/{projectId}/connections/{platform}/disconnect",
+            "/projects/proj_o/connections/x/disconnect",
+            Some(&token),
+            None,
+        ),
     ];
     for (method, template, path, token, body) in calls {
         let (status, answer, _) = stack.call(method.clone(), path, token, body).await;

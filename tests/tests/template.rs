@@ -154,6 +154,7 @@ fn secrets_are_named_in_the_environment_never_given_and_each_function_may_read_o
         readers,
         [
             "ConnectFunction",
+            "DisconnectFunction",
             "PublishPostFunction",
             "ReconcilerFunction",
             "RefreshConnectionsFunction",
@@ -174,19 +175,28 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
     let webhook = alarm("WebhookServerErrorsAlarm");
     assert_eq!(webhook["MetricName"], "Url5xxCount");
     assert_eq!(reference(&webhook["Dimensions"][0]["Value"]), Some("WebhookFunction"));
-    for (name, metric) in [("FunctionErrorsAlarm", "Errors"), ("FunctionThrottlesAlarm", "Throttles")] {
-        let watched: Vec<String> = alarm(name)["Metrics"]
-            .as_sequence()
-            .unwrap()
+    // CloudWatch takes at most 10 metrics and 10 expressions in one alarm: every function's errors
+    // and throttles are watched by a pair of alarms between them.
+    for (names, metric) in [
+        (["FunctionErrorsAlarm", "MoreFunctionErrorsAlarm"], "Errors"),
+        (["FunctionThrottlesAlarm", "MoreFunctionThrottlesAlarm"], "Throttles"),
+    ] {
+        let mut watched: Vec<String> = names
             .iter()
+            .flat_map(|name| alarm(name)["Metrics"].as_sequence().unwrap().clone())
             .filter(|m| m["MetricStat"]["Metric"]["MetricName"] == metric)
             .filter_map(|m| reference(&m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]).map(str::to_owned))
             .collect();
         let mut all = functions(&t);
-        let mut watched_sorted = watched.clone();
         all.sort();
-        watched_sorted.sort();
-        assert_eq!(watched_sorted, all, "{name} covers every function");
+        watched.sort();
+        assert_eq!(watched, all, "{names:?} cover every function, once");
+    }
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        let Some(metrics) = resource["Properties"]["Metrics"].as_sequence() else { continue };
+        let stats = metrics.iter().filter(|m| !m["MetricStat"].is_null()).count();
+        let expressions = metrics.iter().filter(|m| !m["Expression"].is_null()).count();
+        assert!(stats <= 10 && expressions <= 10, "{name:?}: {stats} metrics, {expressions} expressions");
     }
     // Our key refused is watched on exactly the functions that hold the key.
     let mut key_watched: Vec<String> = alarm("PublisherKeyRefusedAlarm")["Metrics"]
@@ -209,8 +219,12 @@ fn alarms_watch_the_dead_letter_queue_the_webhook_and_every_function() {
         "DeadLetterQueueAlarm",
         "WebhookServerErrorsAlarm",
         "FunctionErrorsAlarm",
+        "MoreFunctionErrorsAlarm",
         "FunctionThrottlesAlarm",
+        "MoreFunctionThrottlesAlarm",
         "PublisherKeyRefusedAlarm",
+        "WebhookSubscriptionAlarm",
+        "PublisherAccountNeedsAttentionAlarm",
         "PublisherErrorsAlarm",
         "PublisherUnavailableAlarm",
         "SignatureFailuresAlarm",
@@ -309,6 +323,7 @@ fn every_app_route_is_behind_the_jwt_authorizer_with_one_function_each() {
         ("ReadPostFunction", "GET", "/projects/{projectId}/posts/{postId}"),
         ("SyncPostFunction", "POST", "/projects/{projectId}/posts/{postId}/sync"),
         ("ManualDeleteFunction", "POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete"),
+        ("DisconnectFunction", "POST", "/projects/{projectId}/connections/{platform}/disconnect"),
     ];
     for (function, method, path) in routes {
         let event = &resource(&t, function)["Events"]["Api"];
@@ -332,7 +347,7 @@ fn every_function_that_calls_the_service_shares_the_budget_and_its_concurrency_i
         .into_iter()
         .filter(|f| !resource(&t, f)["Environment"]["Variables"]["PUBLISHER_API_KEY_SECRET_ID"].is_null())
         .collect();
-    assert_eq!(callers.len(), 6, "{callers:?}");
+    assert_eq!(callers.len(), 7, "{callers:?}");
     for f in &callers {
         let p = resource(&t, f);
         let env = &p["Environment"]["Variables"];
@@ -345,8 +360,9 @@ fn every_function_that_calls_the_service_shares_the_budget_and_its_concurrency_i
         }
         let policies = format!("{:?}", p["Policies"]);
         assert!(policies.contains("dynamodb:UpdateItem"), "{f} takes from the budget with UpdateItem");
-        let bounded =
-            !p["ReservedConcurrentExecutions"].is_null() || f == "RetryWorkerFunction" || f == "ReconcilerFunction";
+        // A Disconnect is a user's rare click, held by the project's Connect budget instead.
+        let bounded = !p["ReservedConcurrentExecutions"].is_null()
+            || ["RetryWorkerFunction", "ReconcilerFunction", "DisconnectFunction"].contains(&f.as_str());
         assert!(bounded, "{f}: a slow service must not take the account's concurrency");
     }
     assert_eq!(t["Parameters"]["VendorCallsPerMinute"]["Default"], 60, "the smallest plan unless told");

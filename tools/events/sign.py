@@ -89,6 +89,8 @@ ROUTES = {
                           {"post_id": "post_invoke", "content": "Hello from make invoke", "platforms": ["x", "linkedin"]}),
     "http-read-post": ("GET", "/projects/{projectId}/posts/{postId}", {"projectId": PROJECT, "postId": "post_demo"}, None),
     "http-sync-post": ("POST", "/projects/{projectId}/posts/{postId}/sync", {"projectId": PROJECT, "postId": "post_demo"}, None),
+    "http-disconnect": ("POST", "/projects/{projectId}/connections/{platform}/disconnect",
+                        {"projectId": PROJECT, "platform": "linkedin"}, None),
     "http-manual-delete": ("POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
                            {"projectId": PROJECT, "postId": "post_demo", "platform": "x"}, None),
     "http-post-history": ("GET", "/projects/{projectId}/posts/{postId}/history",

@@ -140,6 +140,47 @@ impl Connection {
     }
 }
 
+/// The reason a connection the user disconnected shows.
+pub const DISCONNECTED: &str = "disconnected";
+
+/// What the user's Disconnect of a platform does, decided from the connection as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The platform was never connected: nothing to disconnect (404).
+    NeverConnected,
+    /// Already disconnected by the user: answered as it is, nothing called or written.
+    AlreadyDone,
+    /// Delete this account on the service (when the record holds one), then record the platform
+    /// `not_connected` (reason `disconnected`) at the Disconnect's time.
+    Delete(Option<AccountId>),
+}
+
+/// The decision of a Disconnect (lifecycle.md).
+pub fn disconnect(stored: Option<&Connection>) -> Disconnect {
+    match stored {
+        None => Disconnect::NeverConnected,
+        Some(c) if c.status == ConnectionStatus::NotConnected && c.reason.as_deref() == Some(DISCONNECTED) => {
+            Disconnect::AlreadyDone
+        }
+        Some(c) => Disconnect::Delete(c.account_id.clone()),
+    }
+}
+
+/// The evidence a Disconnect records: the platform linked to nothing from `at`, so an
+/// `account.connected` made before it cannot bring the connection back, and a later one can.
+pub fn disconnected(platform: Platform, at: Timestamp) -> Connection {
+    Connection {
+        platform,
+        status: ConnectionStatus::NotConnected,
+        evidence_at: at,
+        account_id: None,
+        username: None,
+        display_name: None,
+        reason: Some(DISCONNECTED.to_owned()),
+        looks: None,
+    }
+}
+
 /// A piece of evidence about one platform's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvidence {
@@ -277,6 +318,30 @@ mod tests {
             reason: None,
             looks: None,
         }
+    }
+
+    #[test]
+    fn a_disconnect_deletes_the_account_held_and_an_older_connect_cannot_undo_it_but_a_later_one_can() {
+        assert_eq!(disconnect(None), Disconnect::NeverConnected);
+        let live = evidence(100, ConnectionStatus::Connected, "a");
+        assert_eq!(disconnect(Some(&live)), Disconnect::Delete(Some(AccountId::parse("a").unwrap())));
+        let gone = super::disconnected(Platform::X, Timestamp::from_unix(200));
+        assert_eq!(disconnect(Some(&gone)), Disconnect::AlreadyDone);
+        let record = ConnectionRecord::of(&ConnectionEvidence::Linked(live)).with(&ConnectionEvidence::Linked(gone));
+        assert_eq!(record.shown().unwrap().status, ConnectionStatus::NotConnected);
+        let older_connect = ConnectionEvidence::Linked(evidence(150, ConnectionStatus::Connected, "a"));
+        assert_eq!(record.with(&older_connect).shown().unwrap().status, ConnectionStatus::NotConnected);
+        let later_connect = ConnectionEvidence::Linked(evidence(250, ConnectionStatus::Connected, "b"));
+        assert_eq!(record.with(&later_connect).shown().unwrap().status, ConnectionStatus::Connected);
+        // A platform shown not connected for another reason (its account removed) still records
+        // the user's Disconnect, deleting whatever account it holds.
+        let removed = Connection {
+            status: ConnectionStatus::NotConnected,
+            reason: Some("removed".into()),
+            account_id: None,
+            ..evidence(1, ConnectionStatus::Connected, "a")
+        };
+        assert_eq!(disconnect(Some(&removed)), Disconnect::Delete(None));
     }
 
     #[test]

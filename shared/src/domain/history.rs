@@ -22,6 +22,8 @@ pub enum Source {
     Publish,
     ManualDelete,
     Reconciler,
+    /// The user's Disconnect of a platform.
+    Disconnect,
 }
 
 impl Source {
@@ -33,6 +35,7 @@ impl Source {
             Source::Publish => "publish",
             Source::ManualDelete => "manual_delete",
             Source::Reconciler => "reconciler",
+            Source::Disconnect => "disconnect",
         }
     }
 

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::connection::{Disconnect as Decided, disconnect, disconnected};
 use crate::domain::healing::expires_soon;
 use crate::domain::limits::{CallKind, Limits, Spend};
 use crate::domain::refresh::{message, reconcile};
@@ -38,6 +39,15 @@ pub struct Connect<S, P, C> {
     pub limits: Limits,
     /// The origins a `redirect_url` may go to (`CONNECT_REDIRECT_ORIGINS`).
     pub redirect_origins: Vec<String>,
+}
+
+/// `POST /projects/{projectId}/connections/{platform}/disconnect` (lifecycle.md).
+pub struct Disconnect<S, P, C> {
+    pub store: S,
+    pub publisher: P,
+    pub clock: C,
+    /// The project's budgets (a Disconnect spends a Connect's).
+    pub limits: Limits,
 }
 
 /// Longest `redirect_url` accepted, in bytes.
@@ -247,6 +257,37 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
         }
         tracing::info!(project = %project, profile = %profile, "profile provisioned");
         Ok(profile)
+    }
+}
+
+impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Disconnect<S, P, C> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        app::answer_in_time(self.try_disconnect(&request)).await
+    }
+
+    async fn try_disconnect(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        let project = app::caller(request)?;
+        let platform = app::platform(request)?;
+        let never = || Refusal::NotFound(format!("{} was never connected to this project.", platform.display_name()));
+        let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Connect).await?;
+        let Some(profile) = profile else { return Err(never()) };
+        let read = self.store.connections(&profile).await?;
+        let held = read.iter().find(|s| s.connection.platform == platform);
+        let account = match disconnect(held.map(|s| &s.connection)) {
+            Decided::NeverConnected => return Err(never()),
+            Decided::AlreadyDone => return Ok(http::json(200, &view(platform, held, self.clock.now()))),
+            Decided::Delete(account) => account,
+        };
+        app::spend(&self.store, &project, Spend::Connect, (budget, &self.limits), self.clock.now()).await?;
+        if let Some(account) = &account {
+            self.publisher.disconnect_account(account).await?;
+        }
+        let now = self.clock.now();
+        let evidence = vec![disconnected(platform, now)];
+        let saved = self.store.save_connections(&project, &profile, read, evidence, &Source::Disconnect, now).await?;
+        tracing::info!(project = %project, platform = %platform, account = ?account.as_ref().map(|a| a.as_str()), "disconnected");
+        let shown = saved.iter().find(|s| s.connection.platform == platform);
+        Ok(http::json(200, &view(platform, shown, self.clock.now())))
     }
 }
 

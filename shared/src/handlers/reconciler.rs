@@ -422,6 +422,11 @@ impl<P: Publisher> Publisher for Counting<'_, P> {
         self.inner.create_profile(project).await
     }
 
+    async fn disconnect_account(&self, account: &AccountId) -> Result<(), PublisherError> {
+        self.one();
+        self.inner.disconnect_account(account).await
+    }
+
     async fn connect_link(
         &self,
         platform: Platform,

@@ -25,7 +25,7 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
 use shared::adapters::zernio::ZernioClient;
 use shared::domain::budget::Class;
-use shared::handlers::connections::{Connect, ListConnections, Refresh};
+use shared::handlers::connections::{Connect, Disconnect, ListConnections, Refresh};
 use shared::handlers::http;
 use shared::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use shared::handlers::webhook::Webhook;
@@ -96,6 +96,7 @@ struct AppState {
     list_connections: ListConnections<DynamoStore, shared::ports::SystemClock>,
     refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
     connect: Connect<DynamoStore, ZernioClient, SystemClock>,
+    disconnect: Disconnect<DynamoStore, ZernioClient, SystemClock>,
     publish: Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>,
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
@@ -111,6 +112,7 @@ enum AppRoute {
     ListConnections,
     RefreshConnections,
     Connect,
+    Disconnect,
     Publish,
     ReadPost,
     Sync,
@@ -126,6 +128,7 @@ impl AppRoute {
             AppRoute::ListConnections => "list-connections",
             AppRoute::RefreshConnections => "refresh-connections",
             AppRoute::Connect => "connect",
+            AppRoute::Disconnect => "disconnect",
             AppRoute::Publish => "publish-post",
             AppRoute::ReadPost => "read-post",
             AppRoute::Sync => "sync-post",
@@ -140,6 +143,7 @@ impl AppRoute {
             AppRoute::ListConnections => "GET /projects/{projectId}/connections",
             AppRoute::RefreshConnections => "POST /projects/{projectId}/connections/refresh",
             AppRoute::Connect => "POST /projects/{projectId}/connections/{platform}/connect",
+            AppRoute::Disconnect => "POST /projects/{projectId}/connections/{platform}/disconnect",
             AppRoute::Publish => "POST /projects/{projectId}/posts",
             AppRoute::ReadPost => "GET /projects/{projectId}/posts/{postId}",
             AppRoute::Sync => "POST /projects/{projectId}/posts/{postId}/sync",
@@ -180,6 +184,7 @@ impl Gateway {
             list_connections: wiring::list_connections(store.clone(), &config.limits),
             refresh: wiring::refresh(store.clone(), reads.clone(), &config.limits),
             connect: wiring::connect(store.clone(), reads.clone(), &config.limits, config.redirect_origins.clone()),
+            disconnect: wiring::disconnect(store.clone(), reads.clone(), &config.limits),
             publish: wiring::publish(
                 store.clone(),
                 publishes.clone(),
@@ -213,6 +218,7 @@ impl Gateway {
             .route("/projects/{projectId}/connections/history", get(app_route(AppRoute::ConnectionHistory)))
             .route("/projects/{projectId}/connections/refresh", post(app_route(AppRoute::RefreshConnections)))
             .route("/projects/{projectId}/connections/{platform}/connect", post(app_route(AppRoute::Connect)))
+            .route("/projects/{projectId}/connections/{platform}/disconnect", post(app_route(AppRoute::Disconnect)))
             .route("/projects/{projectId}/posts", post(app_route(AppRoute::Publish)))
             .route("/projects/{projectId}/posts/{postId}", get(app_route(AppRoute::ReadPost)))
             .route("/projects/{projectId}/posts/{postId}/sync", post(app_route(AppRoute::Sync)))
@@ -337,6 +343,7 @@ async fn app(
             AppRoute::ListConnections => state.list_connections.handle(request).await,
             AppRoute::RefreshConnections => state.refresh.handle(request).await,
             AppRoute::Connect => state.connect.handle(request).await,
+            AppRoute::Disconnect => state.disconnect.handle(request).await,
             AppRoute::Publish => state.publish.handle(request).await,
             AppRoute::ReadPost => state.read_post.handle(request).await,
             AppRoute::Sync => state.sync.handle(request).await,

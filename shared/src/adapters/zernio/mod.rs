@@ -381,6 +381,28 @@ impl Publisher for ZernioClient {
         })
     }
 
+    async fn disconnect_account(&self, account: &AccountId) -> Result<(), PublisherError> {
+        let request = self.http.delete(self.url_of("/accounts", account.as_str()));
+        let response = self.send(request, READ_TIMEOUT).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status == StatusCode::NOT_FOUND {
+            // Already gone, if it is the service's own 404 (a proxy's page is no answer).
+            let body = Self::body(response).await?;
+            return if is_service_error(&body) {
+                Ok(())
+            } else {
+                Err(PublisherError::Unavailable {
+                    retry_after: None,
+                    reason: "a 404 that is not the service's own answer".into(),
+                })
+            };
+        }
+        Err(Self::refused(response).await)
+    }
+
     async fn connect_link(
         &self,
         platform: Platform,

@@ -1,0 +1,103 @@
+//! A project's life (lifecycle.md), end to end on the real stack: disconnecting a platform.
+
+use integration_tests::{Stack, live_account as account};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PROJECT: &str = "proj_l";
+const PROFILE: &str = "65aa000000000000000000l1";
+
+async fn disconnect(stack: &Stack, platform: &str) -> (u16, Value) {
+    let token = stack.token(PROJECT);
+    let path = format!("/projects/{PROJECT}/connections/{platform}/disconnect");
+    let (status, body, _) = stack.call(Method::POST, &path, Some(&token), None).await;
+    (status, body)
+}
+
+async fn connection(stack: &Stack, platform: &str) -> Value {
+    let token = stack.token(PROJECT);
+    let (_, list, _) = stack.call(Method::GET, &format!("/projects/{PROJECT}/connections"), Some(&token), None).await;
+    list["connections"].as_array().unwrap().iter().find(|c| c["platform"] == platform).cloned().unwrap()
+}
+
+fn deletes(stack: &Stack) -> u64 {
+    stack.publisher_calls()["DELETE /v1/accounts/{id}"].as_u64().unwrap_or(0)
+}
+
+fn connected_event(id: &str, at: shared::domain::Timestamp, account: &str) -> Value {
+    json!({"id": id, "event": "account.connected", "timestamp": at.to_rfc3339(),
+           "account": {"accountId": account, "profileId": PROFILE, "platform": "twitter", "username": "acme"}})
+}
+
+#[tokio::test]
+async fn a_disconnect_deletes_the_account_reads_not_connected_and_only_a_later_connect_brings_it_back() {
+    // GIVEN X and LinkedIn connected
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
+    let before = integration_tests::now();
+    // WHEN the user disconnects X
+    let (status, x) = disconnect(&stack, "x").await;
+    // THEN the service's account is gone and the connection reads not_connected, reason disconnected
+    assert_eq!(status, 200, "{x}");
+    assert_eq!((x["status"].as_str(), x["reason"].as_str()), (Some("not_connected"), Some("disconnected")), "{x}");
+    assert!(stack.sim.shared.world().accounts.iter().all(|a| a.id != "x1"), "x1 deleted on the service");
+    assert_eq!(deletes(&stack), 1);
+    assert_eq!(connection(&stack, "linkedin").await["status"], "connected", "LinkedIn untouched");
+    // AND its history records it, by the Disconnect
+    let token = stack.token(PROJECT);
+    let (_, history, _) = stack
+        .call(Method::GET, &format!("/projects/{PROJECT}/connections/history?platform=x"), Some(&token), None)
+        .await;
+    let changes = history["changes"].as_array().unwrap();
+    let latest = changes.iter().find(|c| c["field"] == "status").unwrap();
+    assert_eq!(
+        (latest["to"].as_str(), latest["source"].as_str()),
+        (Some("not_connected"), Some("disconnect")),
+        "{history}"
+    );
+    // AND a repeat answers the same without calling the service
+    let (status, again) = disconnect(&stack, "x").await;
+    assert_eq!((status, &again), (200, &x));
+    assert_eq!(deletes(&stack), 1, "nothing called the second time");
+    // AND an account.connected made before the Disconnect does not bring it back
+    let stale = connected_event("evt_before", before.plus_seconds(-1), "x1");
+    assert_eq!(stack.send(&stale).await.0, 200);
+    assert_eq!(connection(&stack, "x").await["status"], "not_connected");
+    // AND a publish to X is refused as for any platform not connected
+    let (status, refused, _) = stack
+        .call(
+            Method::POST,
+            &format!("/projects/{PROJECT}/posts"),
+            Some(&token),
+            Some(json!({"post_id": "post_1", "content": "Hi", "platforms": ["x"]})),
+        )
+        .await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("reconnect_required")), "{refused}");
+    // AND a later Connect does
+    let later = connected_event("evt_after", integration_tests::now().plus_seconds(1), "x9");
+    assert_eq!(stack.send(&later).await.0, 200);
+    let back = connection(&stack, "x").await;
+    assert_eq!((back["status"].as_str(), back["account_id"].as_str()), (Some("connected"), Some("x9")), "{back}");
+}
+
+#[tokio::test]
+async fn a_platform_never_connected_is_404_and_an_unreachable_service_changes_nothing() {
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    let (status, body) = disconnect(&stack, "instagram").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let items = stack.items().await;
+    stack
+        .sim
+        .shared
+        .set_fault(zernio_sim::Fault { mode: zernio_sim::FaultMode::Status { code: 503 }, ..Default::default() });
+    let (status, body) = disconnect(&stack, "x").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("publisher_unavailable")), "{body}");
+    assert_eq!(stack.items().await, items, "nothing changed");
+    assert!(stack.sim.shared.world().accounts.iter().any(|a| a.id == "x1"), "the account is still there");
+    // A project without a profile has nothing connected either.
+    let token = stack.token("proj_none");
+    let (status, _, _) =
+        stack.call(Method::POST, "/projects/proj_none/connections/x/disconnect", Some(&token), None).await;
+    assert_eq!(status, 404);
+}
