@@ -243,6 +243,12 @@ pub fn budget_plan() -> Result<crate::domain::budget::Plan, ConfigError> {
     })
 }
 
+/// How long history is kept: `HISTORY_RETENTION_DAYS` [400; 0 = for ever].
+pub fn history_retention() -> Result<crate::domain::history::Retention, ConfigError> {
+    let days = number("HISTORY_RETENTION_DAYS", crate::domain::history::Retention::default().days)?;
+    Ok(crate::domain::history::Retention { days })
+}
+
 /// Our webhook subscription, as the reconciler watches it: `WEBHOOK_PUBLIC_URL` (our endpoint as
 /// the service delivers to it; unset or empty: not watched) and `SUBSCRIPTION_CHECK_SECONDS`
 /// [900] (how often it is read while nothing is being repaired).

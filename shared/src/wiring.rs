@@ -11,6 +11,7 @@ use crate::config::Limits;
 use crate::domain::budget::{Class, Plan};
 use crate::domain::event::EventParser;
 use crate::domain::healing::Settings;
+use crate::domain::history::Retention;
 use crate::handlers::budget::{Prepaid, SharedBudget};
 use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, Disconnect, ListConnections, Refresh};
@@ -114,12 +115,20 @@ pub fn manual_delete(store: DynamoStore, limits: &Limits) -> ManualDelete<Dynamo
     ManualDelete { store, clock: SystemClock, limits: *limits }
 }
 
-pub fn post_history(store: DynamoStore, limits: &Limits) -> PostHistory<DynamoStore, SystemClock> {
-    PostHistory { store, clock: SystemClock, limits: *limits }
+pub fn post_history(
+    store: DynamoStore,
+    limits: &Limits,
+    retention: Retention,
+) -> PostHistory<DynamoStore, SystemClock> {
+    PostHistory { store, clock: SystemClock, limits: *limits, retention }
 }
 
-pub fn connection_history(store: DynamoStore, limits: &Limits) -> ConnectionHistory<DynamoStore, SystemClock> {
-    ConnectionHistory { store, clock: SystemClock, limits: *limits }
+pub fn connection_history(
+    store: DynamoStore,
+    limits: &Limits,
+    retention: Retention,
+) -> ConnectionHistory<DynamoStore, SystemClock> {
+    ConnectionHistory { store, clock: SystemClock, limits: *limits, retention }
 }
 
 pub fn change_feed(feed: EventBridgeFeed) -> ChangeFeed<EventBridgeFeed> {
@@ -148,7 +157,8 @@ pub mod from_env {
     }
 
     fn store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, ConfigError> {
-        Ok(DynamoStore::new(aws::dynamodb_client(sdk, &Default::default()), config::table_name()?))
+        let store = DynamoStore::new(aws::dynamodb_client(sdk, &Default::default()), config::table_name()?);
+        Ok(store.with_history_retention(config::history_retention()?))
     }
 
     pub async fn webhook() -> Result<Webhook<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
@@ -224,11 +234,11 @@ pub mod from_env {
     }
 
     pub async fn post_history() -> Result<PostHistory<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::post_history(store(&sdk().await)?, &config::limits()?))
+        Ok(super::post_history(store(&sdk().await)?, &config::limits()?, config::history_retention()?))
     }
 
     pub async fn connection_history() -> Result<ConnectionHistory<DynamoStore, SystemClock>, ConfigError> {
-        Ok(super::connection_history(store(&sdk().await)?, &config::limits()?))
+        Ok(super::connection_history(store(&sdk().await)?, &config::limits()?, config::history_retention()?))
     }
 
     pub async fn change_feed() -> Result<ChangeFeed<EventBridgeFeed>, ConfigError> {

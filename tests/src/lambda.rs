@@ -515,6 +515,7 @@ fn local_refs(table: &str, retry_url: &str, publisher: &str) -> BTreeMap<String,
     refs.insert("WebhookFunctionUrl.FunctionUrl".into(), "http://127.0.0.1:9/".into());
     for (parameter, value) in [
         ("SubscriptionCheckSeconds", 900),
+        ("HistoryRetentionDays", 400),
         ("RefreshesPerMinute", 10),
         ("SyncsPerMinute", 30),
         ("PublishesPerMinute", 30),

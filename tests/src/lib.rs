@@ -155,6 +155,8 @@ pub struct StackOptions {
     pub vendor_calls_per_minute: u32,
     /// Each project's budgets (app-api.md's when not set).
     pub limits: shared::config::Limits,
+    /// How long history is kept and shown (the template's default when not set).
+    pub history_retention: shared::domain::history::Retention,
 }
 
 impl Default for StackOptions {
@@ -170,6 +172,7 @@ impl Default for StackOptions {
             // Generous, so that tests of other things never meet it; the budget's own tests set it.
             vendor_calls_per_minute: 12_000,
             limits: shared::config::Limits::default(),
+            history_retention: Default::default(),
         }
     }
 }
@@ -244,6 +247,7 @@ impl Stack {
             publisher_api_key: "sk_local".into(),
             jwt: issuer.expect(),
             limits: options.limits,
+            history_retention: options.history_retention,
             redirect_origins: shared::domain::text::DEFAULT_REDIRECT_ORIGINS.map(str::to_owned).to_vec(),
             budget: shared::domain::budget::Plan::new(options.vendor_calls_per_minute),
             publish_timing: options.publish_timing,
@@ -257,7 +261,7 @@ impl Stack {
         Stack {
             dynamo,
             dynamodb_endpoint,
-            store: DynamoStore::new(dynamodb.clone(), &table),
+            store: DynamoStore::new(dynamodb.clone(), &table).with_history_retention(options.history_retention),
             table,
             queues,
             tap,

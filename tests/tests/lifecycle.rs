@@ -101,3 +101,52 @@ async fn a_platform_never_connected_is_404_and_an_unreachable_service_changes_no
         stack.call(Method::POST, "/projects/proj_none/connections/x/disconnect", Some(&token), None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn history_past_its_retention_is_never_shown_and_every_record_carries_its_time_to_live() {
+    use shared::domain::{AccountId, Connection, ConnectionStatus, Platform, ProfileId, ProjectId};
+    use shared::ports::{ConnectionStore, Source};
+    // GIVEN history kept one day, and a change recorded two days ago
+    let retention = shared::domain::history::Retention { days: 1 };
+    let stack =
+        Stack::with(integration_tests::StackOptions { history_retention: retention, ..Default::default() }).await;
+    stack.given_profile(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    let (project, profile) = (ProjectId::parse(PROJECT).unwrap(), ProfileId::parse(PROFILE).unwrap());
+    let old = integration_tests::now().plus_seconds(-2 * 86_400);
+    let linked = Connection {
+        platform: Platform::X,
+        status: ConnectionStatus::Connected,
+        evidence_at: old,
+        account_id: Some(AccountId::parse("x1").unwrap()),
+        username: Some("x1_user".into()),
+        display_name: None,
+        reason: None,
+        looks: None,
+    };
+    let read = stack.store.connections(&profile).await.unwrap();
+    stack.store.save_connections(&project, &profile, read, vec![linked], &Source::Refresh, old).await.unwrap();
+    // AND a change now
+    assert_eq!(disconnect(&stack, "x").await.0, 200);
+    // WHEN the history is read
+    let token = stack.token(PROJECT);
+    let (_, history, _) =
+        stack.call(Method::GET, &format!("/projects/{PROJECT}/connections/history"), Some(&token), None).await;
+    // THEN only today's records are shown, and the history ends there
+    let changes = history["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    assert!(changes.iter().all(|c| c["source"] == "disconnect"), "{history}");
+    assert!(history["next_cursor"].is_null());
+    // AND every record carries its time to live: written + one day
+    let records: Vec<_> = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| integration_tests::s(i, "sk").is_some_and(|sk| sk.starts_with("HIST#")))
+        .collect();
+    assert!(records.len() > changes.len(), "the old records are still stored until TTL removes them");
+    for record in records {
+        let at = shared::domain::Timestamp::parse(integration_tests::s(&record, "at").unwrap()).unwrap();
+        let ttl: i64 = record["expires_at"].as_n().unwrap().parse().unwrap();
+        assert_eq!(ttl, at.plus_seconds(86_400).unix());
+    }
+}

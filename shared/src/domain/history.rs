@@ -9,8 +9,38 @@ use super::platform::Platform;
 use super::post::PostState;
 use super::time::Timestamp;
 
-/// How long a record is kept.
-pub const HISTORY_RETENTION_SECONDS: i64 = 90 * 24 * 3600;
+/// How long history is kept (`HistoryRetentionDays`, lifecycle.md): a record expires that many
+/// days after it was written, through the table's TTL; 0 keeps it for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { days: 400 }
+    }
+}
+
+impl Retention {
+    /// When a record written at `at` expires; `None` kept for ever.
+    pub fn expires_at(self, at: Timestamp) -> Option<Timestamp> {
+        (self.days > 0).then(|| at.plus_seconds(i64::from(self.days) * 24 * 3600))
+    }
+
+    /// Whether a record written at `at` is still shown at `now`: never once its time has passed,
+    /// even before TTL (late by up to days) removes it.
+    pub fn shows(self, at: Timestamp, now: Timestamp) -> bool {
+        self.expires_at(at).is_none_or(|end| now < end)
+    }
+
+    /// Of a page of records newest first (their times), how many are shown at `now`: those
+    /// before the first one past its time; every older one is past it too, so the history ends
+    /// there.
+    pub fn shown(self, newest_first: &[Timestamp], now: Timestamp) -> usize {
+        newest_first.iter().take_while(|at| self.shows(**at, now)).count()
+    }
+}
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +173,27 @@ pub fn connection_changes(platform: Platform, before: Option<&Connection>, after
             (from != to).then_some(Change { platform: Some(platform), field, from, to })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_shown_until_its_retention_ends_and_zero_keeps_it_for_ever() {
+        let at = Timestamp::from_unix(1_800_000_000);
+        let kept = Retention { days: 400 };
+        assert_eq!(kept.expires_at(at), Some(at.plus_seconds(400 * 86_400)));
+        assert!(kept.shows(at, at.plus_seconds(400 * 86_400 - 1)));
+        assert!(!kept.shows(at, at.plus_seconds(400 * 86_400)));
+        let forever = Retention { days: 0 };
+        assert_eq!(forever.expires_at(at), None);
+        assert!(forever.shows(at, at.plus_seconds(100 * 365 * 86_400)));
+        assert_eq!(Retention::default().days, 400);
+        let page = [at.plus_seconds(10 * 86_400), at.plus_seconds(86_400), at];
+        assert_eq!(Retention { days: 2 }.shown(&page, at.plus_seconds(5 * 43_200)), 2, "the oldest is hidden");
+        assert_eq!(Retention { days: 0 }.shown(&page, at.plus_seconds(3 * 86_400)), 3);
+    }
 }
 
 #[cfg(test)]

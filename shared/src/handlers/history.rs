@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use super::app::{self, Refusal};
 use super::http;
+use crate::domain::history::Retention;
 use crate::domain::limits::Limits;
-use crate::domain::{Platform, PostId};
+use crate::domain::{Platform, PostId, Timestamp};
 use crate::ports::{BudgetStore, Clock, HistoryPage, HistoryStore, PostStore, StoreError};
 
 /// `GET /projects/{projectId}/posts/{postId}/history`.
@@ -15,6 +16,8 @@ pub struct PostHistory<S, C> {
     pub clock: C,
     /// The project's budgets (its reads).
     pub limits: Limits,
+    /// How long records are shown (`HISTORY_RETENTION_DAYS`).
+    pub retention: Retention,
 }
 
 /// `GET /projects/{projectId}/connections/history`.
@@ -23,6 +26,8 @@ pub struct ConnectionHistory<S, C> {
     pub clock: C,
     /// The project's budgets (its reads).
     pub limits: Limits,
+    /// How long records are shown (`HISTORY_RETENTION_DAYS`).
+    pub retention: Retention,
 }
 
 /// Records a page holds unless `limit` says otherwise, and the most it may ask for.
@@ -58,7 +63,15 @@ fn bad_cursor(e: StoreError) -> Refusal {
     }
 }
 
-fn page(page: HistoryPage) -> Response<Body> {
+/// The page as shown at `now`: a record past its retention is never shown (TTL removes it days
+/// late), and the history ends at the first such record.
+fn page(mut page: HistoryPage, retention: Retention, now: Timestamp) -> Response<Body> {
+    let times: Vec<Timestamp> = page.records.iter().map(|r| r.at).collect();
+    let shown = retention.shown(&times, now);
+    if shown < page.records.len() {
+        page.records.truncate(shown);
+        page.next_cursor = None;
+    }
     let changes: Vec<Value> = page
         .records
         .into_iter()
@@ -83,7 +96,7 @@ impl<S: PostStore + HistoryStore + BudgetStore, C: Clock> PostHistory<S, C> {
                     return Err(Refusal::NotFound(format!("There is no post {post} in this project.")));
                 }
                 let found = self.store.post_history(&project, &post, limit, cursor).await.map_err(bad_cursor)?;
-                Ok(page(found))
+                Ok(page(found, self.retention, self.clock.now()))
             }
             .await,
         )
@@ -105,7 +118,7 @@ impl<S: HistoryStore + BudgetStore, C: Clock> ConnectionHistory<S, C> {
                 let (limit, cursor) = paging(&params)?;
                 let found =
                     self.store.connection_history(&project, platform, limit, cursor).await.map_err(bad_cursor)?;
-                Ok(page(found))
+                Ok(page(found, self.retention, self.clock.now()))
             }
             .await,
         )
@@ -131,18 +144,23 @@ mod tests {
 
     #[test]
     fn a_record_shows_every_field() {
-        let response = page(HistoryPage {
-            records: vec![crate::ports::Recorded {
-                at: crate::domain::Timestamp::from_unix(0),
-                platform: None,
-                field: "status".into(),
-                from: None,
-                to: Some("publishing".into()),
-                source: "publish".into(),
-                evidence: None,
-            }],
-            next_cursor: None,
-        });
+        let at = crate::domain::Timestamp::from_unix(0);
+        let response = page(
+            HistoryPage {
+                records: vec![crate::ports::Recorded {
+                    at: crate::domain::Timestamp::from_unix(0),
+                    platform: None,
+                    field: "status".into(),
+                    from: None,
+                    to: Some("publishing".into()),
+                    source: "publish".into(),
+                    evidence: None,
+                }],
+                next_cursor: None,
+            },
+            Retention { days: 0 },
+            at,
+        );
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(body["changes"][0]["to"], "publishing");
         assert!(body["changes"][0]["platform"].is_null() && body["next_cursor"].is_null());

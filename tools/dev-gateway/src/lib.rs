@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     pub jwt: auth::Expect,
     /// Each project's budgets of calls to the publishing service and of post writes.
     pub limits: shared::config::Limits,
+    /// How long history is kept and shown (`HISTORY_RETENTION_DAYS`).
+    pub history_retention: shared::domain::history::Retention,
     /// The origins a Connect's `redirect_url` may go to.
     pub redirect_origins: Vec<String>,
     /// The shared budget of the API key every call to the service takes from.
@@ -172,7 +174,7 @@ impl Gateway {
         let sqs = aws::sqs_client(&sdk, &config.sqs);
         let publisher =
             ZernioClient::new(&config.publisher_base_url, &config.publisher_api_key).map_err(std::io::Error::other)?;
-        let store = DynamoStore::new(dynamodb.clone(), &config.table);
+        let store = DynamoStore::new(dynamodb.clone(), &config.table).with_history_retention(config.history_retention);
         let gated = |class| wiring::gated(publisher.clone(), &store, config.budget, class);
         let (publishes, reads) = (gated(Class::Publish), gated(Class::Reads));
         let state = Arc::new(AppState {
@@ -195,8 +197,8 @@ impl Gateway {
             read_post: wiring::read_post(store.clone(), &config.limits),
             sync: wiring::sync(store.clone(), reads.clone(), &config.limits),
             manual_delete: wiring::manual_delete(store.clone(), &config.limits),
-            post_history: wiring::post_history(store.clone(), &config.limits),
-            connection_history: wiring::connection_history(store.clone(), &config.limits),
+            post_history: wiring::post_history(store.clone(), &config.limits, config.history_retention),
+            connection_history: wiring::connection_history(store.clone(), &config.limits, config.history_retention),
             authorizer: auth::Authorizer::new(config.jwt.clone()),
         });
         let app_route = |route: AppRoute| {

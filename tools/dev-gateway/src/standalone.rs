@@ -118,6 +118,7 @@ pub async fn run() -> Result<(), BoxError> {
         publisher_api_key: setting("PUBLISHER_API_KEY", "sk_local"),
         jwt: jwt.clone(),
         limits: shared::config::limits()?,
+        history_retention: shared::config::history_retention()?,
         redirect_origins: shared::config::redirect_origins()?,
         budget: shared::config::budget_plan()?,
         publish_timing: shared::config::publish_timing()?,

@@ -215,7 +215,9 @@ impl ConnectionStore for DynamoStore {
                     version: expected.map_or(1, |v| v + 1),
                 };
                 for record in connection_records(project, current, &settled, source, now) {
-                    writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                    writes.push(
+                        TransactWriteItem::builder().put(history::put(&self.table, &record, self.retention)?).build(),
+                    );
                 }
                 let put = self.conditional_put(connection_item(project, profile, settled, now)?, expected)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
@@ -263,7 +265,9 @@ impl ConnectionStore for DynamoStore {
             let changes = connection_changes(platform, Some(&s.connection), None);
             let version = next_version(Some(s.version));
             for record in history::records(project, Subject::Connection, &changes, source, now, version) {
-                items.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                items.push(
+                    TransactWriteItem::builder().put(history::put(&self.table, &record, self.retention)?).build(),
+                );
             }
         }
         self.write_all(items).await

@@ -98,7 +98,8 @@ impl DynamoStore {
                 items.push(TransactWriteItem::builder().put(self.conditional_put(item, expected)?).build());
             }
             for record in &records {
-                items.push(TransactWriteItem::builder().put(history::put(&self.table, record)?).build());
+                items
+                    .push(TransactWriteItem::builder().put(history::put(&self.table, record, self.retention)?).build());
             }
             // Cancelled: a copy of this event landed first, or the item moved. The next round's read
             // tells which; cancellation reasons are not trusted for it, so no emulator's way of

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::Put;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::domain::history::{Change, HISTORY_RETENTION_SECONDS, Source};
+use crate::domain::history::{Change, Retention, Source};
 use crate::domain::{Platform, PostId, ProjectId, Timestamp};
 use crate::ports::FeedEvent;
 
@@ -45,7 +45,9 @@ pub struct HistoryItem {
     #[serde(default)]
     pub evidence: Option<String>,
     pub at: Timestamp,
-    expires_at: i64,
+    /// The table's TTL attribute: when the record expires (none: kept for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 pub const PREFIX: &str = "HIST#";
@@ -104,15 +106,16 @@ pub fn records(
                 source: source.as_str().to_owned(),
                 evidence: source.evidence().map(|e| e.to_string()),
                 at,
-                expires_at: at.plus_seconds(HISTORY_RETENTION_SECONDS).unix(),
+                expires_at: None,
             }
         })
         .collect()
 }
 
-/// A record's put: new, never overwriting.
-pub fn put(table: &str, record: &HistoryItem) -> Result<Put, StoreError> {
-    let item: Item = encode(record)?;
+/// A record's put: new, never overwriting, expiring as `retention` says.
+pub fn put(table: &str, record: &HistoryItem, retention: Retention) -> Result<Put, StoreError> {
+    let expires_at = retention.expires_at(record.at).map(Timestamp::unix);
+    let item: Item = encode(&HistoryItem { expires_at, ..record.clone() })?;
     built(
         Put::builder().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build(),
     )

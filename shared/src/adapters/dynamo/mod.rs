@@ -289,11 +289,18 @@ where
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long the history records written expire after (`HISTORY_RETENTION_DAYS`).
+    retention: crate::domain::history::Retention,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), retention: Default::default() }
+    }
+
+    /// The same store, writing history that expires as `retention` says.
+    pub fn with_history_retention(self, retention: crate::domain::history::Retention) -> Self {
+        Self { retention, ..self }
     }
 
     pub fn table(&self) -> &str {

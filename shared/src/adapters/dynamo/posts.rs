@@ -221,7 +221,9 @@ impl PostStore for DynamoStore {
                 for record in
                     history::records(project, Subject::Post(post), &changes, source, now, next_version(expected))
                 {
-                    writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                    writes.push(
+                        TransactWriteItem::builder().put(history::put(&self.table, &record, self.retention)?).build(),
+                    );
                 }
                 let put = self.conditional_put(encode(&PostItem::new(project, post, &next))?, expected)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
@@ -235,7 +237,11 @@ impl PostStore for DynamoStore {
                     };
                     let Some(settled) = settle(Some(current.settled()), news, now) else { continue };
                     for record in connection_records(project, Some(current), &settled, source, now) {
-                        writes.push(TransactWriteItem::builder().put(history::put(&self.table, &record)?).build());
+                        writes.push(
+                            TransactWriteItem::builder()
+                                .put(history::put(&self.table, &record, self.retention)?)
+                                .build(),
+                        );
                     }
                     let item = connection_item(project, profile, settled, now)?;
                     let put = self.conditional_put(item, Some(current.version))?;
