@@ -30,7 +30,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_REGION := $(if $(REGION),--region $(REGION),)
 
 
-.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build rehearse events items feed venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
+.PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build rehearse events items feed export venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
 
 help:
 	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
@@ -43,6 +43,7 @@ help:
 	@echo "make simulate [SIZES=...] - a day at 1,000 / 10,000 / 100,000 projects in virtual time, and the parameter sets each needs"
 	@echo "make events - re-sign the sample webhook events in events/"
 	@echo "make items  - print what the running local stack has stored"
+	@echo "make export PROJECT=<id> [OUT=file] - every item stored about one project, as one JSON document (make run, or TABLE_NAME in AWS)"
 	@echo "make feed   - print the change-feed events as they arrive (make run's stacc-social-changes queue)"
 	@echo "make redrive FROM=<dlq url> TO=<retry queue url> - move dead-lettered events back (your AWS credentials and region; neither given: make run's queues)"
 	@echo "make deploy - sam build + sam deploy (AWS credentials; ENV=default|staging|production, SIZE=small|medium|large, REGION=..., PARAMS='Key=Value ...', CONFIRM=0 unattended)"
@@ -149,6 +150,13 @@ items: venv
 
 feed: venv
 	$(PY) tools/local/feed.py
+
+# Every item stored about one project, as one JSON document (a person's request to see their data):
+# against make run, or an AWS account with TABLE_NAME=<the stack's table> and your credentials.
+PROJECT ?=
+export: venv
+	@test -n "$(PROJECT)" || { echo "make export: name the project, PROJECT=<id>" >&2; exit 2; }
+	$(PY) tools/local/export.py "$(PROJECT)" $(if $(OUT),--out "$(OUT)")
 
 # In an AWS account: `make redrive FROM=<RetryDeadLetterQueueUrl> TO=<RetryQueueUrl>` (the stack's
 # outputs) with the caller's own credentials and region, nothing local about it. With neither

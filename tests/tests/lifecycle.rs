@@ -150,3 +150,46 @@ async fn history_past_its_retention_is_never_shown_and_every_record_carries_its_
         assert_eq!(ttl, at.plus_seconds(86_400).unix());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_export_writes_every_item_of_a_project_and_nothing_of_another() {
+    // GIVEN two projects, one with a connection, a post and their history
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    stack.given_connected("proj_other", "65aa0000000000000000000o", json!([account("x2", "twitter")])).await;
+    let token = stack.token(PROJECT);
+    let body = json!({"post_id": "post_e", "content": "Exported", "platforms": ["x"]});
+    assert_eq!(stack.call(Method::POST, &format!("/projects/{PROJECT}/posts"), Some(&token), Some(body)).await.0, 201);
+    // WHEN the export runs against the stack's table
+    let out = std::env::temp_dir().join(format!("export-{}.json", std::process::id()));
+    // The embedded DynamoDB answers from this process: the script runs beside it, not in its way.
+    let (endpoint, table, path) = (stack.dynamodb_endpoint.clone(), stack.table.clone(), out.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(integration_tests::root().join(".venv/bin/python"))
+            .arg(integration_tests::root().join("tools/local/export.py"))
+            .arg(PROJECT)
+            .arg("--out")
+            .arg(&path)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+            .env("TABLE_NAME", table)
+            .output()
+            .expect("python")
+    })
+    .await
+    .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let document: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // THEN it holds exactly the project's items: its partition and its profile's
+    let ours = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        let pk = integration_tests::s(i, "pk").unwrap_or_default();
+        pk == format!("PROJECT#{PROJECT}") || pk == format!("PROFILE#{PROFILE}")
+    };
+    let stored = stack.all_items().await.into_iter().filter(ours).count();
+    assert_eq!(document["item_count"].as_u64(), Some(stored as u64), "{document}");
+    assert_eq!(document["profile_id"], PROFILE);
+    for kind in ["posts", "drafts", "connections", "connection_history", "post_history", "profile", "routing"] {
+        assert!(document["items"][kind].as_array().is_some_and(|a| !a.is_empty()), "{kind}: {document}");
+    }
+    assert!(!document.to_string().contains("proj_other") && !document.to_string().contains("x2"), "nothing of another");
+    let _ = std::fs::remove_file(out);
+}
