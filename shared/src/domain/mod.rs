@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod connection;
+pub mod erasure;
 pub mod event;
 pub mod healing;
 pub mod history;
