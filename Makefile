@@ -59,7 +59,7 @@ $(MOTO): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(MOTO)
 
-FUNCTIONS := webhook retry-worker list-connections refresh-connections connect publish-post read-post sync-post manual-delete healthz reconciler post-history connection-history change-feed disconnect
+FUNCTIONS := webhook retry-worker list-connections refresh-connections connect publish-post read-post sync-post manual-delete healthz reconciler post-history connection-history change-feed disconnect erase-project project-erasure
 
 $(VENV)/bin/cargo-lambda: requirements-build.txt $(MOTO)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-build.txt

@@ -60,11 +60,13 @@ pub enum Metric {
     SubscriptionReactivated,
     /// Failed deliveries the reconciler asked the service to send again.
     DeliveriesRedelivered,
+    /// A project's erasure ended: nothing of it is left but its seal.
+    ProjectsErased,
 }
 
 impl Metric {
     /// Every metric the functions emit.
-    pub const ALL: [Metric; 30] = [
+    pub const ALL: [Metric; 31] = [
         Metric::EventsProcessed,
         Metric::EventsDuplicate,
         Metric::EventsIgnored,
@@ -95,6 +97,7 @@ impl Metric {
         Metric::SubscriptionFailureCount,
         Metric::SubscriptionReactivated,
         Metric::DeliveriesRedelivered,
+        Metric::ProjectsErased,
     ];
 
     pub fn name(self) -> &'static str {
@@ -129,6 +132,7 @@ impl Metric {
             Metric::SubscriptionFailureCount => "SubscriptionFailureCount",
             Metric::SubscriptionReactivated => "SubscriptionReactivated",
             Metric::DeliveriesRedelivered => "DeliveriesRedelivered",
+            Metric::ProjectsErased => "ProjectsErased",
         }
     }
 }

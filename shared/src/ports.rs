@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::budget::Booking;
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord};
+pub use crate::domain::erasure::Erasure;
 pub use crate::domain::healing::Watch;
 pub use crate::domain::history::Source;
 use crate::domain::limits::{CallKind, Limited, ProjectLane, Rate, Seen};
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// A request we built was refused as malformed: a bug, not an outage.
     #[error("a request to the store could not be built: {0}")]
     Invalid(String),
+    /// The project is sealed for erasure: nothing of it may be created again.
+    #[error("the project is erased")]
+    Sealed,
 }
 
 /// Applies webhook evidence together with taking its event id, so that an id counts as taken
@@ -138,6 +142,9 @@ pub trait Publisher: Send + Sync {
     /// Creates the project's profile (named for it, `externalId` = the project), or finds the one
     /// that already exists (an earlier create whose answer was lost).
     fn create_profile(&self, project: &ProjectId) -> impl Future<Output = Result<ProfileId, PublisherError>> + Send;
+    /// Deletes a profile on the service (`DELETE /v1/profiles/{id}`); one already gone is deleted
+    /// too. Refused (400) while it still holds active accounts.
+    fn delete_profile(&self, profile: &ProfileId) -> impl Future<Output = Result<(), PublisherError>> + Send;
     /// Disconnects an account on the service (`DELETE /v1/accounts/{id}`); one already gone (the
     /// service's own 404) is disconnected too.
     fn disconnect_account(&self, account: &AccountId) -> impl Future<Output = Result<(), PublisherError>> + Send;
@@ -190,6 +197,55 @@ pub trait SharedBudgetStore: Send + Sync {
     ) -> impl Future<Output = Result<Result<Timestamp, Limited>, StoreError>> + Send;
     /// Keeps the shard's `all` lane at `tat` at least (`domain::budget::Plan::shut`).
     fn shut_shared(&self, shard: u32, tat: i64, now: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A project's seal (lifecycle.md, `domain::erasure`).
+pub trait SealStore: Send + Sync {
+    /// The project's erasure and its seal's version, if it is sealed.
+    fn erasure(&self, project: &ProjectId) -> impl Future<Output = Result<Option<(Erasure, u64)>, StoreError>> + Send;
+    /// Seals the project at `now` (and cuts its profile's routing, so no account webhook reaches
+    /// it), or reads the seal it already has.
+    fn seal(
+        &self,
+        project: &ProjectId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(Erasure, u64), StoreError>> + Send;
+}
+
+/// One item of a project, as the erasure deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKey(pub String, pub String);
+
+/// What erasing a project needs of the store beyond its seal.
+pub trait ErasureStore: SealStore {
+    /// The project's profile on the service, as its pointer (kept to the last) says.
+    fn erased_profile(&self, project: &ProjectId)
+    -> impl Future<Output = Result<Option<ProfileId>, StoreError>> + Send;
+    /// Up to `limit` items of the project besides its seal: its profile's first, then its own,
+    /// the pointer to its profile last.
+    fn items_left(
+        &self,
+        project: &ProjectId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ItemKey>, StoreError>> + Send;
+    /// Deletes `items` and records `next` on the seal in one transaction, if the seal is still at
+    /// `version`: `false` when it moved (another step ran meanwhile).
+    fn delete_items(
+        &self,
+        project: &ProjectId,
+        items: &[ItemKey],
+        next: &Erasure,
+        version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records `next` on the seal if it is still at `version`; with `announce`, together with the
+    /// project's one `project.erased` record for the change feed.
+    fn save_erasure(
+        &self,
+        project: &ProjectId,
+        next: &Erasure,
+        version: u64,
+        announce: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A boxed future, for the ports taken as trait objects.
@@ -424,6 +480,12 @@ pub trait FollowUpQueue: Send + Sync {
         follow_up: &FollowUp,
         delay_seconds: u64,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Queues the next step of a project's erasure.
+    fn erase_step(
+        &self,
+        project: &ProjectId,
+        delay_seconds: u64,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// What the retry queue carries: a webhook event to apply again, or a publication to follow up.
@@ -431,6 +493,8 @@ pub trait FollowUpQueue: Send + Sync {
 pub enum Queued {
     Event(RetryMessage),
     FollowUp(FollowUp),
+    /// The next step of this project's erasure.
+    Erase(ProjectId),
 }
 
 /// Reads one retry-queue message (the queue's format, given to the worker as a port).

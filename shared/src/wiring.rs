@@ -15,6 +15,7 @@ use crate::domain::history::Retention;
 use crate::handlers::budget::{Prepaid, SharedBudget};
 use crate::handlers::change_feed::ChangeFeed;
 use crate::handlers::connections::{Connect, Disconnect, ListConnections, Refresh};
+use crate::handlers::erasure::{Erase, EraseSteps, ErasureStatus};
 use crate::handlers::history::{ConnectionHistory, PostHistory};
 use crate::handlers::posts::{ManualDelete, Publish, ReadPost, Sync};
 use crate::handlers::publishing::{PublishFollowUp, Timing};
@@ -38,14 +39,25 @@ pub fn gated(publisher: ZernioClient, store: &DynamoStore, plan: Plan, class: Cl
 /// The retry worker's follow-ups, over DynamoDB, the service and the retry queue.
 pub type LocalFollowUps = PublishFollowUp<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>;
 
-impl FollowUps for LocalFollowUps {
+/// The jobs the retry worker runs besides queued events: publish follow-ups, and the steps of
+/// erasures (whose calls take from the shared budget's user share).
+pub struct WorkerJobs {
+    pub follow_ups: LocalFollowUps,
+    pub erasures: EraseSteps<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>,
+}
+
+impl FollowUps for WorkerJobs {
     async fn run(&self, follow_up: &FollowUp) -> Result<(), String> {
-        self.handle(follow_up).await
+        self.follow_ups.handle(follow_up).await
+    }
+
+    async fn erase(&self, project: &crate::domain::ProjectId) -> Result<(), String> {
+        self.erasures.step(project).await
     }
 }
 
 /// Every handler the retry worker hosts.
-pub type Worker = RetryWorker<DynamoStore, SystemClock, LocalFollowUps>;
+pub type Worker = RetryWorker<DynamoStore, SystemClock, WorkerJobs>;
 
 pub fn webhook(
     store: DynamoStore,
@@ -55,9 +67,25 @@ pub fn webhook(
     Webhook { store, queue, clock: SystemClock, secrets, parse: WEBHOOK_FORMAT }
 }
 
-pub fn retry_worker(store: DynamoStore, publisher: ZernioClient, queue: SqsRetryQueue, timing: Timing) -> Worker {
+/// `publisher` sends publications; `reads`, gated as a user's reads, carries the erasures' calls.
+pub fn retry_worker(
+    store: DynamoStore,
+    (publisher, reads): (ZernioClient, ZernioClient),
+    queue: SqsRetryQueue,
+    timing: Timing,
+) -> Worker {
+    let erasures = EraseSteps { store: store.clone(), publisher: reads, queue: queue.clone(), clock: SystemClock };
     let follow_ups = PublishFollowUp { store: store.clone(), publisher, queue, clock: SystemClock, timing };
-    RetryWorker { store, clock: SystemClock, parse: WEBHOOK_FORMAT, read: QUEUE_FORMAT, follow_ups }
+    let jobs = WorkerJobs { follow_ups, erasures };
+    RetryWorker { store, clock: SystemClock, parse: WEBHOOK_FORMAT, read: QUEUE_FORMAT, follow_ups: jobs }
+}
+
+pub fn erase(store: DynamoStore, queue: SqsRetryQueue) -> Erase<DynamoStore, SqsRetryQueue, SystemClock> {
+    Erase { store, queue, clock: SystemClock }
+}
+
+pub fn erasure_status(store: DynamoStore) -> ErasureStatus<DynamoStore> {
+    ErasureStatus { store }
 }
 
 pub fn list_connections(store: DynamoStore, limits: &Limits) -> ListConnections<DynamoStore, SystemClock> {
@@ -182,8 +210,18 @@ pub mod from_env {
     pub async fn retry_worker() -> Result<Worker, ConfigError> {
         let sdk = sdk().await;
         let store = store(&sdk)?;
-        let publisher = publisher(&sdk, &store, Class::Publish).await?;
-        Ok(super::retry_worker(store, publisher, queue(&sdk)?, config::publish_timing()?))
+        let sends = publisher(&sdk, &store, Class::Publish).await?;
+        let reads = super::gated(sends.clone(), &store, config::budget_plan()?, Class::Reads);
+        Ok(super::retry_worker(store, (sends, reads), queue(&sdk)?, config::publish_timing()?))
+    }
+
+    pub async fn erase() -> Result<Erase<DynamoStore, SqsRetryQueue, SystemClock>, ConfigError> {
+        let sdk = sdk().await;
+        Ok(super::erase(store(&sdk)?, queue(&sdk)?))
+    }
+
+    pub async fn erasure_status() -> Result<ErasureStatus<DynamoStore>, ConfigError> {
+        Ok(super::erasure_status(store(&sdk().await)?))
     }
 
     pub async fn list_connections() -> Result<ListConnections<DynamoStore, SystemClock>, ConfigError> {

@@ -379,5 +379,48 @@ fn main() {
     runtime.block_on(refresh_costs());
     runtime.block_on(post_costs());
     runtime.block_on(reconciler_costs());
+    runtime.block_on(erase_costs());
     runtime.block_on(cold_starts());
+}
+
+/// Erasing a project (lifecycle.md): its requests and time, for 1,000 and 10,000 posts with their
+/// history, the steps run one after another as the retry worker runs them.
+async fn erase_costs() {
+    use shared::ports::SealStore;
+    println!("\nErasing a project (X and LinkedIn connected, posts published with their history):");
+    println!("{:<12} {:>8} {:>10} {:>9} {:>8} {:>9}", "posts", "items", "dynamodb", "service", "steps", "seconds");
+    for posts in [1_000usize, 10_000] {
+        let stack = integration_tests::Stack::start().await;
+        let (project, profile) = ("proj_erase", "65aa0000000000000000000e");
+        let accounts = serde_json::json!([
+            integration_tests::live_account("x1", "twitter"),
+            integration_tests::live_account("li1", "linkedin")
+        ]);
+        stack.given_connected(project, profile, accounts).await;
+        integration_tests::seed_posts(&stack, project, posts).await;
+        let token = stack.token(project);
+        let path = format!("/projects/{project}");
+        assert_eq!(stack.call(reqwest::Method::DELETE, &path, Some(&token), None).await.0, 202);
+        let id = ProjectId::parse(project).unwrap();
+        let worker = stack.worker();
+        stack.tap.reset();
+        let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
+        let started = Instant::now();
+        let mut steps = 0;
+        loop {
+            let (erasure, _) = stack.store.erasure(&id).await.unwrap().expect("sealed");
+            if erasure.finished_at.is_some() {
+                println!(
+                    "{posts:<12} {:>8} {:>10} {:>9} {steps:>8} {:>9.1}",
+                    erasure.items_deleted,
+                    stack.tap.total(),
+                    stack.sim.shared.stats()["total_calls"].as_u64().unwrap() - calls,
+                    started.elapsed().as_secs_f64()
+                );
+                break;
+            }
+            worker.follow_ups.erasures.step(&id).await.expect("a step");
+            steps += 1;
+        }
+    }
 }

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::{live_account, root};
 
 /// Every function `make build` packages, as named in `Cargo.toml` and the template.
-pub const FUNCTIONS: [&str; 15] = [
+pub const FUNCTIONS: [&str; 17] = [
     "webhook",
     "retry-worker",
     "list-connections",
@@ -34,6 +34,8 @@ pub const FUNCTIONS: [&str; 15] = [
     "connection-history",
     "change-feed",
     "disconnect",
+    "erase-project",
+    "project-erasure",
 ];
 
 /// Where `make build` leaves the zips (`BOOTSTRAP_DIR` overrides).
@@ -724,6 +726,14 @@ pub fn typical_invocation(function: &str) -> (serde_json::Value, u16) {
                 None,
             ),
             404,
+        ),
+        // Another project than the prepared one (which the functions after it still read).
+        "erase-project" => {
+            (http_api_event("DELETE", "/projects/{projectId}", "/projects/proj_gone", "proj_gone", None), 202)
+        }
+        "project-erasure" => (
+            http_api_event("GET", "/projects/{projectId}/erasure", "/projects/proj_gone/erasure", "proj_gone", None),
+            200,
         ),
         other => panic!("no typical invocation for {other}"),
     }

@@ -287,7 +287,12 @@ impl Stack {
 
     pub fn worker(&self) -> shared::wiring::Worker {
         let publisher = ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
-        shared::wiring::retry_worker(self.store.clone(), publisher, self.queue(), self.publish_timing)
+        shared::wiring::retry_worker(
+            self.store.clone(),
+            (publisher.clone(), publisher),
+            self.queue(),
+            self.publish_timing,
+        )
     }
 
     /// The reconciler handler on this stack's store and simulator, as the schedule invokes it.
@@ -662,4 +667,34 @@ pub fn post_report(
         default_status: shared::domain::EntryStatus::Queued,
         platforms: vec![shared::domain::post::PlatformReport::bare(platform, status)],
     }
+}
+
+/// `n` posts of `project`, each published on X with its history, written by the store directly
+/// (as many as a test needs, without the routes' budgets).
+pub async fn seed_posts(stack: &Stack, project: &str, n: usize) {
+    use shared::domain::post::PlatformEntry;
+    use shared::domain::{EntryStatus, Platform, PostId, PostState, ProjectId};
+    use shared::ports::{PostChange, PostStore, Source};
+    let project = ProjectId::parse(project).unwrap();
+    let live = PostState {
+        entries: [(
+            Platform::X,
+            PlatformEntry { url: Some("https://x.com/1".into()), ..PlatformEntry::bare(1, EntryStatus::Published) },
+        )]
+        .into(),
+        ..PostState::default()
+    };
+    let writes = (0..n).map(|i| {
+        let (store, project, live) = (&stack.store, &project, &live);
+        async move {
+            let post = PostId::parse(format!("post_{i:05}")).unwrap();
+            store
+                .save_post(project, &post, None, PostChange::new(&Source::Publish, live), now())
+                .await
+                .expect("seeded");
+        }
+    });
+    // Eight at a time: quick, and well within what the embedded DynamoDB takes at once.
+    use futures::StreamExt;
+    futures::stream::iter(writes).buffer_unordered(8).collect::<Vec<()>>().await;
 }

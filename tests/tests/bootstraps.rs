@@ -108,6 +108,9 @@ async fn every_sample_event_runs_on_its_packaged_function_as_make_invoke_runs_it
         "retry-worker" => 5,
         "reconciler" => 6,
         "change-feed" => 7,
+        // Another project, erased last: its status after its DELETE.
+        "erase-project" => 8,
+        "project-erasure" => 9,
         _ => 3,
     };
     samples.sort_by_key(|s| rank(s));

@@ -3,6 +3,7 @@
 use integration_tests::{Stack, live_account as account};
 use reqwest::Method;
 use serde_json::{Value, json};
+use shared::ports::SealStore;
 
 const PROJECT: &str = "proj_l";
 const PROFILE: &str = "65aa000000000000000000l1";
@@ -192,4 +193,238 @@ async fn make_export_writes_every_item_of_a_project_and_nothing_of_another() {
     }
     assert!(!document.to_string().contains("proj_other") && !document.to_string().contains("x2"), "nothing of another");
     let _ = std::fs::remove_file(out);
+}
+
+#[tokio::test]
+async fn a_seal_is_written_once_read_back_the_same_and_refuses_any_write_that_carries_its_condition() {
+    use aws_sdk_dynamodb::types::TransactWriteItem;
+    let stack = Stack::start().await;
+    let project = shared::domain::ProjectId::parse(PROJECT).unwrap();
+    let check = |s: &Stack| {
+        let item = TransactWriteItem::builder().condition_check(s.store.unsealed(&project).unwrap()).build();
+        s.dynamodb.transact_write_items().transact_items(item).send()
+    };
+    assert!(check(&stack).await.is_ok(), "not sealed: a creating write goes");
+    let first = integration_tests::now();
+    let (sealed, version) = stack.store.seal(&project, first).await.unwrap();
+    assert_eq!((sealed.since, sealed.status(), version), (first, "erasing", 1));
+    let (again, _) = stack.store.seal(&project, first.plus_seconds(60)).await.unwrap();
+    assert_eq!(again.since, first, "a repeated seal answers the first");
+    assert_eq!(stack.store.erasure(&project).await.unwrap().map(|(e, _)| e.since), Some(first));
+    assert!(check(&stack).await.is_err(), "sealed: a write carrying the condition is refused");
+}
+
+/// Every item of a project: its partition and its profile's.
+async fn items_of(
+    stack: &Stack,
+    project: &str,
+    profile: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let ours = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        let pk = integration_tests::s(i, "pk").unwrap_or_default();
+        pk == format!("PROJECT#{project}") || pk == format!("PROFILE#{profile}")
+    };
+    let mut items: Vec<_> = stack.all_items().await.into_iter().filter(ours).collect();
+    items.sort_by_key(|i| {
+        (
+            integration_tests::s(i, "pk").unwrap_or_default().to_owned(),
+            integration_tests::s(i, "sk").unwrap_or_default().to_owned(),
+        )
+    });
+    items
+}
+
+async fn erasure(stack: &Stack, project: &str) -> (u16, Value) {
+    let token = stack.token(project);
+    let (status, body, _) = stack.call(Method::GET, &format!("/projects/{project}/erasure"), Some(&token), None).await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_project_is_sealed_at_once_erased_everywhere_and_another_sharing_its_handle_reads_the_same() {
+    const KEEP: &str = "proj_keep";
+    const KEEP_PROFILE: &str = "65aa000000000000000000k1";
+    // GIVEN a project with X and LinkedIn, a post published to both with its history, and a
+    // draft; and another project whose X account has the same handle
+    let options = integration_tests::StackOptions { poller: true, feed: true, ..Default::default() };
+    let stack = Stack::with(options).await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
+    let same_handle = json!([{"_id": "x2", "platform": "twitter", "username": "x1_user", "isActive": true}]);
+    stack.given_connected(KEEP, KEEP_PROFILE, same_handle).await;
+    let token = stack.token(PROJECT);
+    let stack = &stack;
+    let publish = |project: &'static str, body: Value| {
+        let token = stack.token(project);
+        async move { stack.call(Method::POST, &format!("/projects/{project}/posts"), Some(&token), Some(body)).await.0 }
+    };
+    assert_eq!(
+        publish(PROJECT, json!({"post_id": "post_1", "content": "Live", "platforms": ["x", "linkedin"]})).await,
+        201
+    );
+    assert_eq!(publish(PROJECT, json!({"post_id": "post_2", "content": "Later", "draft": true})).await, 201);
+    assert_eq!(publish(KEEP, json!({"post_id": "post_1", "content": "Kept", "platforms": ["x"]})).await, 201);
+    let kept_before = items_of(stack, KEEP, KEEP_PROFILE).await;
+    // (events the service would send about it, made now, sent once it is sealed)
+    let service_post =
+        stack.sim.shared.world().posts.values().find(|p| p.metadata["stacc_project_id"] == PROJECT).unwrap().id.clone();
+    let event = stack.sim.shared.post_event("post.published", &service_post).unwrap();
+    let account_event = stack.sim.shared.account_event("account.disconnected", "li1", Some("unintentional")).unwrap();
+    let before = items_of(stack, PROJECT, PROFILE).await.len() as u64;
+    // WHEN the project is erased
+    let (status, first, _) = stack.call(Method::DELETE, &format!("/projects/{PROJECT}"), Some(&token), None).await;
+    // THEN 202 at once, and the same when repeated
+    assert_eq!((status, first["status"].as_str()), (202, Some("erasing")), "{first}");
+    let (status, again, _) = stack.call(Method::DELETE, &format!("/projects/{PROJECT}"), Some(&token), None).await;
+    assert_eq!((status, &again["since"]), (202, &first["since"]));
+    // AND every route answers 410 project_erased from that moment
+    let routes = [
+        (Method::GET, format!("/projects/{PROJECT}/connections"), None),
+        (Method::POST, format!("/projects/{PROJECT}/connections/refresh"), None),
+        (Method::POST, format!("/projects/{PROJECT}/connections/x/connect"), None),
+        (Method::POST, format!("/projects/{PROJECT}/connections/x/disconnect"), None),
+        (
+            Method::POST,
+            format!("/projects/{PROJECT}/posts"),
+            Some(json!({"post_id": "post_3", "content": "No", "platforms": ["x"]})),
+        ),
+        (Method::GET, format!("/projects/{PROJECT}/posts/post_1"), None),
+        (Method::POST, format!("/projects/{PROJECT}/posts/post_1/sync"), None),
+        (Method::POST, format!("/projects/{PROJECT}/posts/post_1/platforms/x/manual-delete"), None),
+        (Method::GET, format!("/projects/{PROJECT}/posts/post_1/history"), None),
+        (Method::GET, format!("/projects/{PROJECT}/connections/history"), None),
+    ];
+    for (method, path, body) in &routes {
+        let (status, answer, _) = stack.call(method.clone(), path, Some(&token), body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (410, Some("project_erased")),
+            "{method} {path}: {answer}"
+        );
+    }
+    // AND a webhook about it is ignored
+    assert_eq!(stack.send(&event).await.1["status"], "ignored");
+    assert_eq!(stack.send(&account_event).await.1["status"], "ignored");
+    // AND the erasure ends erased, with its counts
+    let started = std::time::Instant::now();
+    let mut done = erasure(stack, PROJECT).await.1;
+    while done["status"] != "erased" && started.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        done = erasure(stack, PROJECT).await.1;
+    }
+    assert_eq!(done["status"], "erased", "{done}");
+    assert_eq!(done["accounts_disconnected"], 2, "{done}");
+    // Every item but the routing (gone with the seal), and the one project.erased record.
+    assert_eq!(done["items_deleted"].as_u64(), Some(before - 1 + 1), "{done}");
+    assert!(done["finished_at"].is_string());
+    // AND the service holds no account or profile of it
+    let (accounts, profiles): (Vec<String>, Vec<String>) = {
+        let world = stack.sim.shared.world();
+        (world.accounts.iter().map(|a| a.id.clone()).collect(), world.profiles.keys().cloned().collect())
+    };
+    assert!(accounts.iter().all(|a| a != "x1" && a != "li1"), "{accounts:?}");
+    assert!(!profiles.contains(&PROFILE.to_owned()), "the profile is deleted: {profiles:?}");
+    // AND the table holds nothing of it but its seal
+    let left = items_of(stack, PROJECT, PROFILE).await;
+    let keys: Vec<_> = left.iter().map(|i| integration_tests::s(i, "sk").unwrap_or_default().to_owned()).collect();
+    assert_eq!(keys, vec!["SEAL".to_owned()]);
+    // AND the other project reads exactly as before, item for item
+    assert_eq!(items_of(stack, KEEP, KEEP_PROFILE).await, kept_before);
+    assert!(stack.sim.shared.world().accounts.iter().any(|a| a.id == "x2"));
+    // AND the change feed said project.erased, once
+    let queue = stack.changes_url.clone().unwrap();
+    let mut erased = Vec::new();
+    let started = std::time::Instant::now();
+    while erased.is_empty() && started.elapsed() < std::time::Duration::from_secs(15) {
+        let got = stack
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages.unwrap_or_default() {
+            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            if event["detail-type"] == "Project Erased" {
+                erased.push(event);
+            }
+        }
+    }
+    assert_eq!(erased.len(), 1, "{erased:?}");
+    assert_eq!(erased[0]["detail"]["project_id"], PROJECT);
+}
+
+/// Seals `project` (its DELETE), then runs its erasure's steps here, one by one, until it is
+/// erased: each step given `kill(n)` (a time after which it is dropped mid-way, as a crash
+/// would), `None` to run whole. The requests the steps made (DynamoDB, SQS) and the service calls.
+async fn erase_by_hand(
+    stack: &Stack,
+    project: &str,
+    kill: impl Fn(usize) -> Option<std::time::Duration>,
+) -> (u64, u64) {
+    let token = stack.token(project);
+    assert_eq!(stack.call(Method::DELETE, &format!("/projects/{project}"), Some(&token), None).await.0, 202);
+    let id = shared::domain::ProjectId::parse(project).unwrap();
+    let worker = stack.worker();
+    stack.tap.reset();
+    let calls_before = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
+    for n in 0..100_000 {
+        if erasure(stack, project).await.1["status"] == "erased" {
+            break;
+        }
+        let step = worker.follow_ups.erasures.step(&id);
+        match kill(n) {
+            Some(after) => {
+                let _ = tokio::time::timeout(after, step).await;
+            }
+            None => step.await.expect("a step"),
+        }
+    }
+    let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap() - calls_before;
+    (stack.tap.total(), calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_killed_anywhere_resumes_and_ends_the_same_and_its_requests_grow_with_its_items() {
+    // GIVEN a project of 150 posts with their history, X and LinkedIn connected
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
+    integration_tests::seed_posts(&stack, PROJECT, 150).await;
+    let before = items_of(&stack, PROJECT, PROFILE).await.len() as u64;
+    // WHEN its erasure's steps are killed at every point for a while (a few ms into each), then run
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    println!("kill seed {seed}");
+    let kill =
+        |n: usize| (n < 40).then(|| std::time::Duration::from_millis(1 + (seed.wrapping_mul(n as u64 + 7) % 40)));
+    erase_by_hand(&stack, PROJECT, kill).await;
+    // THEN it ends exactly as an erasure never killed: erased, every account and item counted once
+    let (_, done) = erasure(&stack, PROJECT).await;
+    assert_eq!(done["status"], "erased", "{done}");
+    assert_eq!(done["accounts_disconnected"], 2, "{done}");
+    assert_eq!(
+        done["items_deleted"].as_u64(),
+        Some(before - 1 + 1),
+        "every item but the routing, and the announcement: {done}"
+    );
+    let left = items_of(&stack, PROJECT, PROFILE).await;
+    assert_eq!(left.len(), 1, "the seal alone");
+    assert!(stack.sim.shared.world().accounts.is_empty() && stack.sim.shared.world().profiles.is_empty());
+
+    // AND the requests of an erasure grow in proportion to its items
+    let mut costs = Vec::new();
+    for (project, profile, posts) in
+        [("proj_small", "65aa0000000000000000001s", 100), ("proj_large", "65aa0000000000000000001l", 200)]
+    {
+        stack.given_connected(project, profile, json!([account(&format!("x_{project}"), "twitter")])).await;
+        integration_tests::seed_posts(&stack, project, posts).await;
+        let items = items_of(&stack, project, profile).await.len() as u64;
+        let (requests, calls) = erase_by_hand(&stack, project, |_| None).await;
+        println!("erasing {posts} posts ({items} items): {requests} requests, {calls} service calls");
+        costs.push((items, requests, calls));
+    }
+    let (small, large) = (costs[0], costs[1]);
+    let per_item = |c: (u64, u64, u64)| c.1 as f64 / c.0 as f64;
+    assert!(per_item(large) <= per_item(small) * 1.1, "requests grow at most linearly with the items: {costs:?}");
+    assert_eq!(small.2, large.2, "the service calls do not grow with the items: {costs:?}");
 }

@@ -25,7 +25,7 @@ fn every_deployed_app_route_is_in_the_api_document() {
             routes += 1;
         }
     }
-    assert_eq!(routes, 10);
+    assert_eq!(routes, 13);
     assert!(api["paths"]["/webhooks/zernio"]["post"].is_mapping());
     assert!(api["paths"]["/healthz"]["get"].is_mapping());
 }
@@ -79,7 +79,7 @@ fn every_operation_has_its_own_operation_id() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operationIds are unique");
-    assert_eq!(count, 11);
+    assert_eq!(count, 14);
 }
 
 /// Checks an answer against what `openapi.yaml` says for that route and status.
@@ -197,6 +197,10 @@ async fn the_handlers_answers_match_the_api_document() {
             Some(&token),
             None,
         ),
+        (Method::GET, "/projects/{projectId}/erasure", "/projects/proj_z/erasure", Some(&other), None),
+        (Method::DELETE, "/projects/{projectId}", "/projects/proj_z", Some(&other), None),
+        (Method::GET, "/projects/{projectId}/erasure", "/projects/proj_z/erasure", Some(&other), None),
+        (Method::GET, "/projects/{projectId}/connections", "/projects/proj_z/connections", Some(&other), None),
     ];
     for (method, template, path, token, body) in calls {
         let (status, answer, _) = stack.call(method.clone(), path, token, body).await;

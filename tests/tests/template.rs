@@ -324,6 +324,8 @@ fn every_app_route_is_behind_the_jwt_authorizer_with_one_function_each() {
         ("SyncPostFunction", "POST", "/projects/{projectId}/posts/{postId}/sync"),
         ("ManualDeleteFunction", "POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete"),
         ("DisconnectFunction", "POST", "/projects/{projectId}/connections/{platform}/disconnect"),
+        ("EraseProjectFunction", "DELETE", "/projects/{projectId}"),
+        ("ProjectErasureFunction", "GET", "/projects/{projectId}/erasure"),
     ];
     for (function, method, path) in routes {
         let event = &resource(&t, function)["Events"]["Api"];

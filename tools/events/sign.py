@@ -89,6 +89,8 @@ ROUTES = {
                           {"post_id": "post_invoke", "content": "Hello from make invoke", "platforms": ["x", "linkedin"]}),
     "http-read-post": ("GET", "/projects/{projectId}/posts/{postId}", {"projectId": PROJECT, "postId": "post_demo"}, None),
     "http-sync-post": ("POST", "/projects/{projectId}/posts/{postId}/sync", {"projectId": PROJECT, "postId": "post_demo"}, None),
+    "http-erase-project": ("DELETE", "/projects/{projectId}", {"projectId": "proj_gone"}, None),
+    "http-project-erasure": ("GET", "/projects/{projectId}/erasure", {"projectId": "proj_gone"}, None),
     "http-disconnect": ("POST", "/projects/{projectId}/connections/{platform}/disconnect",
                         {"projectId": PROJECT, "platform": "linkedin"}, None),
     "http-manual-delete": ("POST", "/projects/{projectId}/posts/{postId}/platforms/{platform}/manual-delete",
@@ -102,7 +104,7 @@ def http_api_event(method, route, parameters, body):
     path = route
     for name, value in parameters.items():
         path = path.replace("{" + name + "}", value)
-    claims = {"sub": "user_demo", "project_id": PROJECT, "iss": "https://auth.example.com", "aud": "stacc-app"}
+    claims = {"sub": "user_demo", "project_id": parameters.get("projectId", PROJECT), "iss": "https://auth.example.com", "aud": "stacc-app"}
     return {
         "version": "2.0", "routeKey": f"{method} {route}", "rawPath": path, "rawQueryString": "",
         "headers": {"authorization": "Bearer checked-by-the-authorizer", "content-type": "application/json"},

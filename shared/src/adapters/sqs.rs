@@ -16,6 +16,13 @@ const RECEIVED_AT: &str = "received_at";
 /// Marks a publish follow-up (its body is the `FollowUp` as JSON).
 const KIND: &str = "kind";
 const FOLLOW_UP: &str = "follow_up";
+/// Marks a step of a project's erasure (its body `{"project": …}`).
+const ERASE: &str = "erase";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EraseMessage {
+    project: crate::domain::ProjectId,
+}
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
     MessageAttributeValue::builder()
@@ -32,6 +39,10 @@ pub fn queued(message: &SqsMessage) -> Result<Queued, String> {
     if kind == Some(FOLLOW_UP) {
         let body = message.body.as_deref().unwrap_or_default();
         return serde_json::from_str(body).map(Queued::FollowUp).map_err(|e| e.to_string());
+    }
+    if kind == Some(ERASE) {
+        let body = message.body.as_deref().unwrap_or_default();
+        return serde_json::from_str::<EraseMessage>(body).map(|m| Queued::Erase(m.project)).map_err(|e| e.to_string());
     }
     retry_message(message).map(Queued::Event)
 }
@@ -103,6 +114,21 @@ impl FollowUpQueue for SqsRetryQueue {
             .message_body(body)
             .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
             .message_attributes(KIND, string_attribute(FOLLOW_UP)?)
+            .send()
+            .await
+            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
+    async fn erase_step(&self, project: &crate::domain::ProjectId, delay_seconds: u64) -> Result<(), QueueError> {
+        let body =
+            serde_json::to_string(&EraseMessage { project: project.clone() }).map_err(|e| QueueError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .message_attributes(KIND, string_attribute(ERASE)?)
             .send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;

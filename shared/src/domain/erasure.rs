@@ -35,7 +35,7 @@ pub struct Erasure {
     /// The service's profile is deleted (or was already gone).
     #[serde(default)]
     pub profile_deleted: bool,
-    /// The change feed's `project.erased` event was written.
+    /// The change feed's `project.erased` record was written (it is deleted with the rest).
     #[serde(default)]
     pub announced: bool,
 }
@@ -59,11 +59,10 @@ impl Erasure {
     }
 }
 
-/// What a step read of what is left, before deciding.
+/// What a step read of what is left, before deciding. Publications being sent need no step of
+/// their own: the seal ends them (a follow-up reads it first and stops).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Left {
-    /// Publications of the project still being sent (their follow-ups would call the service).
-    pub publications_sending: usize,
     /// The accounts the service's live list still holds for the project's profile.
     pub live_accounts: Vec<AccountId>,
     /// The project has a profile on the service not yet deleted.
@@ -75,8 +74,6 @@ pub struct Left {
 /// The next step of an erasure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// End every publication still being sent: its follow-up then finds the seal and stops.
-    EndPublications,
     /// Note these accounts of the live list (not only our records) on the seal, to disconnect.
     Note(Vec<AccountId>),
     /// Disconnect these noted accounts on the service (200 or 404: gone), then record them gone
@@ -86,23 +83,22 @@ pub enum Step {
     DeleteProfile,
     /// Delete up to `ITEMS_PER_STEP` items, counting them on the seal in the same transaction.
     DeleteItems,
-    /// Write the change feed's one `project.erased` event, and the seal's end.
+    /// Write the change feed's one `project.erased` event (a record, itself deleted after).
     Announce,
-    /// Nothing is left: the erasure is over.
+    /// Nothing of the project is left but its seal: record the erasure's end.
+    Finish,
+    /// The erasure is over.
     Done,
 }
 
 /// Accounts disconnected in one step (each a call from the shared budget's user share).
 pub const ACCOUNTS_PER_STEP: usize = 4;
 
-/// The one decision of an erasure: in order, publications being sent ended first, the accounts,
-/// the profile, the items, one announcement; then nothing.
+/// The one decision of an erasure: in order, the accounts of the live list, the profile, the
+/// items, one announcement (whose record is an item too), the end.
 pub fn next_step(erasure: &Erasure, left: &Left) -> Step {
     if erasure.finished_at.is_some() {
         return Step::Done;
-    }
-    if left.publications_sending > 0 {
-        return Step::EndPublications;
     }
     if !erasure.disconnecting.is_empty() {
         return Step::Disconnect(erasure.disconnecting.iter().take(ACCOUNTS_PER_STEP).cloned().collect());
@@ -119,7 +115,7 @@ pub fn next_step(erasure: &Erasure, left: &Left) -> Step {
     if !erasure.announced {
         return Step::Announce;
     }
-    Step::Done
+    Step::Finish
 }
 
 /// What a seal forbids: every app route of the project but the erasure's status (410
@@ -170,9 +166,7 @@ mod tests {
     fn the_steps_come_in_order() {
         let e = Erasure::begin(at(0));
         let a = |n: &str| AccountId::parse(n).unwrap();
-        let everything = Left { publications_sending: 1, live_accounts: vec![a("x")], profile: true, items: 5 };
-        assert_eq!(next_step(&e, &everything), Step::EndPublications);
-        let no_sending = Left { publications_sending: 0, ..everything.clone() };
+        let no_sending = Left { live_accounts: vec![a("x")], profile: true, items: 5 };
         assert_eq!(next_step(&e, &no_sending), Step::Note(vec![a("x")]));
         let noted = Erasure { disconnecting: vec![a("x")], ..e.clone() };
         assert_eq!(next_step(&noted, &no_sending), Step::Disconnect(vec![a("x")]));
@@ -182,7 +176,10 @@ mod tests {
         assert_eq!(next_step(&gone, &no_accounts), Step::DeleteItems);
         assert_eq!(next_step(&gone, &Left::default()), Step::Announce);
         let announced = Erasure { announced: true, ..gone };
-        assert_eq!(next_step(&announced, &Left::default()), Step::Done);
+        assert_eq!(next_step(&announced, &Left { items: 1, ..Left::default() }), Step::DeleteItems);
+        assert_eq!(next_step(&announced, &Left::default()), Step::Finish);
+        let finished = Erasure { finished_at: Some(at(5)), ..announced };
+        assert_eq!(next_step(&finished, &Left { items: 3, ..Left::default() }), Step::Done);
     }
 
     /// A model of what an erasure meets: the service's accounts and profile, the table's items,
@@ -193,7 +190,6 @@ mod tests {
         accounts: Vec<AccountId>,
         profile: bool,
         items: usize,
-        sending: usize,
         seal: Erasure,
         calls: usize,
         announcements: usize,
@@ -201,19 +197,13 @@ mod tests {
 
     impl World {
         fn left(&self) -> Left {
-            Left {
-                publications_sending: self.sending,
-                live_accounts: self.accounts.clone(),
-                profile: self.profile,
-                items: self.items.min(ITEMS_PER_STEP),
-            }
+            Left { live_accounts: self.accounts.clone(), profile: self.profile, items: self.items.min(ITEMS_PER_STEP) }
         }
 
         /// One step; `crash_after_effect`: the service or table changed, the seal's record did
         /// not (for a table step both are one transaction, so nothing changed at all).
         fn run(&mut self, step: &Step, crash_after_effect: bool) {
             match step {
-                Step::EndPublications => self.sending = 0,
                 Step::Note(_) if crash_after_effect => {}
                 Step::Note(accounts) => self.seal.disconnecting = accounts.clone(),
                 Step::Disconnect(accounts) => {
@@ -239,12 +229,15 @@ mod tests {
                     self.items -= n;
                     self.seal.items_deleted += n as u64;
                 }
+                // The record and the seal's mark are one transaction.
                 Step::Announce if crash_after_effect => {}
                 Step::Announce => {
                     self.announcements += 1;
+                    self.items += 1;
                     self.seal.announced = true;
-                    self.seal.finished_at = Some(at(100));
                 }
+                Step::Finish if crash_after_effect => {}
+                Step::Finish => self.seal.finished_at = Some(at(100)),
                 Step::Done => {}
             }
         }
@@ -259,12 +252,11 @@ mod tests {
             accounts in 0usize..9,
             profile in any::<bool>(),
             items in 0usize..1_000,
-            sending in 0usize..3,
             crashes in prop::collection::vec(any::<bool>(), 0..200),
         ) {
             let accounts: Vec<AccountId> = (0..accounts).map(|n| AccountId::parse(format!("a{n}")).unwrap()).collect();
             let mut world = World {
-                accounts: accounts.clone(), profile, items, sending,
+                accounts: accounts.clone(), profile, items,
                 seal: Erasure::begin(at(0)), calls: 0, announcements: 0,
             };
             let mut crashes = crashes.into_iter();
@@ -279,8 +271,8 @@ mod tests {
                 world.run(&step, crash);
             }
             prop_assert_eq!(world.seal.status(), "erased");
-            prop_assert!(world.accounts.is_empty() && !world.profile && world.items == 0 && world.sending == 0);
-            prop_assert_eq!(world.seal.items_deleted, items as u64, "every item counted once");
+            prop_assert!(world.accounts.is_empty() && !world.profile && world.items == 0);
+            prop_assert_eq!(world.seal.items_deleted, items as u64 + 1, "every item counted once, the announcement's too");
             prop_assert_eq!(world.seal.accounts_disconnected, accounts.len() as u64, "every account counted once");
             prop_assert_eq!(world.announcements, 1);
             let most = accounts.len() + usize::from(profile) + crashed * ACCOUNTS_PER_STEP.max(1);

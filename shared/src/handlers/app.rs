@@ -6,10 +6,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use super::http;
+use crate::domain::erasure;
 use crate::domain::limits::{Limits, Seen, Spend};
 use crate::domain::platform::spoken_list;
 use crate::domain::{Platform, ProjectId, Timestamp};
-use crate::ports::{BudgetStore, PublisherError, StoreError};
+use crate::ports::{BudgetStore, PublisherError, SealStore, StoreError};
 
 /// App request bodies above this are refused unread (413): every body that passes the post
 /// bounds is well under it.
@@ -56,6 +57,8 @@ pub enum Refusal {
     PublisherUnavailable {
         retry_after: u64,
     },
+    /// The project is sealed for erasure (lifecycle.md): 410 on every route but its erasure's.
+    ProjectErased,
     /// The service refused for our own service account (its plan or billing): an operator acts.
     PublisherAccountNeedsAttention,
     StoreUnavailable,
@@ -165,6 +168,11 @@ impl Refusal {
                 response.headers_mut().insert("retry-after", (*retry_after).into());
                 response
             }
+            Refusal::ProjectErased => http::error(
+                410,
+                "project_erased",
+                "This project was erased at its owner's request; nothing of it is kept but the record of its erasure (GET /projects/{projectId}/erasure).",
+            ),
             Refusal::PublisherAccountNeedsAttention => {
                 let mut response = http::error(
                     503,
@@ -232,6 +240,9 @@ impl From<crate::domain::publish::Refused> for Refusal {
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
+        if e == StoreError::Sealed {
+            return Refusal::ProjectErased;
+        }
         if e == StoreError::TooLarge {
             tracing::warn!("refused: the item would be too large to store");
             return Refusal::InvalidRequest("This post is too large to store; shorten its text or media list.".into());
@@ -287,6 +298,15 @@ pub fn caller(request: &Request) -> Result<ProjectId, Refusal> {
     Ok(project)
 }
 
+/// The caller's project, if it is not sealed for erasure (410 `project_erased`): one read.
+pub async fn project<S: SealStore>(request: &Request, store: &S) -> Result<ProjectId, Refusal> {
+    let project = caller(request)?;
+    if !erasure::allows(store.erasure(&project).await?.map(|(e, _)| e).as_ref(), erasure::Action::Route) {
+        return Err(Refusal::ProjectErased);
+    }
+    Ok(project)
+}
+
 /// The `{platform}` path parameter.
 pub fn platform(request: &Request) -> Result<Platform, Refusal> {
     let raw = path_param(request, "platform").unwrap_or_default();
@@ -322,13 +342,13 @@ pub async fn spend<S: BudgetStore>(
 /// The caller of a read route, once its read is taken from the project's read budget: 429
 /// `rate_limited` past it, nothing read. Nothing is read first either: the take assumes a level
 /// lane, and a refusal shows what is stored.
-pub async fn reader<S: BudgetStore>(
+pub async fn reader<S: BudgetStore + SealStore>(
     request: &Request,
     store: &S,
     limits: &Limits,
     now: Timestamp,
 ) -> Result<ProjectId, Refusal> {
-    let project = caller(request)?;
+    let project = project(request, store).await?;
     spend(store, &project, Spend::Read, (Seen::default(), limits), now).await?;
     Ok(project)
 }

@@ -11,7 +11,7 @@ use crate::domain::limits::{CallKind, Limits, Spend};
 use crate::domain::refresh::{message, reconcile};
 use crate::domain::text::{allowed_redirect, encoded_len, is_http_url};
 use crate::domain::{ConnectionStatus, Platform, ProfileId, ProjectId, Timestamp};
-use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, Source, StoredConnection};
+use crate::ports::{BudgetStore, Clock, ConnectionStore, Publisher, SealStore, Source, StoredConnection};
 
 /// `GET /projects/{projectId}/connections`: the store only.
 pub struct ListConnections<S, C> {
@@ -87,7 +87,7 @@ fn views(stored: &[StoredConnection], now: Timestamp) -> (Vec<Value>, Vec<Platfo
     (all, needing, expiring)
 }
 
-impl<S: ConnectionStore + BudgetStore, C: Clock> ListConnections<S, C> {
+impl<S: ConnectionStore + BudgetStore + SealStore, C: Clock> ListConnections<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_list(&request).await)
     }
@@ -112,6 +112,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> 
     }
 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
         let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Refresh).await?;
         if profile.is_some() {
@@ -191,6 +192,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
     }
 
     async fn try_connect(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
         let platform = app::platform(request)?;
         let body = app::json_body(request)?;
@@ -266,6 +268,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Disconnect<S, P, 
     }
 
     async fn try_disconnect(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
         let platform = app::platform(request)?;
         let never = || Refusal::NotFound(format!("{} was never connected to this project.", platform.display_name()));

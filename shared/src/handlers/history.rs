@@ -8,7 +8,7 @@ use super::http;
 use crate::domain::history::Retention;
 use crate::domain::limits::Limits;
 use crate::domain::{Platform, PostId, Timestamp};
-use crate::ports::{BudgetStore, Clock, HistoryPage, HistoryStore, PostStore, StoreError};
+use crate::ports::{BudgetStore, Clock, HistoryPage, HistoryStore, PostStore, SealStore, StoreError};
 
 /// `GET /projects/{projectId}/posts/{postId}/history`.
 pub struct PostHistory<S, C> {
@@ -83,15 +83,16 @@ fn page(mut page: HistoryPage, retention: Retention, now: Timestamp) -> Response
     http::json(200, &json!({"changes": changes, "next_cursor": page.next_cursor}))
 }
 
-impl<S: PostStore + HistoryStore + BudgetStore, C: Clock> PostHistory<S, C> {
+impl<S: PostStore + HistoryStore + BudgetStore + SealStore, C: Clock> PostHistory<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
+                // The request is checked whole before the project is read (and its seal).
                 let raw = app::path_param(&request, "postId").unwrap_or_default();
                 let post = PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))?;
                 let params = query(&request);
                 let (limit, cursor) = paging(&params)?;
+                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 if self.store.post(&project, &post).await?.is_none() {
                     return Err(Refusal::NotFound(format!("There is no post {post} in this project.")));
                 }
@@ -103,11 +104,10 @@ impl<S: PostStore + HistoryStore + BudgetStore, C: Clock> PostHistory<S, C> {
     }
 }
 
-impl<S: HistoryStore + BudgetStore, C: Clock> ConnectionHistory<S, C> {
+impl<S: HistoryStore + BudgetStore + SealStore, C: Clock> ConnectionHistory<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 let params = query(&request);
                 let platform = match param(&params, "platform") {
                     None | Some("") => None,
@@ -116,6 +116,7 @@ impl<S: HistoryStore + BudgetStore, C: Clock> ConnectionHistory<S, C> {
                     }
                 };
                 let (limit, cursor) = paging(&params)?;
+                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
                 let found =
                     self.store.connection_history(&project, platform, limit, cursor).await.map_err(bad_cursor)?;
                 Ok(page(found, self.retention, self.clock.now()))

@@ -5,6 +5,7 @@ pub mod app;
 pub mod budget;
 pub mod change_feed;
 pub mod connections;
+pub mod erasure;
 pub mod events;
 pub mod history;
 pub mod http;

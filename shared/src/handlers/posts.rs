@@ -17,7 +17,7 @@ use crate::domain::text::is_http_url;
 use crate::domain::{AccountId, Connection, Platform, PostId, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, Clock, ConnectionStore, FollowUpQueue, PostChange, PostPublisher, PostStore, PublishRead, Publisher,
-    Source, StoredPost,
+    SealStore, Source, StoredPost,
 };
 
 /// Longest post text accepted, in bytes.
@@ -87,17 +87,6 @@ pub fn post_view(project: &ProjectId, post: &PostId, stored: &StoredPost, now: T
 fn post_id(request: &Request) -> Result<PostId, Refusal> {
     let raw = app::path_param(request, "postId").unwrap_or_default();
     PostId::parse(raw).map_err(|e| Refusal::InvalidRequest(format!("postId: {e}.")))
-}
-
-/// The caller's project, the post the path names, and that post as stored (404 when there is none).
-async fn requested_post<S: PostStore>(
-    store: &S,
-    request: &Request,
-) -> Result<(ProjectId, PostId, StoredPost), Refusal> {
-    let project = app::caller(request)?;
-    let post = post_id(request)?;
-    let stored = store.post(&project, &post).await?.ok_or_else(|| no_such_post(&post))?;
-    Ok((project, post, stored))
 }
 
 fn no_such_post(post: &PostId) -> Refusal {
@@ -210,12 +199,14 @@ fn parse_media(bare: Option<Vec<String>>, typed: Option<Vec<MediaBody>>) -> Resu
     Ok(Some(media::combine(&bare, &items)))
 }
 
-impl<S: PostStore + BudgetStore, C: Clock> ReadPost<S, C> {
+impl<S: PostStore + BudgetStore + SealStore, C: Clock> ReadPost<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(
             async {
-                app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
-                let (project, post, stored) = requested_post(&self.store, &request).await?;
+                // The request is checked whole before the project is read (and its seal).
+                let post = post_id(&request)?;
+                let project = app::reader(&request, &self.store, &self.limits, self.clock.now()).await?;
+                let stored = self.store.post(&project, &post).await?.ok_or_else(|| no_such_post(&post))?;
                 Ok(http::json(200, &post_view(&project, &post, &stored, self.clock.now())))
             }
             .await,
@@ -228,6 +219,7 @@ impl<S: PostStore + BudgetStore, C: Clock> ManualDelete<S, C> {
         app::answer(
             async {
                 let platform = app::platform(&request)?;
+                // The seal is read with the post and the budget.
                 let project = app::caller(&request)?;
                 let post = post_id(&request)?;
                 let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Publish).await?;
@@ -256,6 +248,7 @@ impl<S: PostStore + BudgetStore, C: Clock> ManualDelete<S, C> {
 impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer_in_time(async {
+            // The seal is read with the post and the budget.
             let project = app::caller(&request)?;
             let post = post_id(&request)?;
             let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Sync).await?;
@@ -313,6 +306,7 @@ where
     }
 
     async fn try_publish(&self, request: &Request) -> Result<Response<Body>, Refusal> {
+        // The seal is read with the post, the profile and the budget.
         let project = app::caller(request)?;
         let body = parse_publish(app::json_body(request)?, self.clock.now())?;
         let post = &body.post;

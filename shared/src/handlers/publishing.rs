@@ -15,7 +15,7 @@ use crate::domain::{Connection, Platform, PostId, PostReport, PostState, Profile
 use crate::metrics::{self, Metric};
 use crate::ports::{
     Booking, Clock, ConnectionStore, FollowUp, FollowUpQueue, PostChange, PostPublisher, PostStore, Publication,
-    Publisher, Source, StoredConnection, StoredPost,
+    Publisher, SealStore, Source, StoredConnection, StoredPost,
 };
 
 /// How long the route waits for the service, and the first follow-up's delay.
@@ -321,7 +321,7 @@ pub struct PublishFollowUp<S, P, Q, C> {
 
 impl<S, P, Q, C> PublishFollowUp<S, P, Q, C>
 where
-    S: PostStore + ConnectionStore,
+    S: PostStore + ConnectionStore + SealStore,
     P: Publisher + PostPublisher,
     Q: FollowUpQueue,
     C: Clock,
@@ -329,6 +329,11 @@ where
     /// `Ok` when done with (sent, recorded, given up, or queued again); `Err` to be delivered again.
     pub async fn handle(&self, follow_up: &FollowUp) -> Result<(), String> {
         let FollowUp { project, post, generation, attempt, booking } = follow_up;
+        // The seal ends every publication of an erased project: nothing is sent again.
+        if self.store.erasure(project).await.map_err(|e| e.to_string())?.is_some() {
+            tracing::info!(project = %project, post = %post, "follow-up: the project is erased; nothing is sent");
+            return Ok(());
+        }
         let stored = self.store.post(project, post).await.map_err(|e| e.to_string())?;
         let Some(stored) = stored.filter(|s| s.sending.as_ref().is_some_and(|s| s.generation == *generation)) else {
             tracing::info!(project = %project, post = %post, generation, "follow-up: nothing left to send");

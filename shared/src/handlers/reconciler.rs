@@ -19,8 +19,8 @@ use crate::domain::{AccountId, Platform, PostId, ProfileId, ProjectId, ServicePo
 use crate::metrics::{Metric, count};
 use crate::ports::{
     AccountHealth, Answer, CallGate, Clock, ConnectionStore, Delivery, FollowUp, FollowUpQueue, HealingStore,
-    LiveAccount, PostPublisher, PostStore, Publication, Publisher, PublisherError, ServiceAnswer, Source, StoreError,
-    Subscription, SubscriptionWatch, Watched,
+    LiveAccount, PostPublisher, PostStore, Publication, Publisher, PublisherError, SealStore, ServiceAnswer, Source,
+    StoreError, Subscription, SubscriptionWatch, Watched,
 };
 
 pub struct Reconciler<S, P, Q, C> {
@@ -85,7 +85,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 impl<S, P, Q, C> Reconciler<S, P, Q, C>
 where
-    S: PostStore + ConnectionStore + HealingStore,
+    S: PostStore + ConnectionStore + HealingStore + SealStore,
     P: Publisher + PostPublisher + SubscriptionWatch,
     Q: FollowUpQueue,
     C: Clock,
@@ -180,6 +180,8 @@ where
                 break;
             }
             let outcome = match work {
+                // An erased project's work is skipped: the erasure deletes what pointed to it.
+                Work::Sync { project, .. } | Work::Refresh { project } if self.sealed(project).await => Ok(true),
                 Work::Sync { project, post } => self.sync(&publisher, project, post, left, &mut report).await,
                 Work::Refresh { project } => self.refresh(&publisher, project, left, now, &mut report).await,
             };
@@ -352,6 +354,12 @@ where
         Ok(if complete { subscription::repaired(watched, left) } else { watched })
     }
 
+    /// Whether the project is sealed for erasure (an unreadable seal counts as not: the work's
+    /// own writes refuse to create anything of a sealed project).
+    async fn sealed(&self, project: &ProjectId) -> bool {
+        matches!(self.store.erasure(project).await, Ok(Some(_)))
+    }
+
     /// Takes a piece of work's calls from the budget before its first.
     async fn reserve(&self, calls: u32) -> Result<(), Refusal> {
         match self.budget.reserve(calls).await {
@@ -425,6 +433,11 @@ impl<P: Publisher> Publisher for Counting<'_, P> {
     async fn disconnect_account(&self, account: &AccountId) -> Result<(), PublisherError> {
         self.one();
         self.inner.disconnect_account(account).await
+    }
+
+    async fn delete_profile(&self, profile: &ProfileId) -> Result<(), PublisherError> {
+        self.one();
+        self.inner.delete_profile(profile).await
     }
 
     async fn connect_link(

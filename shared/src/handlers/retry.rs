@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use super::events;
+use crate::domain::ProjectId;
 use crate::domain::event::EventParser;
 use crate::ports::{Clock, EventStore, FollowUp, Outcome, QueueReader, Queued, RetryMessage};
 
@@ -27,9 +28,14 @@ pub struct RetryWorker<S, C, F> {
     pub follow_ups: F,
 }
 
-/// Runs one publish follow-up: `Ok` when done with, `Err` to be delivered again.
+/// Runs one publish follow-up, or one step of a project's erasure: `Ok` when done with, `Err` to
+/// be delivered again.
 pub trait FollowUps: Send + Sync {
     fn run(&self, follow_up: &FollowUp) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    fn erase(&self, project: &ProjectId) -> impl std::future::Future<Output = Result<(), String>> + Send {
+        let _ = project;
+        std::future::ready(Err("this worker runs no erasures".to_owned()))
+    }
 }
 
 /// For a worker that is never handed follow-ups: each one is left for the dead-letter queue.
@@ -47,7 +53,7 @@ pub const MESSAGE_BUDGET: Duration = Duration::from_secs(3);
 /// The time a message needs: a follow-up waits for the service.
 fn budget(queued: &Result<Queued, String>) -> Duration {
     match queued {
-        Ok(Queued::FollowUp(_)) => FOLLOW_UP_BUDGET,
+        Ok(Queued::FollowUp(_) | Queued::Erase(_)) => FOLLOW_UP_BUDGET,
         _ => MESSAGE_BUDGET,
     }
 }
@@ -104,6 +110,15 @@ impl<S: EventStore, C: Clock, F: FollowUps> RetryWorker<S, C, F> {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(message_id, post = %follow_up.post, error = %e, "follow-up failed; delivered again");
+                        false
+                    }
+                };
+            }
+            Ok(Queued::Erase(project)) => {
+                return match self.follow_ups.erase(&project).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(message_id, project = %project, error = %e, "erasure step failed; delivered again");
                         false
                     }
                 };

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::Path;
 use axum::http::Request as HttpRequest;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use shared::adapters::aws::{self, ClientOptions, as_function};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsRetryQueue;
@@ -99,6 +99,8 @@ struct AppState {
     refresh: Refresh<DynamoStore, ZernioClient, SystemClock>,
     connect: Connect<DynamoStore, ZernioClient, SystemClock>,
     disconnect: Disconnect<DynamoStore, ZernioClient, SystemClock>,
+    erase: shared::handlers::erasure::Erase<DynamoStore, SqsRetryQueue, SystemClock>,
+    erasure_status: shared::handlers::erasure::ErasureStatus<DynamoStore>,
     publish: Publish<DynamoStore, ZernioClient, SqsRetryQueue, SystemClock>,
     read_post: ReadPost<DynamoStore, SystemClock>,
     sync: Sync<DynamoStore, ZernioClient, SystemClock>,
@@ -115,6 +117,8 @@ enum AppRoute {
     RefreshConnections,
     Connect,
     Disconnect,
+    Erase,
+    ErasureStatus,
     Publish,
     ReadPost,
     Sync,
@@ -131,6 +135,8 @@ impl AppRoute {
             AppRoute::RefreshConnections => "refresh-connections",
             AppRoute::Connect => "connect",
             AppRoute::Disconnect => "disconnect",
+            AppRoute::Erase => "erase-project",
+            AppRoute::ErasureStatus => "project-erasure",
             AppRoute::Publish => "publish-post",
             AppRoute::ReadPost => "read-post",
             AppRoute::Sync => "sync-post",
@@ -146,6 +152,8 @@ impl AppRoute {
             AppRoute::RefreshConnections => "POST /projects/{projectId}/connections/refresh",
             AppRoute::Connect => "POST /projects/{projectId}/connections/{platform}/connect",
             AppRoute::Disconnect => "POST /projects/{projectId}/connections/{platform}/disconnect",
+            AppRoute::Erase => "DELETE /projects/{projectId}",
+            AppRoute::ErasureStatus => "GET /projects/{projectId}/erasure",
             AppRoute::Publish => "POST /projects/{projectId}/posts",
             AppRoute::ReadPost => "GET /projects/{projectId}/posts/{postId}",
             AppRoute::Sync => "POST /projects/{projectId}/posts/{postId}/sync",
@@ -187,6 +195,8 @@ impl Gateway {
             refresh: wiring::refresh(store.clone(), reads.clone(), &config.limits),
             connect: wiring::connect(store.clone(), reads.clone(), &config.limits, config.redirect_origins.clone()),
             disconnect: wiring::disconnect(store.clone(), reads.clone(), &config.limits),
+            erase: wiring::erase(store.clone(), SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url)),
+            erasure_status: wiring::erasure_status(store.clone()),
             publish: wiring::publish(
                 store.clone(),
                 publishes.clone(),
@@ -216,6 +226,8 @@ impl Gateway {
                     move |request: HttpRequest<AxumBody>| async move { webhook(state, request).await }
                 }),
             )
+            .route("/projects/{projectId}", delete(app_route(AppRoute::Erase)))
+            .route("/projects/{projectId}/erasure", get(app_route(AppRoute::ErasureStatus)))
             .route("/projects/{projectId}/connections", get(app_route(AppRoute::ListConnections)))
             .route("/projects/{projectId}/connections/history", get(app_route(AppRoute::ConnectionHistory)))
             .route("/projects/{projectId}/connections/refresh", post(app_route(AppRoute::RefreshConnections)))
@@ -256,7 +268,8 @@ impl Gateway {
             };
             let sqs = aws::sqs_client(&sdk, &long_poll);
             let queue = SqsRetryQueue::new(sqs.clone(), &config.retry_queue_url);
-            let worker = wiring::retry_worker(store.clone(), publishes.clone(), queue, config.publish_timing);
+            let worker =
+                wiring::retry_worker(store.clone(), (publishes.clone(), reads.clone()), queue, config.publish_timing);
             let stopped = stopped.clone();
             tasks.push(tokio::spawn(poller::run(sqs, config.retry_queue_url.clone(), worker, settings, stopped)));
         }
@@ -346,6 +359,8 @@ async fn app(
             AppRoute::RefreshConnections => state.refresh.handle(request).await,
             AppRoute::Connect => state.connect.handle(request).await,
             AppRoute::Disconnect => state.disconnect.handle(request).await,
+            AppRoute::Erase => state.erase.handle(request).await,
+            AppRoute::ErasureStatus => state.erasure_status.handle(request).await,
             AppRoute::Publish => state.publish.handle(request).await,
             AppRoute::ReadPost => state.read_post.handle(request).await,
             AppRoute::Sync => state.sync.handle(request).await,

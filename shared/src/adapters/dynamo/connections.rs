@@ -75,8 +75,13 @@ impl DynamoStore {
                 .expression_attribute_values(":project", AttributeValue::S(project.to_string()))
                 .build(),
         )?;
-        let items = [pointer, route].map(|put| TransactWriteItem::builder().put(put).build()).to_vec();
-        self.write_all(items).await
+        let mut items = [pointer, route].map(|put| TransactWriteItem::builder().put(put).build()).to_vec();
+        items.push(TransactWriteItem::builder().condition_check(self.unsealed(project)?).build());
+        if self.write_all(items).await? {
+            return Ok(true);
+        }
+        self.unless_sealed(project).await?;
+        Ok(false)
     }
 
     /// The project's record of a check against the live list at `now`, while it still points at
@@ -156,10 +161,13 @@ impl ConnectionStore for DynamoStore {
         project: &ProjectId,
         kind: CallKind,
     ) -> Result<(Option<ProfileId>, Seen), StoreError> {
-        let keys = [keys::project_profile(project), keys::budget(project, kind)];
+        // The seal is read in the same request: a sealed project's route goes no further.
+        let keys = [keys::project_profile(project), keys::budget(project, kind), keys::seal(project)];
         let mut items = self.get_many(&keys).await?.into_iter();
         let profile = items.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok((profile, budget_of(items.next().flatten())))
+        let budget = budget_of(items.next().flatten());
+        refuse_sealed(items.next().flatten())?;
+        Ok((profile, budget))
     }
 
     async fn project_profile(&self, project: &ProjectId) -> Result<Option<ProfileId>, StoreError> {
@@ -227,7 +235,15 @@ impl ConnectionStore for DynamoStore {
             if source.checks_connections() {
                 writes.push(TransactWriteItem::builder().update(self.checked(project, profile, now)?).build());
             }
+            // A connection made anew is refused once the project is sealed.
+            let creates = evidence.iter().any(|e| !stored.iter().any(|s| s.connection.platform == e.platform));
+            if creates && !writes.is_empty() {
+                writes.push(TransactWriteItem::builder().condition_check(self.unsealed(project)?).build());
+            }
             if !self.write_all(writes).await? {
+                if creates {
+                    self.unless_sealed(project).await?;
+                }
                 return Ok(Round::Raced);
             }
             result.sort_by_key(|s| s.connection.platform);

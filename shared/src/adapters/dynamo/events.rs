@@ -176,13 +176,23 @@ impl EventStore for DynamoStore {
             true => None,
             false => self.get::<ProjectProfileItem>(keys::project_profile(project)).await?.map(|p| p.profile_id),
         };
-        let mut keys = vec![keys::post(project, post)];
+        // The project's seal is read with the post, in the same request: a sealed project's
+        // events are ignored.
+        let mut keys = vec![keys::seal(project), keys::post(project, post)];
         if let Some(profile) = &profile {
             keys.extend(news.iter().map(|n| keys::connection(profile, n.platform())));
         }
         let ids = (project, post, profile.as_ref());
         let source = Source::Webhook(event.clone());
-        self.apply(event, &keys, now, |items| plan_post(ids, items, now, report, &news, &source)).await
+        self.apply(event, &keys, now, |mut items| {
+            if items.first().is_some_and(Option::is_some) {
+                tracing::info!(project = %project, "post event ignored: the project is erased");
+                return Ok(Plan::Ignore);
+            }
+            items.remove(0);
+            plan_post(ids, items, now, report, &news, &source)
+        })
+        .await
     }
 
     async fn apply_account_news(

@@ -112,6 +112,27 @@ pub fn records(
         .collect()
 }
 
+/// The project's one `project.erased` record (the change feed's event), written when the
+/// erasure sealed at `since` has deleted everything else; deleted itself after.
+pub fn erased(project: &ProjectId, since: Timestamp, at: Timestamp) -> HistoryItem {
+    HistoryItem {
+        pk: format!("PROJECT#{project}"),
+        sk: format!("{PREFIX}PROJECT#{:013}", at.unix_millis()),
+        id: format!("project-{project}-erased-{}", since.unix_millis()),
+        kind: "project".to_owned(),
+        project_id: project.clone(),
+        post_id: None,
+        platform: None,
+        field: "status".to_owned(),
+        from: Some("erasing".to_owned()),
+        to: Some("erased".to_owned()),
+        source: "erasure".to_owned(),
+        evidence: None,
+        at,
+        expires_at: None,
+    }
+}
+
 /// A record's put: new, never overwriting, expiring as `retention` says.
 pub fn put(table: &str, record: &HistoryItem, retention: Retention) -> Result<Put, StoreError> {
     let expires_at = retention.expires_at(record.at).map(Timestamp::unix);
@@ -174,7 +195,11 @@ pub fn feed_event(image: serde_dynamo::Item) -> Option<Result<FeedEvent, String>
 
 /// The event a record is published as.
 fn event_of(record: &HistoryItem) -> FeedEvent {
-    let detail_type = if record.kind == "post" { "Post Status Changed" } else { "Connection Status Changed" };
+    let detail_type = match record.kind.as_str() {
+        "post" => "Post Status Changed",
+        "project" => "Project Erased",
+        _ => "Connection Status Changed",
+    };
     FeedEvent {
         id: record.id.clone(),
         detail_type,

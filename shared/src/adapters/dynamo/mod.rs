@@ -13,6 +13,7 @@
 //! | a shard of the API key's budget | `BUDGET#shared#{shard}` | `BUDGET` | `budgets.rs` |
 //! | the reconciler's lease | `LEASE#reconciler` | `LEASE` | `attention.rs` |
 //! | history records | `PROJECT#{project}` | `HIST#…` | `history.rs` (beside the change) |
+//! | a project's seal (its erasure) | `PROJECT#{project}` | `SEAL` | `erasure.rs` |
 //!
 //! The sparse index `attention` (hash `attention`, range `attention_at`, Unix ms) holds only items
 //! that need the reconciler's look: a post while a copy waits (`POST#{shard}`, since when), a
@@ -60,6 +61,8 @@ type Item = HashMap<String, AttributeValue>;
 mod attention;
 mod budgets;
 mod connections;
+mod erasure;
+use erasure::refuse_sealed;
 mod events;
 pub mod history;
 mod posts;
@@ -96,6 +99,10 @@ pub mod keys {
     }
     pub fn shared_budget(shard: u32) -> (String, String) {
         (format!("BUDGET#shared#{shard}"), "BUDGET".to_owned())
+    }
+    /// A project's seal: its erasure, the one item of it that stays.
+    pub fn seal(project: &ProjectId) -> (String, String) {
+        (format!("PROJECT#{project}"), "SEAL".to_owned())
     }
     /// What the reconciler kept of our webhook subscription's last read.
     pub fn watched_subscription() -> (String, String) {

@@ -162,11 +162,13 @@ impl PostStore for DynamoStore {
     }
 
     async fn post_profile_and_budget(&self, project: &ProjectId, post: &PostId) -> Result<PublishRead, StoreError> {
-        let others = [keys::project_profile(project), keys::budget(project, CallKind::Publish)];
+        let others = [keys::project_profile(project), keys::budget(project, CallKind::Publish), keys::seal(project)];
         let (post, others) = self.read_post(project, post, &others).await?;
         let mut others = others.into_iter();
         let profile = others.next().flatten().map(decode::<ProjectProfileItem>).transpose()?.map(|p| p.profile_id);
-        Ok(PublishRead { post, profile, budget: budget_of(others.next().flatten()) })
+        let budget = budget_of(others.next().flatten());
+        refuse_sealed(others.next().flatten())?;
+        Ok(PublishRead { post, profile, budget })
     }
 
     async fn post_and_budget(
@@ -175,8 +177,11 @@ impl PostStore for DynamoStore {
         post: &PostId,
         kind: CallKind,
     ) -> Result<(Option<StoredPost>, Seen), StoreError> {
-        let (post, others) = self.read_post(project, post, &[keys::budget(project, kind)]).await?;
-        Ok((post, budget_of(others.into_iter().next().flatten())))
+        let (post, others) = self.read_post(project, post, &[keys::budget(project, kind), keys::seal(project)]).await?;
+        let mut others = others.into_iter();
+        let budget = budget_of(others.next().flatten());
+        refuse_sealed(others.next().flatten())?;
+        Ok((post, budget))
     }
 
     async fn save_post(
@@ -251,7 +256,16 @@ impl PostStore for DynamoStore {
             if writes.is_empty() {
                 return Ok(Round::Done(next));
             }
+            // A write that creates the post is refused once the project is sealed (an update of
+            // one that exists fails by itself once the erasure deleted it).
+            let creates = changed && expected.is_none();
+            if creates {
+                writes.push(TransactWriteItem::builder().condition_check(self.unsealed(project)?).build());
+            }
             if !self.write_all(writes).await? {
+                if creates {
+                    self.unless_sealed(project).await?;
+                }
                 return Ok(Round::Raced);
             }
             if changed {

@@ -381,26 +381,12 @@ impl Publisher for ZernioClient {
         })
     }
 
+    async fn delete_profile(&self, profile: &ProfileId) -> Result<(), PublisherError> {
+        self.delete_gone(self.url_of("/profiles", profile.as_str())).await
+    }
+
     async fn disconnect_account(&self, account: &AccountId) -> Result<(), PublisherError> {
-        let request = self.http.delete(self.url_of("/accounts", account.as_str()));
-        let response = self.send(request, READ_TIMEOUT).await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        if status == StatusCode::NOT_FOUND {
-            // Already gone, if it is the service's own 404 (a proxy's page is no answer).
-            let body = Self::body(response).await?;
-            return if is_service_error(&body) {
-                Ok(())
-            } else {
-                Err(PublisherError::Unavailable {
-                    retry_after: None,
-                    reason: "a 404 that is not the service's own answer".into(),
-                })
-            };
-        }
-        Err(Self::refused(response).await)
+        self.delete_gone(self.url_of("/accounts", account.as_str())).await
     }
 
     async fn connect_link(
@@ -425,6 +411,32 @@ impl Publisher for ZernioClient {
             code: None,
             message: "the answer carries no authUrl".into(),
         })
+    }
+}
+
+impl ZernioClient {
+    /// A DELETE whose target may already be gone: the service's own 404 is gone too (a proxy's
+    /// page is no answer).
+    async fn delete_gone(&self, url: String) -> Result<(), PublisherError> {
+        let request = self.http.delete(url);
+        let response = self.send(request, READ_TIMEOUT).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status == StatusCode::NOT_FOUND {
+            // Already gone, if it is the service's own 404 (a proxy's page is no answer).
+            let body = Self::body(response).await?;
+            return if is_service_error(&body) {
+                Ok(())
+            } else {
+                Err(PublisherError::Unavailable {
+                    retry_after: None,
+                    reason: "a 404 that is not the service's own answer".into(),
+                })
+            };
+        }
+        Err(Self::refused(response).await)
     }
 }
 
