@@ -62,11 +62,13 @@ pub enum Metric {
     DeliveriesRedelivered,
     /// A project's erasure ended: nothing of it is left but its seal.
     ProjectsErased,
+    /// An erasure whose steps had stalled, resumed by the reconciler.
+    ErasuresResumed,
 }
 
 impl Metric {
     /// Every metric the functions emit.
-    pub const ALL: [Metric; 31] = [
+    pub const ALL: [Metric; 32] = [
         Metric::EventsProcessed,
         Metric::EventsDuplicate,
         Metric::EventsIgnored,
@@ -98,6 +100,7 @@ impl Metric {
         Metric::SubscriptionReactivated,
         Metric::DeliveriesRedelivered,
         Metric::ProjectsErased,
+        Metric::ErasuresResumed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -133,6 +136,7 @@ impl Metric {
             Metric::SubscriptionReactivated => "SubscriptionReactivated",
             Metric::DeliveriesRedelivered => "DeliveriesRedelivered",
             Metric::ProjectsErased => "ProjectsErased",
+            Metric::ErasuresResumed => "ErasuresResumed",
         }
     }
 }

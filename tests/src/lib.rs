@@ -309,6 +309,30 @@ impl Stack {
         shared::wiring::reconciler(self.store.clone(), publisher, self.queue(), settings)
     }
 
+    /// The reconciler as `reconciler` builds it, its clock `ahead` seconds past the wall clock: a
+    /// pass as it runs that much later.
+    pub fn reconciler_ahead(
+        &self,
+        settings: shared::domain::healing::Settings,
+        ahead: i64,
+    ) -> shared::handlers::reconciler::Reconciler<
+        DynamoStore,
+        shared::adapters::zernio::ZernioClient,
+        SqsRetryQueue,
+        Ahead,
+    > {
+        let r = self.reconciler(settings);
+        shared::handlers::reconciler::Reconciler {
+            store: r.store,
+            publisher: r.publisher,
+            queue: r.queue,
+            clock: Ahead(ahead),
+            settings: r.settings,
+            budget: r.budget,
+            subscription: r.subscription,
+        }
+    }
+
     /// One reconciler pass of at most `budget` that also watches the webhook subscription
     /// delivering to this stack's gateway, read at least every `every_seconds`.
     pub async fn reconcile_watching(
@@ -355,6 +379,17 @@ impl Stack {
     }
 
     /// Every item in the table, sorted by key.
+    /// Every item of a project, sorted by key: its partition and its profile's.
+    pub async fn items_of(&self, project: &str, profile: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let ours = |i: &HashMap<String, AttributeValue>| {
+            let pk = s(i, "pk").unwrap_or_default();
+            pk == format!("PROJECT#{project}") || pk == format!("PROFILE#{profile}")
+        };
+        let mut items: Vec<_> = self.all_items().await.into_iter().filter(ours).collect();
+        items.sort_by_key(|i| (s(i, "pk").unwrap_or_default().to_owned(), s(i, "sk").unwrap_or_default().to_owned()));
+        items
+    }
+
     pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
@@ -642,6 +677,28 @@ pub fn evidence_file() -> std::path::PathBuf {
 pub fn recent(stamp: &str) -> String {
     let yesterday = now().plus_seconds(-24 * 3600).to_rfc3339();
     format!("{}{}", &yesterday[..10], &stamp[10..])
+}
+
+/// An erasure's status (`GET /projects/{projectId}/erasure`) says it ended as an erasure without
+/// crash or fault would: erased, each of `accounts` disconnected once, and every one of the
+/// `items_before` items counted once but the routing (deleted with the seal), plus the
+/// `project.erased` record.
+pub fn assert_erased(done: &serde_json::Value, accounts: u64, items_before: u64, context: &str) {
+    assert_eq!(done["status"], "erased", "{context}: {done}");
+    assert!(done["finished_at"].is_string(), "{context}: {done}");
+    assert_eq!(done["accounts_disconnected"], accounts, "{context}: each account once: {done}");
+    let items = Some(items_before - 1 + 1);
+    assert_eq!(done["items_deleted"].as_u64(), items, "{context}: every item once, and the announcement: {done}");
+}
+
+/// The wall clock this many seconds ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct Ahead(pub i64);
+
+impl shared::ports::Clock for Ahead {
+    fn now(&self) -> shared::domain::Timestamp {
+        now().plus_seconds(self.0)
+    }
 }
 
 /// The wall clock, as the functions read it.

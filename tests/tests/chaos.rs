@@ -1,8 +1,9 @@
 //! Chaos: a burst of shuffled, duplicated webhook deliveries and app calls (publish, Sync, manual
 //! delete, Refresh) through the dev gateway while a fault proxy makes DynamoDB throttle, fail,
 //! cancel transactions, lose answers and time out, and the simulator is now and then slow or
-//! failing; every non-2xx delivery is delivered again, as the service does. Then the faults stop,
-//! the retry queue drains (dead letters redriven), and the end state is compared with the model.
+//! failing; every non-2xx delivery is delivered again, as the service does; and a third project is
+//! erased meanwhile. Then the faults stop, the retry queue drains (dead letters redriven), and the
+//! end state is compared with the model.
 //!
 //! `make chaos` runs it alone and prints the report; `CHAOS_SEED` replays a run.
 
@@ -27,6 +28,8 @@ const WEBHOOK_PROFILE: &str = "65aa0000000000000000000w";
 const APP_PROJECT: &str = "proj_a";
 const APP_PROFILE: &str = "65aa0000000000000000000a";
 const APP_PLATFORMS: [&str; 3] = ["x", "linkedin", "facebook"];
+const ERASED_PROJECT: &str = "proj_e";
+const ERASED_PROFILE: &str = "65aa0000000000000000000e";
 
 /// What one app post went through.
 #[derive(Debug, Default, Clone)]
@@ -125,6 +128,40 @@ async fn app_post(stack: Arc<Stack>, n: usize, seed: u64, calls: Arc<Mutex<AppCa
     calls.lock().await.posts.insert(post, record);
 }
 
+/// The erased project's DELETE, sent a moment into the burst and again after each 503 (as a user
+/// would) until it answers 202.
+async fn erase(stack: Arc<Stack>, seed: u64, calls: Arc<Mutex<AppCalls>>) {
+    tokio::time::sleep(Duration::from_millis(seed % 3_000)).await;
+    let token = stack.token(ERASED_PROJECT);
+    let url = format!("{}/projects/{ERASED_PROJECT}", stack.gateway.url());
+    let started = Instant::now();
+    loop {
+        let sent = stack.http.delete(&url).bearer_auth(&token).timeout(Duration::from_secs(35)).send().await;
+        let status = sent.map(|r| r.status().as_u16()).unwrap_or(0);
+        calls.lock().await.count("erase", status);
+        if status == 202 {
+            return;
+        }
+        assert!(matches!(status, 0 | 503), "erase answered {status}");
+        assert!(started.elapsed() < Duration::from_secs(90), "the erasure never began");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The erased project's erasure once it is over (or after `patience`), as its route shows it.
+async fn erased(stack: &Stack, patience: Duration) -> Value {
+    let token = stack.token(ERASED_PROJECT);
+    let url = format!("{}/projects/{ERASED_PROJECT}/erasure", stack.gateway.url());
+    let started = Instant::now();
+    loop {
+        let read: Value = stack.http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if read["status"] == "erased" || started.elapsed() > patience {
+            return read;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Now and then the service is slow, fails, or loses an answer to a call it carried out.
 async fn troubled_service(stack: Arc<Stack>, seed: u64, until: Arc<std::sync::atomic::AtomicBool>) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed.rotate_left(7));
@@ -156,6 +193,11 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
     let accounts =
         json!([live_account("x1", "twitter"), live_account("li1", "linkedin"), live_account("fb1", "facebook")]);
     stack.given_connected(APP_PROJECT, APP_PROFILE, accounts).await;
+    // AND a third with two accounts and 120 posts with their history, erased during the burst
+    let accounts = json!([live_account("xe", "twitter"), live_account("lie", "linkedin")]);
+    stack.given_connected(ERASED_PROJECT, ERASED_PROFILE, accounts).await;
+    integration_tests::seed_posts(&stack, ERASED_PROJECT, 120).await;
+    let erased_items = stack.items_of(ERASED_PROJECT, ERASED_PROFILE).await.len() as u64;
     let stack = Arc::new(stack);
     let burst = Burst::new(seed, WEBHOOK_PROJECT, WEBHOOK_PROFILE, 30, 1100);
 
@@ -174,11 +216,13 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
             }
         });
     }
+    let erasing = tokio::spawn(erase(stack.clone(), seed, calls.clone()));
     let delivered =
         chaos::deliver_all(&stack.webhook_url(), SECRET, &burst.deliveries, 12, Duration::from_secs(90)).await;
     while let Some(done) = app.join_next().await {
         done.expect("an app lane");
     }
+    erasing.await.expect("the erasure's DELETE");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let service_faults = trouble.await.unwrap();
     let burst_took = started.elapsed();
@@ -190,6 +234,9 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
     }
     let dead_lettered =
         chaos::drain_and_redrive(&stack.sqs, &stack.queues.retry_url, &stack.queues.dead_letter_url).await;
+
+    // (an erasure's step waiting on the service is queued with a delay SQS does not count)
+    let erasure = erased(&stack, Duration::from_secs(240)).await;
 
     // AND the webhook project equals the model of every event
     let (expected, got) = (burst.model(), burst.stored(&stack.store).await);
@@ -223,6 +270,14 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
         .filter_map(|c| c["platform"].as_str())
         .collect();
 
+    // AND the erased project ends as an erasure without faults: erased, every account and item
+    // counted once, nothing of it left on the service or in the table but its seal
+    let erased_left = stack.items_of(ERASED_PROJECT, ERASED_PROFILE).await;
+    let erased_on_service = {
+        let world = stack.sim.shared.world();
+        world.accounts.iter().any(|a| a.id == "xe" || a.id == "lie") || world.profiles.contains_key(ERASED_PROFILE)
+    };
+
     let report = json!({
         "seed": seed,
         "burst_seconds": burst_took.as_secs_f64(),
@@ -231,6 +286,7 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
         "service_faults_set": service_faults,
         "app_calls": calls.answers,
         "dead_lettered_then_redriven": dead_lettered,
+        "erasure": erasure,
         "model": {"posts": expected.posts.len(), "connections": expected.connections.len(),
                   "differences": differences.len(), "events_missing": missing.len(),
                   "app_posts_wrong": app_wrong.len()},
@@ -245,5 +301,8 @@ async fn under_every_fault_each_acknowledged_event_and_call_ends_as_the_rules_sa
     assert_eq!(created, calls.posts.len() as u64, "seed {seed}: one post on the service per app post");
     connected.sort();
     assert_eq!(connected, ["facebook", "linkedin", "x"], "seed {seed}: the app project's connections stay: {listed}");
+    integration_tests::assert_erased(&erasure, 2, erased_items, &format!("seed {seed}"));
+    assert_eq!(erased_left.len(), 1, "seed {seed}: the seal alone is left");
+    assert!(!erased_on_service, "seed {seed}: the service holds none of the erased project's accounts or profile");
     assert!(injected.is_some_and(|s| s.injected.len() == 5), "every fault kind was injected");
 }

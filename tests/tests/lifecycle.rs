@@ -214,26 +214,6 @@ async fn a_seal_is_written_once_read_back_the_same_and_refuses_any_write_that_ca
     assert!(check(&stack).await.is_err(), "sealed: a write carrying the condition is refused");
 }
 
-/// Every item of a project: its partition and its profile's.
-async fn items_of(
-    stack: &Stack,
-    project: &str,
-    profile: &str,
-) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let ours = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
-        let pk = integration_tests::s(i, "pk").unwrap_or_default();
-        pk == format!("PROJECT#{project}") || pk == format!("PROFILE#{profile}")
-    };
-    let mut items: Vec<_> = stack.all_items().await.into_iter().filter(ours).collect();
-    items.sort_by_key(|i| {
-        (
-            integration_tests::s(i, "pk").unwrap_or_default().to_owned(),
-            integration_tests::s(i, "sk").unwrap_or_default().to_owned(),
-        )
-    });
-    items
-}
-
 async fn erasure(stack: &Stack, project: &str) -> (u16, Value) {
     let token = stack.token(project);
     let (status, body, _) = stack.call(Method::GET, &format!("/projects/{project}/erasure"), Some(&token), None).await;
@@ -263,13 +243,13 @@ async fn an_erased_project_is_sealed_at_once_erased_everywhere_and_another_shari
     );
     assert_eq!(publish(PROJECT, json!({"post_id": "post_2", "content": "Later", "draft": true})).await, 201);
     assert_eq!(publish(KEEP, json!({"post_id": "post_1", "content": "Kept", "platforms": ["x"]})).await, 201);
-    let kept_before = items_of(stack, KEEP, KEEP_PROFILE).await;
+    let kept_before = stack.items_of(KEEP, KEEP_PROFILE).await;
     // (events the service would send about it, made now, sent once it is sealed)
     let service_post =
         stack.sim.shared.world().posts.values().find(|p| p.metadata["stacc_project_id"] == PROJECT).unwrap().id.clone();
     let event = stack.sim.shared.post_event("post.published", &service_post).unwrap();
     let account_event = stack.sim.shared.account_event("account.disconnected", "li1", Some("unintentional")).unwrap();
-    let before = items_of(stack, PROJECT, PROFILE).await.len() as u64;
+    let before = stack.items_of(PROJECT, PROFILE).await.len() as u64;
     // WHEN the project is erased
     let (status, first, _) = stack.call(Method::DELETE, &format!("/projects/{PROJECT}"), Some(&token), None).await;
     // THEN 202 at once, and the same when repeated
@@ -311,11 +291,7 @@ async fn an_erased_project_is_sealed_at_once_erased_everywhere_and_another_shari
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         done = erasure(stack, PROJECT).await.1;
     }
-    assert_eq!(done["status"], "erased", "{done}");
-    assert_eq!(done["accounts_disconnected"], 2, "{done}");
-    // Every item but the routing (gone with the seal), and the one project.erased record.
-    assert_eq!(done["items_deleted"].as_u64(), Some(before - 1 + 1), "{done}");
-    assert!(done["finished_at"].is_string());
+    integration_tests::assert_erased(&done, 2, before, "erased through the queue");
     // AND the service holds no account or profile of it
     let (accounts, profiles): (Vec<String>, Vec<String>) = {
         let world = stack.sim.shared.world();
@@ -324,11 +300,11 @@ async fn an_erased_project_is_sealed_at_once_erased_everywhere_and_another_shari
     assert!(accounts.iter().all(|a| a != "x1" && a != "li1"), "{accounts:?}");
     assert!(!profiles.contains(&PROFILE.to_owned()), "the profile is deleted: {profiles:?}");
     // AND the table holds nothing of it but its seal
-    let left = items_of(stack, PROJECT, PROFILE).await;
+    let left = stack.items_of(PROJECT, PROFILE).await;
     let keys: Vec<_> = left.iter().map(|i| integration_tests::s(i, "sk").unwrap_or_default().to_owned()).collect();
     assert_eq!(keys, vec!["SEAL".to_owned()]);
     // AND the other project reads exactly as before, item for item
-    assert_eq!(items_of(stack, KEEP, KEEP_PROFILE).await, kept_before);
+    assert_eq!(stack.items_of(KEEP, KEEP_PROFILE).await, kept_before);
     assert!(stack.sim.shared.world().accounts.iter().any(|a| a.id == "x2"));
     // AND the change feed said project.erased, once
     let queue = stack.changes_url.clone().unwrap();
@@ -391,7 +367,7 @@ async fn an_erasure_killed_anywhere_resumes_and_ends_the_same_and_its_requests_g
     let stack = Stack::start().await;
     stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter"), account("li1", "linkedin")])).await;
     integration_tests::seed_posts(&stack, PROJECT, 150).await;
-    let before = items_of(&stack, PROJECT, PROFILE).await.len() as u64;
+    let before = stack.items_of(PROJECT, PROFILE).await.len() as u64;
     // WHEN its erasure's steps are killed at every point for a while (a few ms into each), then run
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     println!("kill seed {seed}");
@@ -400,14 +376,8 @@ async fn an_erasure_killed_anywhere_resumes_and_ends_the_same_and_its_requests_g
     erase_by_hand(&stack, PROJECT, kill).await;
     // THEN it ends exactly as an erasure never killed: erased, every account and item counted once
     let (_, done) = erasure(&stack, PROJECT).await;
-    assert_eq!(done["status"], "erased", "{done}");
-    assert_eq!(done["accounts_disconnected"], 2, "{done}");
-    assert_eq!(
-        done["items_deleted"].as_u64(),
-        Some(before - 1 + 1),
-        "every item but the routing, and the announcement: {done}"
-    );
-    let left = items_of(&stack, PROJECT, PROFILE).await;
+    integration_tests::assert_erased(&done, 2, before, &format!("kill seed {seed}"));
+    let left = stack.items_of(PROJECT, PROFILE).await;
     assert_eq!(left.len(), 1, "the seal alone");
     assert!(stack.sim.shared.world().accounts.is_empty() && stack.sim.shared.world().profiles.is_empty());
 
@@ -418,7 +388,7 @@ async fn an_erasure_killed_anywhere_resumes_and_ends_the_same_and_its_requests_g
     {
         stack.given_connected(project, profile, json!([account(&format!("x_{project}"), "twitter")])).await;
         integration_tests::seed_posts(&stack, project, posts).await;
-        let items = items_of(&stack, project, profile).await.len() as u64;
+        let items = stack.items_of(project, profile).await.len() as u64;
         let (requests, calls) = erase_by_hand(&stack, project, |_| None).await;
         println!("erasing {posts} posts ({items} items): {requests} requests, {calls} service calls");
         costs.push((items, requests, calls));
@@ -427,4 +397,53 @@ async fn an_erasure_killed_anywhere_resumes_and_ends_the_same_and_its_requests_g
     let per_item = |c: (u64, u64, u64)| c.1 as f64 / c.0 as f64;
     assert!(per_item(large) <= per_item(small) * 1.1, "requests grow at most linearly with the items: {costs:?}");
     assert_eq!(small.2, large.2, "the service calls do not grow with the items: {costs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_whose_step_was_lost_is_resumed_once_it_stalls_and_never_twice() {
+    use shared::domain::erasure::STALLED_AFTER_SECONDS;
+    use shared::domain::healing::Settings;
+    const PASS: std::time::Duration = std::time::Duration::from_secs(20);
+    // GIVEN a project of 30 posts being erased, the step its DELETE queued lost (as one
+    // dead-lettered after the store failed it five times)
+    let stack = Stack::start().await;
+    stack.given_connected(PROJECT, PROFILE, json!([account("x1", "twitter")])).await;
+    integration_tests::seed_posts(&stack, PROJECT, 30).await;
+    let before = stack.items_of(PROJECT, PROFILE).await.len() as u64;
+    let token = stack.token(PROJECT);
+    assert_eq!(stack.call(Method::DELETE, &format!("/projects/{PROJECT}"), Some(&token), None).await.0, 202);
+    let retry = stack.queues.retry_url.clone();
+    assert_eq!(stack.queue_depth(&retry).await, 1, "the DELETE queued its first step");
+    stack.sqs.purge_queue().queue_url(&retry).send().await.expect("purge");
+    let settings = Settings { grace_seconds: 0, ..Settings::default() };
+    // WHEN a pass runs before the erasure has stalled: nothing is queued
+    let report = stack.reconcile(settings, PASS).await.unwrap();
+    assert_eq!((report.erasures_resumed, stack.queue_depth(&retry).await), (0, 0), "{report:?}");
+    assert_eq!(erasure(&stack, PROJECT).await.1["status"], "erasing");
+    // AND once it has, a pass queues one step, and the next pass none
+    let later = stack.reconciler_ahead(settings, STALLED_AFTER_SECONDS + 1);
+    let report = shared::adapters::aws::as_function("reconciler", later.pass(PASS)).await.unwrap();
+    assert_eq!((report.erasures_resumed, report.calls), (1, 0), "no call to the service: {report:?}");
+    assert_eq!(stack.queue_depth(&retry).await, 1);
+    let report = shared::adapters::aws::as_function("reconciler", later.pass(PASS)).await.unwrap();
+    assert_eq!(report.erasures_resumed, 0, "resumed once: {report:?}");
+    assert_eq!(stack.queue_depth(&retry).await, 1);
+    // THEN the resumed steps end it exactly as an erasure never stalled, and no step is left
+    let mut done = erasure(&stack, PROJECT).await.1;
+    for _ in 0..100 {
+        if done["status"] == "erased" {
+            break;
+        }
+        stack.poll(1).await;
+        done = erasure(&stack, PROJECT).await.1;
+    }
+    integration_tests::assert_erased(&done, 1, before, "resumed");
+    assert_eq!(stack.items_of(PROJECT, PROFILE).await.len(), 1, "the seal alone");
+    assert_eq!(stack.queue_depth(&retry).await, 0, "one chain of steps, ended");
+    // AND a finished erasure is never resumed
+    let report = shared::adapters::aws::as_function("reconciler", later.pass(PASS)).await.unwrap();
+    let much_later = stack.reconciler_ahead(settings, 10 * STALLED_AFTER_SECONDS);
+    let last = shared::adapters::aws::as_function("reconciler", much_later.pass(PASS)).await.unwrap();
+    assert_eq!((report.erasures_resumed, last.erasures_resumed), (0, 0));
+    assert_eq!(stack.queue_depth(&retry).await, 0);
 }

@@ -11,6 +11,17 @@ use serde::{Deserialize, Serialize};
 use super::ids::AccountId;
 use super::time::Timestamp;
 
+/// An erasure none of whose steps ran for this long has lost its chain, and a reconciler pass
+/// queues a step again. Longer than any wait a step queues itself after (SQS's 15 minutes at
+/// most) and the retry queue's redeliveries, so a live chain is never doubled.
+pub const STALLED_AFTER_SECONDS: i64 = 20 * 60;
+
+/// Whether a reconciler pass resumes `erasure` at `now`, and the seal it records doing so (its
+/// next look a stall's length later): none when it is finished or a step ran recently.
+pub fn resume(erasure: &Erasure, now: Timestamp) -> Option<Erasure> {
+    erasure.resume_at().filter(|at| *at <= now).map(|_| erasure.stepped(now))
+}
+
 /// Items deleted in one step: one transaction of deletes with the seal's count beside them (so
 /// the count is exact whatever crashes), within DynamoDB's 100 actions a transaction.
 pub const ITEMS_PER_STEP: usize = 99;
@@ -38,6 +49,10 @@ pub struct Erasure {
     /// The change feed's `project.erased` record was written (it is deleted with the rest).
     #[serde(default)]
     pub announced: bool,
+    /// When a step last ran (wrote the seal): a step that made progress, or one waiting on the
+    /// service that says it is still alive. None: no step has run since the seal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stepped_at: Option<Timestamp>,
 }
 
 impl Erasure {
@@ -51,7 +66,31 @@ impl Erasure {
             items_deleted: 0,
             profile_deleted: false,
             announced: false,
+            stepped_at: None,
         }
+    }
+
+    /// The same erasure, as a step running at `now` records it.
+    pub fn stepped(&self, now: Timestamp) -> Erasure {
+        Erasure { stepped_at: Some(now), ..self.clone() }
+    }
+
+    /// When a reconciler pass resumes this erasure if no step has run by then: its chain of
+    /// steps was lost (a step dead-lettered after the store failed it, a DELETE whose step was
+    /// never queued). None once it is finished.
+    pub fn resume_at(&self) -> Option<Timestamp> {
+        match self.finished_at {
+            Some(_) => None,
+            None => Some(self.stepped_at.unwrap_or(self.since).plus_seconds(STALLED_AFTER_SECONDS)),
+        }
+    }
+
+    /// Whether a step waiting on the service (it queues itself again later, not having moved the
+    /// erasure) records that it is alive, so no pass takes the erasure for stalled: when the last
+    /// record is a quarter of the way to stalled, so at most every few minutes.
+    pub fn keep_alive_due(&self, now: Timestamp) -> bool {
+        let last = self.stepped_at.unwrap_or(self.since);
+        self.finished_at.is_none() && now >= last.plus_seconds(STALLED_AFTER_SECONDS / 4)
     }
 
     pub fn status(&self) -> &'static str {
@@ -160,6 +199,28 @@ mod tests {
         assert!(allows(Some(&seal), Action::ErasureStatus) && allows(Some(&seal), Action::Erase));
         assert_eq!(seal.status(), "erasing");
         assert_eq!(Erasure { finished_at: Some(at(9)), ..seal }.status(), "erased");
+    }
+
+    #[test]
+    fn a_stalled_erasure_is_resumed_once_a_stall_long_and_a_living_one_never() {
+        let sealed = Erasure::begin(at(0));
+        assert_eq!(resume(&sealed, at(STALLED_AFTER_SECONDS - 1)), None, "its first step may still come");
+        let resumed = resume(&sealed, at(STALLED_AFTER_SECONDS)).expect("no step for a stall's length");
+        assert_eq!(resumed.stepped_at, Some(at(STALLED_AFTER_SECONDS)));
+        assert_eq!(resume(&resumed, at(STALLED_AFTER_SECONDS + 60)), None, "not again before another stall");
+        // A step waiting on the service keeps it alive every few minutes: never stalled.
+        let mut waiting = sealed.stepped(at(10));
+        for minute in 1..120 {
+            let now = at(10 + minute * 60);
+            assert_eq!(resume(&waiting, now), None, "minute {minute}");
+            if waiting.keep_alive_due(now) {
+                waiting = waiting.stepped(now);
+            }
+        }
+        assert!(!sealed.keep_alive_due(at(STALLED_AFTER_SECONDS / 4 - 1)));
+        let finished = Erasure { finished_at: Some(at(5)), ..sealed };
+        assert_eq!((finished.resume_at(), resume(&finished, at(1_000_000))), (None, None));
+        assert!(!finished.keep_alive_due(at(1_000_000)));
     }
 
     #[test]

@@ -107,6 +107,22 @@ impl<S: ErasureStore, P: Publisher, Q: FollowUpQueue, C: Clock> EraseSteps<S, P,
     /// `Ok(true)` when there is more to do.
     async fn try_step(&self, project: &ProjectId) -> Result<bool, Paused> {
         let Some((erasure, version)) = self.store.erasure(project).await? else { return Ok(false) };
+        let now = self.clock.now();
+        match self.act(project, &erasure, version).await {
+            Err(Paused(after)) if after > 0 && erasure.keep_alive_due(now) => {
+                // Waiting on the service moves nothing: say the chain is alive, so no reconciler
+                // pass takes the erasure for stalled and starts a second one.
+                if let Err(e) = self.store.save_erasure(project, &erasure.stepped(now), version, false).await {
+                    tracing::warn!(project = %project, error = %e, "the erasure's wait could not be recorded");
+                }
+                Err(Paused(after))
+            }
+            done => done,
+        }
+    }
+
+    /// The step `erasure` (at `version`) needs next, done.
+    async fn act(&self, project: &ProjectId, erasure: &Erasure, version: u64) -> Result<bool, Paused> {
         let profile = self.store.erased_profile(project).await?;
         let mut left = Left { profile: profile.is_some() && !erasure.profile_deleted, ..Left::default() };
         if let Some(profile) = profile.as_ref().filter(|_| left.profile && erasure.disconnecting.is_empty()) {
@@ -121,8 +137,8 @@ impl<S: ErasureStore, P: Publisher, Q: FollowUpQueue, C: Clock> EraseSteps<S, P,
             items = self.store.items_left(project, ITEMS_PER_STEP).await?;
             left.items = items.len();
         }
-        let step = next_step(&erasure, &left);
-        let mut next = erasure.clone();
+        let step = next_step(erasure, &left);
+        let mut next = erasure.stepped(self.clock.now());
         let did = match &step {
             Step::Done => return Ok(false),
             Step::Note(accounts) => {
@@ -158,6 +174,7 @@ impl<S: ErasureStore, P: Publisher, Q: FollowUpQueue, C: Clock> EraseSteps<S, P,
                 if matches!(did, Did::Landed) {
                     tracing::info!(project = %project, accounts = next.accounts_disconnected, items = next.items_deleted, "project erased");
                     metrics::count(Metric::ProjectsErased, 1);
+                    return Ok(false); // the last step: none is queued after it
                 }
                 did
             }

@@ -12,15 +12,16 @@ use serde::Serialize;
 use super::app::Refusal;
 use super::connections::{Refreshed, refresh_project};
 use super::posts::sync_post;
+use crate::domain::erasure::{self, Erasure};
 use crate::domain::healing::{self, REFRESH_CALLS, REFRESH_CALLS_AT_ONCE, Settings, Work, pass_order, tried};
 use crate::domain::post::publications;
 use crate::domain::subscription::{self, WatchSettings};
 use crate::domain::{AccountId, Platform, PostId, ProfileId, ProjectId, ServicePostId, Timestamp};
 use crate::metrics::{Metric, count};
 use crate::ports::{
-    AccountHealth, Answer, CallGate, Clock, ConnectionStore, Delivery, FollowUp, FollowUpQueue, HealingStore,
-    LiveAccount, PostPublisher, PostStore, Publication, Publisher, PublisherError, SealStore, ServiceAnswer, Source,
-    StoreError, Subscription, SubscriptionWatch, Watched,
+    AccountHealth, Answer, CallGate, Clock, ConnectionStore, Delivery, ErasureStore, FollowUp, FollowUpQueue,
+    HealingStore, LiveAccount, PostPublisher, PostStore, Publication, Publisher, PublisherError, SealStore,
+    ServiceAnswer, Source, StoreError, Subscription, SubscriptionWatch, Watched,
 };
 
 pub struct Reconciler<S, P, Q, C> {
@@ -60,6 +61,8 @@ pub struct PassReport {
     pub redelivered: u32,
     /// The shared budget had no room for the reconciler: the pass ended there, its work left.
     pub throttled: bool,
+    /// Erasures whose steps had stalled, a step queued again.
+    pub erasures_resumed: u32,
 }
 
 impl PassReport {
@@ -76,6 +79,7 @@ impl PassReport {
         self.throttled |= other.throttled;
         self.subscription_switched_on |= other.subscription_switched_on;
         self.redelivered += other.redelivered;
+        self.erasures_resumed += other.erasures_resumed;
     }
 }
 
@@ -85,7 +89,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 impl<S, P, Q, C> Reconciler<S, P, Q, C>
 where
-    S: PostStore + ConnectionStore + HealingStore + SealStore,
+    S: PostStore + ConnectionStore + HealingStore + SealStore + ErasureStore,
     P: Publisher + PostPublisher + SubscriptionWatch,
     Q: FollowUpQueue,
     C: Clock,
@@ -123,6 +127,9 @@ where
         }
         if report.throttled {
             count(Metric::ReconcileThrottled, 1);
+        }
+        if report.erasures_resumed > 0 {
+            count(Metric::ErasuresResumed, report.erasures_resumed.into());
         }
         if report == (PassReport { ran: true, ..PassReport::default() }) {
             tracing::debug!("reconciler pass: nothing to do");
@@ -180,8 +187,11 @@ where
                 break;
             }
             let outcome = match work {
-                // An erased project's work is skipped: the erasure deletes what pointed to it.
-                Work::Sync { project, .. } | Work::Refresh { project } if self.sealed(project).await => Ok(true),
+                // An erased project's work is skipped (the erasure deletes what pointed to it), but
+                // for the seal's own look: an erasure whose steps stalled is resumed.
+                Work::Sync { project, .. } | Work::Refresh { project } if let Some(seal) = self.seal(project).await => {
+                    self.resume(project, seal, now, &mut report).await
+                }
                 Work::Sync { project, post } => self.sync(&publisher, project, post, left, &mut report).await,
                 Work::Refresh { project } => self.refresh(&publisher, project, left, now, &mut report).await,
             };
@@ -356,8 +366,31 @@ where
 
     /// Whether the project is sealed for erasure (an unreadable seal counts as not: the work's
     /// own writes refuse to create anything of a sealed project).
-    async fn sealed(&self, project: &ProjectId) -> bool {
-        matches!(self.store.erasure(project).await, Ok(Some(_)))
+    /// The project's seal and its version, if it is erased (a failed read: not known to be).
+    async fn seal(&self, project: &ProjectId) -> Option<(Erasure, u64)> {
+        self.store.erasure(project).await.ok().flatten()
+    }
+
+    /// Queues a step of an erasure whose steps stalled (`domain::erasure::resume`), and records it
+    /// on the seal so the next pass does not queue another: no call to the service.
+    async fn resume(
+        &self,
+        project: &ProjectId,
+        (erasure, version): (Erasure, u64),
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<bool, Refusal> {
+        let Some(resumed) = erasure::resume(&erasure, now) else { return Ok(true) };
+        if !self.store.save_erasure(project, &resumed, version, false).await? {
+            return Ok(true); // a step moved it meanwhile: not stalled
+        }
+        if let Err(e) = self.queue.erase_step(project, 0).await {
+            tracing::warn!(project = %project, error = %e, "a stalled erasure's step could not be queued");
+            return Err(Refusal::StoreUnavailable);
+        }
+        tracing::warn!(project = %project, since = %erasure.since.to_rfc3339(), "a stalled erasure resumed");
+        report.erasures_resumed += 1;
+        Ok(true)
     }
 
     /// Takes a piece of work's calls from the budget before its first.

@@ -13,6 +13,11 @@ struct SealItem {
     pk: String,
     sk: String,
     version: u64,
+    /// For the index: whose seal, and when a pass resumes the erasure if no step ran by then
+    /// (`domain::erasure::Erasure::resume_at`, a due look like a token's); none once finished.
+    project_id: ProjectId,
+    #[serde(flatten)]
+    attention: Attention,
     #[serde(flatten)]
     erasure: Erasure,
 }
@@ -40,7 +45,15 @@ impl DynamoStore {
 
     fn seal_put(&self, project: &ProjectId, erasure: &Erasure, version: u64) -> Result<Put, StoreError> {
         let (pk, sk) = keys::seal(project);
-        let item = encode(&SealItem { pk, sk, version: version + 1, erasure: erasure.clone() })?;
+        let attention = Attention::at(index::TOKEN, project, erasure.resume_at());
+        let item = encode(&SealItem {
+            pk,
+            sk,
+            version: version + 1,
+            project_id: project.clone(),
+            attention,
+            erasure: erasure.clone(),
+        })?;
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = match version {
             0 => put.condition_expression("attribute_not_exists(pk)"),

@@ -18,7 +18,8 @@
 //! The sparse index `attention` (hash `attention`, range `attention_at`, Unix ms) holds only items
 //! that need the reconciler's look: a post while a copy waits (`POST#{shard}`, since when), a
 //! project's pointer (`PROJECT#{shard}`, when it was last checked against the live list; 0 if
-//! never), a connection whose token nears expiry (`TOKEN#{shard}`, when to look). The shard is a
+//! never), a look due at a time (`TOKEN#{shard}`: a connection whose token nears expiry, an
+//! erased project's seal whose steps may have stalled; when to look). The shard is a
 //! hash of the project, 0–15 (`domain::healing::index_shard`): no key takes every project's writes,
 //! and a pass queries every shard.
 
@@ -129,6 +130,7 @@ pub mod index {
     pub const PROJECTED: [&str; 2] = ["project_id", "post_id"];
     pub const POST: &str = "POST";
     pub const PROJECT: &str = "PROJECT";
+    /// A look due at its time: a token nearing expiry, an erasure to resume if it stalled.
     pub const TOKEN: &str = "TOKEN";
 
     /// The hash key of a project's items of one kind.
