@@ -161,6 +161,47 @@ async fn a_post_past_the_bounds_is_a_400_naming_the_limit_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_field_of_the_wrong_type_or_one_a_route_does_not_know_is_a_400_naming_it_and_changes_nothing() {
+    let stack = ready().await;
+    assert_eq!(publish(&stack, json!({"post_id": "p1", "content": "Hi", "platforms": ["x"]})).await.0, 201);
+    let before = stack.items().await;
+    let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
+    let cases = [
+        (Method::POST, "/posts", json!({"content": "Hi", "platforms": "x"}), "platforms: invalid type: string \"x\""),
+        (Method::POST, "/posts", json!({"content": "Hi", "platforms": ["x"], "draft": "yes"}), "draft: invalid type"),
+        (Method::POST, "/posts", json!({"content": "Hi", "platforms": ["x"], "mediaUrls": []}), "`mediaUrls`"),
+        (
+            Method::POST,
+            "/posts",
+            json!({"content": "Hi", "platforms": ["x"], "media": [{"url": "https://c/a", "type": "image", "alt": "A"}]}),
+            "media[0].alt: unknown field `alt`",
+        ),
+        (
+            Method::POST,
+            "/connections/x/connect",
+            json!({"redirectUrl": "http://localhost:3000/back"}),
+            "unknown field `redirectUrl`, expected `redirect_url`",
+        ),
+        (Method::POST, "/connections/x/connect", json!({"redirect_url": 7}), "redirect_url: invalid type"),
+        (Method::POST, "/connections/refresh", json!({"force": true}), "unknown field `force`"),
+        (Method::POST, "/posts/p1/sync", json!({"deep": true}), "unknown field `deep`"),
+        (Method::POST, "/posts/p1/platforms/x/manual-delete", json!({"why": "gone"}), "unknown field `why`"),
+        (Method::POST, "/connections/x/disconnect", json!({"all": true}), "unknown field `all`"),
+        (Method::DELETE, "", json!({"now": true}), "unknown field `now`"),
+    ];
+    for (method, path, body, named) in cases {
+        let (status, answer) = call(&stack, method.clone(), path, Some(body)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{method} {path}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{method} {path}: {message}");
+    }
+    assert_eq!(stack.items().await, before, "nothing stored or changed");
+    assert_eq!(stack.sim.shared.stats()["total_calls"].as_u64().unwrap(), calls, "no call reached the service");
+    // An empty object is no field at all.
+    assert_eq!(call(&stack, Method::POST, "/posts/p1/sync", Some(json!({}))).await.0, 200);
+}
+
+#[tokio::test]
 async fn our_api_key_refused_is_a_503_on_every_route_and_changes_nothing() {
     // GIVEN the service no longer accepts our key
     let stack = ready().await;

@@ -326,6 +326,30 @@ pub fn json_body(request: &Request) -> Result<serde_json::Value, Refusal> {
     }
 }
 
+/// The JSON body as `T`, read strictly (app-api.md): 400 `invalid_request` naming the field of
+/// the wrong type (by its path, as `media[0].type`) or the field `T` does not know, before
+/// anything is read or written.
+pub fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Refusal> {
+    fields(json_body(request)?)
+}
+
+/// A JSON object as `T`, read strictly (`body`).
+pub fn fields<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, Refusal> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        Refusal::InvalidRequest(match path.as_str() {
+            "." => format!("The body does not fit: {}.", e.inner()),
+            // The field's path, then what is wrong with it (an unknown field's path is its own name).
+            _ => format!("{path}: {}.", e.inner()),
+        })
+    })
+}
+
+/// A body that carries no fields: `{}`, or nothing.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
 /// Takes what `spend` costs of the project's budgets (`domain::limits::Spend`), from what the
 /// route read of them: 429 `rate_limited` when they are spent, nothing written.
 pub async fn spend<S: BudgetStore>(

@@ -87,6 +87,14 @@ fn views(stored: &[StoredConnection], now: Timestamp) -> (Vec<Value>, Vec<Platfo
     (all, needing, expiring)
 }
 
+/// The body of `POST /projects/{projectId}/connections/{platform}/connect`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    #[serde(default)]
+    redirect_url: Option<String>,
+}
+
 impl<S: ConnectionStore + BudgetStore + SealStore, C: Clock> ListConnections<S, C> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         app::answer(self.try_list(&request).await)
@@ -114,6 +122,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Refresh<S, P, C> 
     async fn try_refresh(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
+        let app::NoFields {} = app::body(request)?;
         let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Refresh).await?;
         if profile.is_some() {
             app::spend(&self.store, &project, Spend::Refresh, (budget, &self.limits), self.clock.now()).await?;
@@ -195,10 +204,10 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Connect<S, P, C> 
         // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
         let platform = app::platform(request)?;
-        let body = app::json_body(request)?;
-        let redirect_url = match body.get("redirect_url") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(url)) if is_http_url(url, MAX_REDIRECT_URL_BYTES) => Some(url.as_str()),
+        let body: ConnectBody = app::body(request)?;
+        let redirect_url = match body.redirect_url.as_deref() {
+            None => None,
+            Some(url) if is_http_url(url, MAX_REDIRECT_URL_BYTES) => Some(url),
             Some(_) => {
                 return Err(Refusal::InvalidRequest(format!(
                     "redirect_url must be an http(s) URL of at most {MAX_REDIRECT_URL_BYTES} bytes."
@@ -271,6 +280,7 @@ impl<S: ConnectionStore + BudgetStore, P: Publisher, C: Clock> Disconnect<S, P, 
         // The seal is read with the profile and the budget.
         let project = app::caller(request)?;
         let platform = app::platform(request)?;
+        let app::NoFields {} = app::body(request)?;
         let never = || Refusal::NotFound(format!("{} was never connected to this project.", platform.display_name()));
         let (profile, budget) = self.store.profile_and_budget(&project, CallKind::Connect).await?;
         let Some(profile) = profile else { return Err(never()) };

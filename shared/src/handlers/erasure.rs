@@ -53,6 +53,7 @@ impl<S: SealStore, Q: FollowUpQueue, C: Clock> Erase<S, Q, C> {
 
     async fn try_erase(&self, request: &Request) -> Result<Response<Body>, Refusal> {
         let project = app::caller(request)?;
+        let app::NoFields {} = app::body(request)?;
         let (erasure, _) = self.store.seal(&project, self.clock.now()).await?;
         if erasure.finished_at.is_none() {
             // Every DELETE while erasing queues a step: a repeat brings back a step a lost message

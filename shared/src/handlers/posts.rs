@@ -94,6 +94,7 @@ fn no_such_post(post: &PostId) -> Refusal {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PublishBody {
     #[serde(default)]
     post_id: Option<String>,
@@ -112,6 +113,7 @@ struct PublishBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MediaBody {
     url: String,
     #[serde(rename = "type")]
@@ -133,8 +135,7 @@ pub struct PublishRequest {
 /// The body of `POST /projects/{projectId}/posts`, checked at `now`; a refusal says what is wrong.
 pub fn parse_publish(body: Value, now: Timestamp) -> Result<PublishRequest, Refusal> {
     let invalid = |why: String| Refusal::InvalidRequest(why);
-    let body: PublishBody =
-        serde_json::from_value(body).map_err(|e| invalid(format!("The body does not fit: {e}.")))?;
+    let body: PublishBody = app::fields(body)?;
     let post = match body.post_id {
         Some(id) => PostId::parse(id).map_err(|e| invalid(format!("post_id: {e}.")))?,
         None => PostId::parse(format!("post_{}", uuid::Uuid::new_v4().simple())).map_err(|e| invalid(e.to_string()))?,
@@ -222,6 +223,7 @@ impl<S: PostStore + BudgetStore, C: Clock> ManualDelete<S, C> {
                 // The seal is read with the post and the budget.
                 let project = app::caller(&request)?;
                 let post = post_id(&request)?;
+                let app::NoFields {} = app::body(&request)?;
                 let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Publish).await?;
                 let stored = stored.ok_or_else(|| no_such_post(&post))?;
                 let now = self.clock.now();
@@ -251,6 +253,7 @@ impl<S: PostStore + BudgetStore, P: PostPublisher, C: Clock> Sync<S, P, C> {
             // The seal is read with the post and the budget.
             let project = app::caller(&request)?;
             let post = post_id(&request)?;
+            let app::NoFields {} = app::body(&request)?;
             let (stored, budget) = self.store.post_and_budget(&project, &post, CallKind::Sync).await?;
             let stored = stored.ok_or_else(|| no_such_post(&post))?;
             let asked = publications(&stored.state);
