@@ -106,6 +106,7 @@ async fn the_draft_is_written_again_only_when_it_changes() {
             scheduled_for: None,
             since: now(),
             new_post: false,
+            shown: false,
         };
         let nothing = PostState::default();
         let begin =

@@ -101,6 +101,30 @@ async fn a_long_video(with_webhook: bool) {
     assert_eq!(done["status"], "published", "{done}");
     assert!(done["platforms"][0]["url"].as_str().is_some_and(|u| u.starts_with("https://")), "{done}");
     assert_eq!(ours_on_the_service(&stack), 1);
+    // AND its history holds every state the app saw: publishing (the 202), then published
+    let token = stack.token(PROJECT);
+    let path = format!("/projects/{PROJECT}/posts/post_video/history");
+    let (_, page, _) = stack.call(Method::GET, &path, Some(&token), None).await;
+    let timeline: Vec<(Value, Value, Value)> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|c| c["field"] == "status")
+        .map(|c| (c["platform"].clone(), c["from"].clone(), c["to"].clone()))
+        .collect();
+    let (post, x, null) = (Value::Null, json!("x"), Value::Null);
+    let expected = [
+        (x.clone(), null.clone(), json!("queued")),
+        (post.clone(), null, json!("publishing")),
+        (x, json!("queued"), json!("published")),
+        (post, json!("publishing"), json!("published")),
+    ];
+    let got: std::collections::BTreeSet<_> = timeline.iter().map(|t| format!("{t:?}")).collect();
+    assert_eq!(timeline.len(), 4, "{page}");
+    assert!(expected.iter().all(|e| got.contains(&format!("{e:?}"))), "{timeline:?}");
+    let at = |to: &str| timeline.iter().position(|t| t.0.is_null() && t.2 == to).unwrap();
+    assert!(at("publishing") < at("published"), "{timeline:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 //! Publishing a post (again): the checks before any call to the service, the request id that makes
 //! a retry safe, and what the service's answer adds to the post.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -189,12 +190,23 @@ pub struct Sending {
     /// The post was created by this publication (nobody saw it as a draft first).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_post: bool,
+    /// The route answered 202 with it: the app saw the post `publishing`, so its history says so
+    /// (and the outcome is recorded from there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shown: bool,
 }
 
 impl Plan {
     /// The publication this plan starts, first sent at `now` (`new_post`: it creates the post).
     pub fn sending(&self, scheduled_for: Option<Timestamp>, now: Timestamp, new_post: bool) -> Sending {
-        Sending { generation: self.generation, targets: self.targets.clone(), scheduled_for, since: now, new_post }
+        Sending {
+            generation: self.generation,
+            targets: self.targets.clone(),
+            scheduled_for,
+            since: now,
+            new_post,
+            shown: false,
+        }
     }
 }
 
@@ -284,10 +296,14 @@ impl Sending {
 
 /// The state a post's history speaks of: none for a post that holds nothing yet but the
 /// publication that created it (its first records come with that publication's outcome, so a
-/// publication the service did not take leaves no record behind).
-pub fn recorded<'a>(state: &'a PostState, sending: Option<&Sending>) -> Option<&'a PostState> {
-    let only_begun = sending.is_some_and(|s| s.new_post) && *state == PostState::default();
-    (!only_begun).then_some(state)
+/// publication the service did not take leaves no record behind); once the route answered 202
+/// (`Sending::shown`), what the app was shown: its copies queued, the post `publishing`.
+pub fn recorded<'a>(state: &'a PostState, sending: Option<&Sending>) -> Option<Cow<'a, PostState>> {
+    match sending {
+        Some(sending) if sending.shown => Some(Cow::Owned(shown(state, Some(sending)))),
+        Some(sending) if sending.new_post && *state == PostState::default() => None,
+        _ => Some(Cow::Borrowed(state)),
+    }
 }
 
 /// What a write does to the publication being sent.
@@ -297,6 +313,8 @@ pub enum SendingChange<'a> {
     Begin(&'a Sending),
     /// Its outcome is recorded (or it is given up): nothing is being sent for this generation.
     End(Generation),
+    /// The route answered 202 with it (`Sending::shown`).
+    Shown(Generation),
 }
 
 /// The publication being sent after a write: the one begun, else the current one unless ended;
@@ -310,6 +328,7 @@ pub fn sending_after(
     let next = match change {
         Some(SendingChange::Begin(sending)) => Some(sending.clone()),
         Some(SendingChange::End(g)) => current.filter(|c| c.generation != g),
+        Some(SendingChange::Shown(g)) => current.map(|c| Sending { shown: c.shown || c.generation == g, ..c }),
         None => current,
     };
     next.filter(|s| s.waits_in(state))
@@ -492,6 +511,7 @@ mod tests {
             scheduled_for: None,
             since: Timestamp::parse("2026-11-29T12:00:00Z").unwrap(),
             new_post: false,
+            shown: false,
         };
         assert_eq!(save_draft(None, None, &draft), Ok(DraftSave::Store));
         assert_eq!(save_draft(Some(&draft), None, &draft), Ok(DraftSave::Unchanged));
@@ -628,7 +648,16 @@ mod tests {
         let s = sending();
         assert_eq!(recorded(&PostState::default(), Some(&s)), None);
         assert!(recorded(&PostState::default(), None).is_some());
-        assert!(recorded(&PostState::default(), Some(&Sending { new_post: false, ..s })).is_some());
+        assert!(recorded(&PostState::default(), Some(&Sending { new_post: false, ..s.clone() })).is_some());
+        // Once the app was answered 202, the history speaks of what it was shown.
+        let (nothing, answered) = (PostState::default(), Sending { shown: true, ..s.clone() });
+        let shown_to_app = recorded(&nothing, Some(&answered)).unwrap();
+        assert_eq!(shown_to_app.overall(s.since).as_str(), "publishing");
+        assert!(shown_to_app.entries.values().all(|e| e.status == EntryStatus::Queued));
+        let marked = sending_after(Some(s.clone()), Some(SendingChange::Shown(s.generation)), &PostState::default());
+        assert!(marked.is_some_and(|m| m.shown));
+        let other = sending_after(Some(s.clone()), Some(SendingChange::Shown(s.generation + 1)), &PostState::default());
+        assert!(other.is_some_and(|m| !m.shown), "another generation's 202 marks nothing");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! change worth writing (a repeat leaves the post as it was, `updated_at` included).
 
 use super::healing::{Watch, post_watch};
+use super::history::{Change, post_changes};
 use super::post::PostState;
 use super::publish::{self, Draft, Sending, SendingChange, sending_after};
 use super::time::Timestamp;
@@ -66,6 +67,16 @@ pub fn next_post(
     (next, true)
 }
 
+/// The visible changes a write makes to a post, for its history (`publish::recorded`: what the
+/// history speaks of before and after).
+pub fn history_changes(before: Option<&StoredPost>, after: &StoredPost, now: Timestamp) -> Vec<Change> {
+    let before = before.and_then(|s| publish::recorded(&s.state, s.sending.as_ref()));
+    match publish::recorded(&after.state, after.sending.as_ref()) {
+        Some(after) => post_changes(before.as_deref(), &after, now),
+        None => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -82,7 +93,14 @@ mod tests {
 
     fn sending(generation: u32) -> Sending {
         let target = Target { platform: Platform::X, account_id: AccountId::parse("acc0").unwrap() };
-        Sending { generation, targets: vec![target], scheduled_for: None, since: t(0), new_post: generation == 1 }
+        Sending {
+            generation,
+            targets: vec![target],
+            scheduled_for: None,
+            since: t(0),
+            new_post: generation == 1,
+            shown: false,
+        }
     }
 
     /// One write as a writer makes it: a report's evidence, perhaps a draft, perhaps a publication

@@ -106,7 +106,8 @@ where
                 match (self.follow_up(ids, &sending, attempt, delay).await, sender) {
                     // The publication is stored and watched: the reconciler queues its follow-up
                     // after its grace, so the app is told the truth, that it goes on (202).
-                    (Ok(()), _) | (Err(_), Sender::Route) => Ok(Sent::FollowingUp(stored)),
+                    (_, Sender::Route) => Ok(Sent::FollowingUp(self.shown(ids, stored, &sending).await)),
+                    (Ok(()), Sender::FollowUp) => Ok(Sent::FollowingUp(stored)),
                     // A follow-up that cannot queue the next one is delivered again instead.
                     (Err(refusal), Sender::FollowUp) => Err(refusal),
                 }
@@ -204,6 +205,21 @@ where
     ) -> Result<StoredPost, Refusal> {
         let change = PostChange::new(&Source::Publish, evidence).with_sending(SendingChange::End(sending.generation));
         Ok(self.store.save_post(project, post, Some(stored), change, self.clock.now()).await?)
+    }
+
+    /// The route answers 202: the post's history records it `publishing`, as the app sees it
+    /// (`Sending::shown`). Not recorded (the store failed), the answer stands: the publication
+    /// goes on, and its outcome is recorded as always.
+    async fn shown(&self, (project, post): (&ProjectId, &PostId), stored: StoredPost, sending: &Sending) -> StoredPost {
+        let nothing = PostState::default();
+        let change = PostChange::new(&Source::Publish, &nothing).with_sending(SendingChange::Shown(sending.generation));
+        match self.store.save_post(project, post, Some(&stored), change, self.clock.now()).await {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(project = %project, post = %post, error = %e, "the post's publishing state could not be recorded in its history");
+                stored
+            }
+        }
     }
 
     /// The route's refusal, with the post taken back to how it was.

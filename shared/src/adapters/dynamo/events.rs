@@ -140,8 +140,7 @@ pub(super) fn plan_post(
     let (mut writes, mut records) = (Vec::new(), Vec::new());
     if let (next, true) = next_post(stored.as_ref(), None, &evidence, None, now) {
         let expected = stored.as_ref().map(|s| s.version);
-        let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
-        let changes = post_changes(before, &next.state, now);
+        let changes = history_changes(stored.as_ref(), &next, now);
         records.extend(history::records(project, Subject::Post(post), &changes, source, now, next_version(expected)));
         writes.push((encode(&PostItem::new(project, post, &next))?, expected));
     }

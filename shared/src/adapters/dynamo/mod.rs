@@ -34,11 +34,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::connection::{ConnectionEvidence, ConnectionRecord, Settled, settle};
 use crate::domain::healing::{Watch, token_look};
-use crate::domain::history::{Source, connection_changes, post_changes};
+use crate::domain::history::{Source, connection_changes};
 use crate::domain::limits::{self, CallKind, Limited, Seen};
 use crate::domain::media::{self, Media};
-use crate::domain::publish::{Sending, SendingChange, recorded};
-use crate::domain::stored::next_post;
+use crate::domain::publish::{Sending, SendingChange};
+use crate::domain::stored::{history_changes, next_post};
 use crate::domain::{Connection, EventId, Platform, PostId, PostReport, PostState, ProfileId, ProjectId, Timestamp};
 use crate::ports::{
     BudgetStore, ConnectionStore, Draft, EventStore, HealingStore, HistoryPage, HistoryStore, Outcome, PostChange,

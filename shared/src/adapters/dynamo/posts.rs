@@ -218,11 +218,7 @@ impl PostStore for DynamoStore {
                     writes.push(DraftItem::new(project, post, kept, fresh.clone()).write(&self.table)?);
                     next.draft_digest = Some(fresh);
                 }
-                let before = stored.as_ref().and_then(|s| recorded(&s.state, s.sending.as_ref()));
-                let changes = match recorded(&next.state, next.sending.as_ref()) {
-                    Some(after) => post_changes(before, after, now),
-                    None => Vec::new(),
-                };
+                let changes = history_changes(stored.as_ref(), &next, now);
                 for record in
                     history::records(project, Subject::Post(post), &changes, source, now, next_version(expected))
                 {
