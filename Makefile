@@ -33,7 +33,7 @@ SAM_REGION := $(if $(REGION),--region $(REGION),)
 .PHONY: run test lint unit bench chaos fuzz fuzz-cmin build sam-build rehearse events items feed export venv redrive deploy delete logs invoke clean help simulate smoke smoke-local
 
 help:
-	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator"
+	@echo "make run    - the local stack: gateway on :3000, embedded DynamoDB, moto SQS, simulator (ports: README, Configuration; where it listens: .local/stack.env)"
 	@echo "make test   - lint (cfn-lint, sam validate, checkov, openapi, cargo deny, fmt, clippy), build, sam build, then unit, handler, whole-flow, packaged-function and schemathesis tests"
 	@echo "make bench  - costs: requests per event and route, CPU per event; per function zip size, init, memory"
 	@echo "make fuzz   - each fuzz target for FUZZ_SECONDS [600] (cargo fuzz, nightly); make test replays the corpora"
@@ -51,6 +51,12 @@ help:
 	@echo "make invoke FN=<function> EVENT=events/<file>.json - one packaged function on one event, against make run"
 	@echo "make rehearse - the deploy rehearsed without an account: rendered for two stacks and three sizes, linted, no name shared, quotas printed"
 	@echo "make sam-build - sam build of what deploys (ARCHITECTURE=arm64 by default), checking every function got its bootstrap of that architecture"
+	@echo "make lint   - the linters of make test alone (cfn-lint, sam validate, checkov, openapi, cargo deny, fmt, clippy)"
+	@echo "make unit   - the unit and property tests alone (no stand-ins)"
+	@echo "make smoke-local - make smoke and the README walkthrough against a fresh make run on free ports (part of make test)"
+	@echo "make fuzz-cmin - shrink the fuzz corpora to the smallest set with the same coverage"
+	@echo "make clean  - cargo clean, and remove .venv and .local"
+	@echo "make help   - this list"
 
 venv: $(MOTO)
 
@@ -113,6 +119,7 @@ smoke:
 smoke-local: venv
 	cargo build --locked --workspace --bins
 	bash tools/smoke/against-make-run.sh
+	$(PY) tools/local/walkthrough.py
 
 # A day at 1,000 / 10,000 / 100,000 projects in virtual time (capacity.md); `make simulate
 # SIZES="10000"` for one size.
@@ -160,16 +167,17 @@ export: venv
 
 # In an AWS account: `make redrive FROM=<RetryDeadLetterQueueUrl> TO=<RetryQueueUrl>` (the stack's
 # outputs) with the caller's own credentials and region, nothing local about it. With neither
-# given: make run's queues, on its MOTO_PORT.
+# given: the running make run's queues, where it recorded them ($LOCAL_DATA_DIR/stack.env).
 FROM ?=
 TO ?=
-MOTO_PORT ?= 5000
 redrive:
 	@if [ -z "$(FROM)$(TO)" ]; then \
+	  record="$${LOCAL_DATA_DIR:-.local}/stack.env"; \
+	  test -f "$$record" || { echo "make redrive: no running make run recorded in $$record: start it, set LOCAL_DATA_DIR to the directory it was started with, or give FROM= and TO=" >&2; exit 2; }; \
+	  set -a; . "$$record"; set +a; \
 	  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
-	  AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$(MOTO_PORT) \
-	  cargo run --quiet --locked -p redrive -- "http://127.0.0.1:$(MOTO_PORT)/123456789012/stacc-social-retry-dlq" \
-	    "http://127.0.0.1:$(MOTO_PORT)/123456789012/stacc-social-retry"; \
+	  cargo run --quiet --locked -p redrive -- "$$AWS_ENDPOINT_URL_SQS/123456789012/$$DEAD_LETTER_QUEUE_NAME" \
+	    "$$AWS_ENDPOINT_URL_SQS/123456789012/$$RETRY_QUEUE_NAME"; \
 	elif [ -z "$(FROM)" ] || [ -z "$(TO)" ]; then \
 	  echo "make redrive: give both FROM=<dead-letter queue URL> and TO=<retry queue URL> (the stack's outputs)" >&2; exit 2; \
 	else \

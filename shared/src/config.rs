@@ -99,14 +99,27 @@ pub async fn publisher_api_key(sdk: &SdkConfig) -> Result<Reloading<String>, Con
 /// The level Lambda's logging configuration sets (`AWS_LAMBDA_LOG_LEVEL`) wins over `RUST_LOG`,
 /// so a level changed in the console takes effect without a deploy.
 pub fn init_logging() {
+    init_logging_quieting(&[]);
+}
+
+/// `init_logging`, with the crates in `quiet` logging only errors unless the level asked names
+/// them: the local stand-ins embedded in the dev gateway (the DynamoDB emulator logs every
+/// refused condition, an answer the code asks for, as a WARN).
+pub fn init_logging_quieting(quiet: &[&str]) {
     // Lambda's levels are tracing's, with FATAL for the most severe.
     let asked = optional("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| l.to_ascii_lowercase().replace("fatal", "error"))
         .or_else(|| optional("RUST_LOG"))
         .unwrap_or_else(|| "info".to_owned());
-    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&asked))
+    let mut directives = log_filter(&asked);
+    for target in quiet.iter().filter(|t| !asked.contains(*t)) {
+        directives.push_str(&format!(",{target}=error"));
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter("info")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Colour only for a person at a terminal: a log file or CloudWatch gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let result = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "text") {
         builder.try_init()
     } else {

@@ -4,9 +4,10 @@ a person's request to see their data. An operator's tool.
 
 Usage: export.py PROJECT [--out FILE]
 
-Against `make run` by default (its embedded DynamoDB, `DYNAMODB_PORT`, table `stacc-social`); in an
-AWS account when `TABLE_NAME` names the stack's table and no local endpoint is set
-(`AWS_ENDPOINT_URL_DYNAMODB`, `DYNAMODB_PORT`), with the caller's own credentials and region.
+Against `make run` by default (its embedded DynamoDB and table, where it recorded them:
+tools/local/stack.py); in an AWS account when `TABLE_NAME` names the stack's table and no local
+endpoint is set (`AWS_ENDPOINT_URL_DYNAMODB`, `DYNAMODB_PORT`), with the caller's own credentials
+and region.
 
 Every read is consistent and paged: the project's partition (posts, drafts, history, the pointer
 to its profile, its budgets), then its profile's (the routing item and the connections).
@@ -22,17 +23,18 @@ import sys
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+import stack
+
 PLAIN = TypeDeserializer()
 
 
 def client():
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    if not endpoint and ("DYNAMODB_PORT" in os.environ or "TABLE_NAME" not in os.environ):
-        endpoint = f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8000')}"
-    if endpoint:
-        return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                            aws_access_key_id="local", aws_secret_access_key="local")
-    return boto3.client("dynamodb")
+    """make run's DynamoDB (where it recorded it), unless `TABLE_NAME` alone says an AWS account."""
+    explicit = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("DYNAMODB_PORT")
+    if explicit or "TABLE_NAME" not in os.environ:
+        endpoint = stack.setting("AWS_ENDPOINT_URL_DYNAMODB")
+        return stack.client("dynamodb", endpoint), endpoint
+    return boto3.client("dynamodb"), None
 
 
 def partition(dynamodb, table, pk):
@@ -79,9 +81,12 @@ def main():
     parser.add_argument("project")
     parser.add_argument("--out", help="write here instead of standard output")
     args = parser.parse_args()
-    table = os.environ.get("TABLE_NAME", "stacc-social")
+    table = stack.setting("TABLE_NAME")
+    dynamodb, endpoint = client()
     try:
-        document = export(client(), table, args.project)
+        document = export(dynamodb, table, args.project)
+    except stack.UNREACHABLE:
+        return stack.fail("export", "DynamoDB", endpoint, "AWS_ENDPOINT_URL_DYNAMODB")
     except Exception as e:  # noqa: BLE001 - one line naming what to set, never a traceback
         print(f"make export: could not read table {table}: {e} (set TABLE_NAME, and DYNAMODB_PORT for make run)",
               file=sys.stderr)

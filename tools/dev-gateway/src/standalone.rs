@@ -21,7 +21,8 @@ fn port(name: &str, default: u16) -> Result<u16, BoxError> {
 
 /// Reads the environment (see README, "Configuration"), runs until Ctrl-C or SIGTERM.
 pub async fn run() -> Result<(), BoxError> {
-    shared::config::init_logging();
+    // The embedded DynamoDB logs each refused condition (the code's own answer) at WARN.
+    shared::config::init_logging_quieting(&["dynoxide"]);
     let app_port = port("APP_PORT", 3000)?;
     let listen = SocketAddr::from(([127, 0, 0, 1], app_port));
     if std::net::TcpListener::bind(listen).is_err() {

@@ -4,7 +4,9 @@ use zernio_sim::{SimConfig, Simulator};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_target(false).init();
+    // Colour only for a person at a terminal: a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_target(false).with_ansi(ansi).init();
     let port = |name: &str, default: u16| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let config = SimConfig {
         api_addr: ([127, 0, 0, 1], port("SIM_PORT", 4010)).into(),
