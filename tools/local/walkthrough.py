@@ -181,7 +181,8 @@ def stop_stack(stack):
 
 def main():
     data = tempfile.mkdtemp(prefix="walkthrough-")
-    env = dict(os.environ, LOCAL_DATA_DIR=data, RECONCILE_INTERVAL_SECONDS="0", RUST_LOG="info")
+    # A normal session, the reconciler's passes included (every 5 s, so a few run meanwhile).
+    env = dict(os.environ, LOCAL_DATA_DIR=data, RECONCILE_INTERVAL_SECONDS="5", RUST_LOG="info")
     for name in PORTS:
         env[name] = free_port()
     for name in ["PUBLISHER_BASE_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "LOCAL_JWT_ISSUER",
