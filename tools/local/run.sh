@@ -45,8 +45,16 @@ for name in "${ports[@]}"; do
 done
 
 # Where this stack listens, for `make items`, `make feed`, `make export`, `make redrive` and the
-# README's walkthrough (`source .local/stack.env`); removed when it stops.
+# README's walkthrough (`source .local/stack.env`); removed when it stops. One stack a directory:
+# a record whose gateway still answers belongs to a running stack (its data file too).
 STACK_ENV="$LOCAL_DATA_DIR/stack.env"
+if [[ -f "$STACK_ENV" ]]; then
+  other=$(sed -n 's/^APP=//p' "$STACK_ENV")
+  if [[ -n "$other" ]] && curl -fsS --max-time 2 "$other/healthz" >/dev/null 2>&1; then
+    echo "make run: another 'make run' ($other) keeps its data in LOCAL_DATA_DIR=$LOCAL_DATA_DIR - set LOCAL_DATA_DIR to another directory" >&2
+    exit 1
+  fi
+fi
 pids=()
 stop() {
   trap - EXIT INT TERM

@@ -121,6 +121,12 @@ def clashes(running):
         if run.returncode == 0 or name not in run.stderr or "ready:" in said or os.listdir(env["LOCAL_DATA_DIR"]):
             failures.append(f"a second make run sharing {name} did not stop at once naming it: {said.strip()[-400:]}")
         subprocess.run(["rm", "-rf", env["LOCAL_DATA_DIR"]], check=False)
+    # And one sharing its LOCAL_DATA_DIR (its data file, its record), on ports of its own.
+    env = dict(running, **{other: free_port() for other in PORTS})
+    run = subprocess.run(["bash", "tools/local/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=30, start_new_session=True)
+    if run.returncode == 0 or "LOCAL_DATA_DIR" not in run.stderr:
+        failures.append(f"a second make run sharing LOCAL_DATA_DIR did not stop naming it: {run.stderr.strip()[-400:]}")
     health = subprocess.run(["curl", "-fsS", f"http://127.0.0.1:{running['APP_PORT']}/healthz"], capture_output=True)
     if health.returncode != 0:
         failures.append("the running stack stopped answering after the clashes")
