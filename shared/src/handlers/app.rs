@@ -396,6 +396,40 @@ pub fn answer(result: Result<Response<Body>, Refusal>) -> Response<Body> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        #[serde(default)]
+        names: Option<Vec<String>>,
+        #[serde(default)]
+        items: Option<Vec<Item>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        kind: String,
+    }
+
+    fn refused(body: serde_json::Value) -> String {
+        match fields::<Body>(body) {
+            Err(Refusal::InvalidRequest(why)) => why,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_is_read_strictly_naming_the_field_that_does_not_fit() {
+        assert_eq!(refused(json!({"names": "x"})), "names: invalid type: string \"x\", expected a sequence.");
+        assert!(refused(json!({"items": [{"kind": 7}]})).starts_with("items[0].kind: invalid type: integer `7`"));
+        assert!(refused(json!({"nmes": []})).contains("unknown field `nmes`, expected `names` or `items`"));
+        assert!(refused(json!({"items": [{"kind": "a", "alt": 1}]})).starts_with("items[0].alt: unknown field `alt`"));
+        assert!(fields::<Body>(json!({})).is_ok() && fields::<NoFields>(json!({})).is_ok());
+        assert!(matches!(fields::<NoFields>(json!({"x": 1})), Err(Refusal::InvalidRequest(_))));
+    }
+
     #[test]
     fn the_services_retry_after_is_passed_on_at_most_five_minutes() {
         let refusal = |retry_after| Refusal::from(PublisherError::Unavailable { retry_after, reason: "429".into() });
