@@ -10,8 +10,12 @@ fn targets_named(text: &str) -> BTreeSet<String> {
             let before = &text[..*at];
             before.ends_with('`') || before.ends_with('\n') || before.ends_with("$ ")
         })
-        .map(|(at, _)| text[at + 5..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect::<String>())
-        .filter(|target| !target.is_empty())
+        .filter_map(|(at, _)| {
+            // The first word after `make` and its flags (`make -s items`).
+            let target = text[at + 5..].split_whitespace().find(|word| !word.starts_with('-'))?;
+            let target: String = target.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect();
+            (!target.is_empty()).then_some(target)
+        })
         .collect()
 }
 
