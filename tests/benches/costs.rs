@@ -407,15 +407,7 @@ async fn erase_costs() {
         let id = ProjectId::parse(project).unwrap();
         // The emulator's writes slow as its table grows (DynamoDB's do not): its steps get the
         // patience of a setup, not the functions' 2 s, so the figures are the requests it takes.
-        let options = ClientOptions {
-            endpoint: Some(stack.dynamodb_endpoint.clone()),
-            tap: Some(stack.tap.clone()),
-            timeouts: Some(dev_gateway::infra::setup_timeouts()),
-        };
-        let patient = shared::adapters::dynamo::DynamoStore::new(
-            aws::dynamodb_client(&dev_gateway::local_sdk_config().await, &options),
-            stack.table.clone(),
-        );
+        let patient = stack.patient_store().await;
         let publisher = shared::adapters::zernio::ZernioClient::new(stack.sim.api_url(), "sk_local").unwrap();
         let worker =
             shared::wiring::retry_worker(patient, (publisher.clone(), publisher), stack.queue(), stack.publish_timing);
