@@ -154,7 +154,8 @@ def helpers_name_what_to_set(running):
                              ("export", "AWS_ENDPOINT_URL_DYNAMODB")]:
         args = ["make", "-s", target] + (["PROJECT=proj_demo"] if target == "export" else [])
         run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("make:")]
+        # make's own closing line ("make: ***", "make[2]: ***" when nested) is not the helper's.
+        lines = [line for line in run.stderr.splitlines() if line.strip() and not re.match(r"^make(\[\d+\])?: ", line)]
         if run.returncode == 0 or len(lines) != 1 or variable not in lines[0] or "Traceback" in run.stderr:
             failures.append(f"make {target} with nothing answering: {run.stderr.strip()[-600:]}")
     return failures
