@@ -407,10 +407,7 @@ async fn erase_costs() {
         let id = ProjectId::parse(project).unwrap();
         // The emulator's writes slow as its table grows (DynamoDB's do not): its steps get the
         // patience of a setup, not the functions' 2 s, so the figures are the requests it takes.
-        let patient = stack.patient_store().await;
-        let publisher = shared::adapters::zernio::ZernioClient::new(stack.sim.api_url(), "sk_local").unwrap();
-        let worker =
-            shared::wiring::retry_worker(patient, (publisher.clone(), publisher), stack.queue(), stack.publish_timing);
+        let worker = stack.worker_on(stack.patient_store().await);
         stack.tap.reset();
         let calls = stack.sim.shared.stats()["total_calls"].as_u64().unwrap();
         let started = Instant::now();

@@ -286,13 +286,13 @@ impl Stack {
     }
 
     pub fn worker(&self) -> shared::wiring::Worker {
+        self.worker_on(self.store.clone())
+    }
+
+    /// The retry worker on `store` (as `patient_store`), this stack's simulator and queue.
+    pub fn worker_on(&self, store: DynamoStore) -> shared::wiring::Worker {
         let publisher = ZernioClient::new(self.sim.api_url(), "sk_local").expect("client");
-        shared::wiring::retry_worker(
-            self.store.clone(),
-            (publisher.clone(), publisher),
-            self.queue(),
-            self.publish_timing,
-        )
+        shared::wiring::retry_worker(store, (publisher.clone(), publisher), self.queue(), self.publish_timing)
     }
 
     /// The reconciler handler on this stack's store and simulator, as the schedule invokes it.
